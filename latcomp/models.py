@@ -1,0 +1,119 @@
+"""Trainable models with one contract, in CompressAI's spirit.
+
+Every model maps a batch of binary images d (float, shape (N, data_dim)) to a
+:class:`Output` of per-example terms of the objective (Eq. 15):
+
+    loss = distortion + λ·rate,   distortion = −log Q(D | ·),   rate in nats.
+
+``LatticeVAE`` is the paper's MNIST rectangular-lattice VAE (Section 4). Its
+forward pass is the training system of Figure 2 (right): subtractive dither
+without quantization, X − U with X = e_c(D). :meth:`LatticeVAE.quantize` is the
+inference system of Figure 2 (left): Z = K_Λ(X + U), decoded from Z − U. By the
+Crypto-Lemma both feed the decoder the same law, and by Theorem 1 the training
+rate equals the expected code length of Z.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .lattice import RectangularLattice
+from .layers import gated_mlp
+from .prior import rate_nats
+
+
+@dataclass
+class Output:
+    """Per-example terms of the objective; ``logits`` parametrize Q(D|·) (Bernoulli)."""
+
+    loss: torch.Tensor
+    rate: torch.Tensor
+    distortion: torch.Tensor
+    logits: torch.Tensor
+
+
+def bernoulli_nll(logits: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """−log Q(d | logits) in nats per example, for the decoder's sigmoid-Bernoulli likelihood."""
+    return F.binary_cross_entropy_with_logits(logits, d, reduction="none").sum(-1)
+
+
+class LatticeVAE(nn.Module):
+    """Rectangular-lattice VAE: gated encoder/decoder, learnable Δ_i and Laplace scales b_i.
+
+    Encoder e_c: data_dim → hidden → hidden → latent (two gated layers, then linear);
+    decoder: latent → hidden → hidden → data_dim (two gated layers, then linear +
+    sigmoid). Δ = exp(log_delta) and b = exp(log_b) are learned per dimension.
+    """
+
+    architecture = "lattice-vae"
+
+    def __init__(self, data_dim: int = 784, hidden: int = 300, latent: int = 40, lam: float = 1.0):
+        super().__init__()
+        self.hparams: dict[str, Any] = dict(data_dim=data_dim, hidden=hidden, latent=latent, lam=lam)
+        self.lam = lam
+        self.encoder = gated_mlp([data_dim, hidden, hidden, latent])
+        self.decoder = gated_mlp([latent, hidden, hidden, data_dim])
+        self.log_delta = nn.Parameter(torch.zeros(latent))
+        self.log_b = nn.Parameter(torch.zeros(latent))
+
+    @property
+    def delta(self) -> torch.Tensor:
+        return self.log_delta.exp()
+
+    @property
+    def b(self) -> torch.Tensor:
+        return self.log_b.exp()
+
+    @property
+    def lattice(self) -> RectangularLattice:
+        return RectangularLattice(self.delta)
+
+    def forward(self, d: torch.Tensor, v: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> Output:
+        """Training objective Eq. 15 with one dither per example.
+
+        ``v`` ~ Uniform[0,1)^m is the dither's noise (drawn from ``generator`` if
+        not given) and is held constant; U = Δ·(v − ½) is reparametrized so that
+        gradients reach Δ as well as the encoder.
+        """
+        x = self.encoder(d)
+        if v is None:
+            v = torch.rand(x.shape, generator=generator, dtype=x.dtype)
+        eta = x - self.lattice.cell_uniform(v)
+        return self._objective(d, eta, rate_nats(eta, self.delta, self.b).sum(-1))
+
+    def _objective(self, d: torch.Tensor, w: torch.Tensor, rate: torch.Tensor) -> Output:
+        logits = self.decoder(w)
+        distortion = bernoulli_nll(logits, d)
+        return Output(distortion + self.lam * rate, rate, distortion, logits)
+
+    @torch.no_grad()
+    def codec_tensors(self) -> dict[str, torch.Tensor]:
+        """The entropy-model parameters the codec reads, frozen as float32 (Δ_i and b_i).
+
+        They are stored in the model file as they are so that encoder and decoder
+        compute P(Ẑ|U) from bit-identical values, with no exp on either side.
+        """
+        return {"lattice.delta": self.delta.float(), "prior.b": self.b.float()}
+
+    @torch.no_grad()
+    def quantize(self, d: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference path: integer coordinates k of Z = K_Λ(e_c(d) + u), and Z − u."""
+        lattice = self.lattice
+        k = lattice.coords(self.encoder(d) + u)
+        return k, lattice.point(k) - u
+
+
+MODELS: dict[str, type[nn.Module]] = {LatticeVAE.architecture: LatticeVAE}
+
+
+def build_model(architecture: str, **hparams: Any) -> nn.Module:
+    """Instantiate a registered architecture by name (as stored in a model config)."""
+    if architecture not in MODELS:
+        raise ValueError(f"unknown model architecture {architecture!r}; known: {', '.join(MODELS)}")
+    return MODELS[architecture](**hparams)

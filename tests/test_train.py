@@ -1,0 +1,94 @@
+"""Dithered-SGD training: reproducibility, resume after kill -9, early stopping, the log."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import synthetic_binary
+from latcomp.modelfile import WEIGHTS, load_model, read_config
+from latcomp.train import CHECKPOINT, LOG, TrainConfig, load_checkpoint, train
+
+TINY = dict(hidden=16, latent=4, batch_size=50, lr=1e-3)
+
+
+def test_same_seed_same_result(tmp_path, tiny_data):
+    cfg = TrainConfig(max_epochs=3, seed=5, **TINY)
+    train(cfg, tmp_path / "a", data=tiny_data)
+    train(cfg, tmp_path / "b", data=tiny_data)
+    assert (tmp_path / "a" / WEIGHTS).read_bytes() == (tmp_path / "b" / WEIGHTS).read_bytes()
+    train(TrainConfig(max_epochs=3, seed=6, **TINY), tmp_path / "c", data=tiny_data)
+    assert (tmp_path / "a" / WEIGHTS).read_bytes() != (tmp_path / "c" / WEIGHTS).read_bytes()
+
+
+def test_log_checkpoint_and_best_model(tmp_path, tiny_data):
+    state = train(TrainConfig(max_epochs=4, **TINY), tmp_path, data=tiny_data)
+    records = [json.loads(line) for line in (tmp_path / LOG).read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    for r in records:
+        assert r["valid_rate_bits"] == pytest.approx(r["valid_rate_nats"] / np.log(2))
+        assert r["valid_loss"] == pytest.approx(r["valid_distortion"] + r["valid_rate_nats"], rel=1e-6)
+        assert r["seconds"] > 0
+    best = min(records, key=lambda r: r["valid_loss"])
+    assert state.best_epoch == best["epoch"] and state.best_valid == best["valid_loss"]
+    config = read_config(tmp_path)
+    assert config["training"]["best_epoch"] == best["epoch"]
+    assert config["training"]["config"]["lam"] == 1.0
+    _, ckpt_state, model_sd, opt_sd = load_checkpoint(tmp_path / CHECKPOINT)
+    assert ckpt_state.epoch == 4 and len(ckpt_state.log) == 4 and opt_sd["state"]
+    load_model(tmp_path)
+
+
+def test_patience_stops_training(tmp_path, tiny_data):
+    # with a tiny learning rate... a huge one makes validation stop improving quickly
+    state = train(TrainConfig(patience=2, max_epochs=60, **{**TINY, "lr": 0.5}), tmp_path, data=tiny_data)
+    assert state.epoch - state.best_epoch == 2 and state.epoch < 60
+
+
+def test_existing_run_needs_resume(tmp_path, tiny_data):
+    train(TrainConfig(max_epochs=1, **TINY), tmp_path, data=tiny_data)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(TrainConfig(max_epochs=2, **TINY), tmp_path, data=tiny_data)
+
+
+SCRIPT = """
+import sys, numpy as np
+from latcomp.train import TrainConfig, train
+data = np.load(sys.argv[1])
+cfg = TrainConfig(max_epochs=int(sys.argv[3]), hidden=32, latent=6, batch_size=20, lr=1e-3)
+train(cfg, sys.argv[2], resume=True, data=(data["train"], data["valid"]))
+"""
+
+
+def _run(args):
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, *map(str, args)])
+
+
+def test_resume_after_kill_9_loses_nothing(tmp_path):
+    npz = tmp_path / "data.npz"
+    np.savez(npz, train=synthetic_binary(2000, 3), valid=synthetic_binary(200, 4))
+    epochs = 12
+    reference = _run([npz, tmp_path / "ref", epochs])
+    killed = _run([npz, tmp_path / "run", epochs])
+    log = tmp_path / "run" / LOG
+    deadline = time.time() + 120
+    while time.time() < deadline and killed.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.005)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert _run([npz, tmp_path / "run", epochs]).wait() == 0
+    assert reference.wait() == 0
+    ref_log = (tmp_path / "ref" / LOG).read_text().splitlines()
+    run_log = (tmp_path / "run" / LOG).read_text().splitlines()
+    strip = lambda lines: [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]  # noqa: E731
+    assert strip(run_log) == strip(ref_log)
+    assert (tmp_path / "run" / WEIGHTS).read_bytes() == (tmp_path / "ref" / WEIGHTS).read_bytes()
+    assert not [p for p in os.listdir(tmp_path / "run") if p.endswith(".tmp")]
