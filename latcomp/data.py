@@ -39,16 +39,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import os
-import tempfile
-import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
 from typing import BinaryIO, Callable, Sequence
 
 import numpy as np
+
+from .fileio import atomic_write
 
 __all__ = [
     "DataError",
@@ -104,7 +103,6 @@ _AMAT_ROW_BYTES = 2 * 784  # 784 digits, 783 spaces, one newline
 _EVAL_STREAM = {"valid": 1, "test": 2}  # SeedSequence spawn keys of the eval splits
 _TIMEOUT_S = 60.0
 _CHUNK = 1 << 20
-_NETWORK_ERRORS = (OSError, http.client.HTTPException, ValueError)
 
 
 class DataError(Exception):
@@ -185,11 +183,13 @@ def download_file(filename: str, base_urls: Sequence[str], dest_dir: PathLike,
     except OSError as exc:
         raise DataError(f"cannot create download folder {dest_dir} for {filename}: {exc}") from exc
     failures = []
+    import http.client  # imported here: the codec's cold start does not need it
+
     for base in base_urls:
         url = base.rstrip("/") + "/" + filename
         try:
             return _download_one(url, filename, dest_dir, progress)
-        except _NETWORK_ERRORS as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             failures.append(f"{url} ({_one_line(exc)})")
     raise DataError(f"could not download {filename}: tried {'; '.join(failures) or 'no URLs'}. "
                     f"Get the file by hand and put it in --data-dir or $LATCOMP_DATA "
@@ -197,22 +197,21 @@ def download_file(filename: str, base_urls: Sequence[str], dest_dir: PathLike,
 
 
 def _download_one(url: str, filename: str, dest_dir: Path, progress: Progress | None) -> Path:
-    """Fetch one URL to a temp file, verify its checksum, then ``os.replace`` it into place."""
-    fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    """Fetch one URL to a temp file, verify its checksum, then move it into place atomically."""
+
+    def fetch_and_verify(tmp: Path) -> None:
+        with open(tmp, "wb") as out:
             _fetch(url, out, progress)
         _verify_checksum(tmp, filename, url)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest_dir / filename)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(dest_dir / filename, fetch_and_verify)
     return dest_dir / filename
 
 
 def _fetch(url: str, out: BinaryIO, progress: Progress | None) -> None:
     """Stream ``url`` into the binary file object ``out``."""
+    import urllib.request  # imported here: the codec's cold start does not need it
+
     request = urllib.request.Request(url, headers={"User-Agent": "latcomp"})
     with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as resp:
         length = resp.headers.get("Content-Length")

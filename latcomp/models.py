@@ -117,3 +117,7 @@ def build_model(architecture: str, **hparams: Any) -> nn.Module:
     if architecture not in MODELS:
         raise ValueError(f"unknown model architecture {architecture!r}; known: {', '.join(MODELS)}")
     return MODELS[architecture](**hparams)
+
+
+# The baselines (issue 4) register themselves in MODELS; imported last because they import from here.
+from . import baselines as _baselines  # noqa: E402,F401

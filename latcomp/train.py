@@ -49,9 +49,13 @@ class TrainConfig:
     max_epochs: int | None = None
     seed: int = 0
     data_dir: str | None = None
+    levels: int = 4  # M, words per quantizer of the straight-through baselines (st-*)
 
     def hparams(self) -> dict[str, Any]:
-        return dict(data_dim=784, hidden=self.hidden, latent=self.latent, lam=self.lam)
+        hp: dict[str, Any] = dict(data_dim=784, hidden=self.hidden, latent=self.latent, lam=self.lam)
+        if self.architecture.startswith("st-"):
+            hp["levels"] = self.levels
+        return hp
 
 
 @dataclass
@@ -88,16 +92,21 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def evaluate(model: torch.nn.Module, data: torch.Tensor, seed: int = 12345,
-             batch_size: int = 1000) -> dict[str, float]:
-    """Mean loss, rate (nats and bits) and distortion over ``data`` with seeded dithers."""
+             batch_size: int = 1000, dithers: int = 1) -> dict[str, float]:
+    """Mean loss (the negative ELBO when λ = 1), rate (nats and bits) and distortion over ``data``.
+
+    Each example is evaluated with ``dithers`` independent dithers drawn from ``seed``,
+    so repeated calls give identical numbers (the validation criterion of training).
+    """
     gen = torch.Generator().manual_seed(seed)
     totals = np.zeros(3)
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(data), batch_size):
-            out = model(data[start:start + batch_size], generator=gen)
-            totals += [out.loss.sum().item(), out.rate.sum().item(), out.distortion.sum().item()]
-    loss, rate, distortion = (float(t) for t in totals / len(data))
+        for _ in range(dithers):
+            for start in range(0, len(data), batch_size):
+                out = model(data[start:start + batch_size], generator=gen)
+                totals += [out.loss.sum().item(), out.rate.sum().item(), out.distortion.sum().item()]
+    loss, rate, distortion = (float(t) for t in totals / (len(data) * dithers))
     return {"loss": loss, "rate_nats": rate, "rate_bits": rate / NATS_PER_BIT, "distortion": distortion}
 
 

@@ -1,0 +1,220 @@
+"""The latcomp container: a versioned, checksummed binary format (``docs/format.md``).
+
+Layout (little-endian; varints are unsigned LEB128 in their shortest form)::
+
+    offset  size  field
+    0       4     magic  b"LATC"
+    4       1     format version (1)
+    5       1     flags: bit 0 lossless; bits 1-2 array layout; bits 3-7 zero
+    6       8     model id: the first 8 bytes of SHA-256 of the model's weights file
+    14      8     dither seed (u64)
+    22      4     CRC32 of the payload bytes
+    26      4     CRC32 of the decoded content (lattice coordinates, then packed pixels)
+    30      var   count N, height H, width W, channels C, payload length P (bytes)
+    …       4     CRC32 of all header bytes before it
+    …       P     payload: the ANS stream, u32 words little-endian, trailing zero bytes dropped
+
+The file is exactly header + payload. Every byte is covered by a CRC32 (the
+header CRC covers the two other CRCs), and CRC32 detects every single-bit change
+of the data it covers, so any single-bit change anywhere in a file is detected.
+Sizes are bounded (:data:`MAX_COUNT` …) and checked against the file length
+before anything is allocated, so absurd headers fail at once.
+
+This module knows nothing about models or coders: :func:`pack` and :func:`unpack`
+convert between :class:`Header` + payload and bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import FormatError
+
+MAGIC = b"LATC"
+VERSION = 1
+#: Flag bit of the lossless mode (pixels coded after the lattice point).
+FLAG_LOSSLESS = 0x01
+#: Array layout of the images given to ``compress`` (returned alike by ``decompress``).
+LAYOUT_SHIFT, LAYOUT_MASK = 1, 0x06
+LAYOUTS = ("batch", "flat", "single")  # (N, H, W[, C]) / (N, H·W·C) / (H, W[, C])
+MODEL_ID_BYTES = 8
+MAX_COUNT = 1 << 24
+MAX_SIDE = 1 << 16
+MAX_CHANNELS = 4
+MAX_PAYLOAD = 1 << 34
+_FIXED = struct.Struct("<4sBB8sQII")
+#: Size of the fixed part of the header (before the varints).
+FIXED_BYTES = _FIXED.size
+_MAX_VARINT_BYTES = 10
+#: The smallest possible header: fixed part, five one-byte varints, header CRC.
+MIN_HEADER_BYTES = FIXED_BYTES + 5 + 4
+
+
+@dataclass(frozen=True)
+class Header:
+    """The decoded header of a container (all fields validated)."""
+
+    lossless: bool
+    layout: str
+    model_id: bytes
+    seed: int
+    payload_crc: int
+    content_crc: int
+    count: int
+    image_shape: tuple[int, int, int]
+    payload_bytes: int
+    #: Length of the header in bytes (set by :func:`unpack`/:func:`pack`).
+    header_bytes: int = 0
+
+    @property
+    def mode(self) -> str:
+        return "lossless" if self.lossless else "lossy"
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int, name: str) -> tuple[int, int]:
+    value = shift = 0
+    for i in range(_MAX_VARINT_BYTES):
+        if pos + i >= len(data):
+            raise FormatError(f"truncated header (in field {name})")
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            if byte == 0 and i > 0:
+                raise FormatError(f"corrupt header (non-canonical {name})")
+            return value, pos + i + 1
+    raise FormatError(f"corrupt header (field {name} too long)")
+
+
+def _check_fields(h: Header) -> None:
+    if h.layout not in LAYOUTS:
+        raise FormatError(f"corrupt header (unknown layout {h.layout!r})")
+    if len(h.model_id) != MODEL_ID_BYTES:
+        raise FormatError("model id must have 8 bytes")
+    if not 0 <= h.seed < 2**64:
+        raise FormatError("seed out of range")
+    if not 1 <= h.count <= MAX_COUNT:
+        raise FormatError(f"image count {h.count} out of range (1..{MAX_COUNT})")
+    height, width, channels = h.image_shape
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and 1 <= channels <= MAX_CHANNELS):
+        raise FormatError(f"image shape {h.image_shape} out of range")
+    if h.layout == "single" and h.count != 1:
+        raise FormatError("corrupt header (single-image layout with several images)")
+    if not 0 <= h.payload_bytes <= MAX_PAYLOAD:
+        raise FormatError(f"payload length {h.payload_bytes} out of range")
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    """Serialize ``header`` (its ``payload_bytes`` is set from ``payload``) and the payload."""
+    flags = (FLAG_LOSSLESS if header.lossless else 0) | (LAYOUTS.index(header.layout) << LAYOUT_SHIFT)
+    header = dataclasses.replace(header, payload_bytes=len(payload), payload_crc=zlib.crc32(payload))
+    _check_fields(header)
+    head = _FIXED.pack(MAGIC, VERSION, flags, header.model_id, header.seed, header.payload_crc,
+                       header.content_crc)
+    head += b"".join(_varint(v) for v in (header.count, *header.image_shape, header.payload_bytes))
+    head += struct.pack("<I", zlib.crc32(head))
+    return head + payload
+
+
+def unpack(data: bytes) -> tuple[Header, bytes]:
+    """Parse and verify a container: returns the header and the payload, or raises FormatError.
+
+    Checks, in order: magic, version, header fields and header CRC, the file length,
+    the payload CRC. Cheap (no allocation beyond a slice of ``data``).
+    """
+    data = bytes(data)
+    if data and len(data) < len(MAGIC) and MAGIC.startswith(data) or MIN_HEADER_BYTES > len(data) >= 4 \
+            and data.startswith(MAGIC):
+        raise FormatError(f"truncated file ({len(data)} bytes; a latcomp header has at least "
+                          f"{MIN_HEADER_BYTES})")
+    if data[:len(MAGIC)] != MAGIC:
+        raise FormatError(f"not a latcomp file ({_describe(data)})")
+    _, version, flags, model_id, seed, payload_crc, content_crc = _FIXED.unpack_from(data)
+    if version != VERSION:
+        raise FormatError(f"unsupported format version {version} (this latcomp reads version {VERSION}; "
+                          f"the file is corrupt or from another latcomp version)")
+    pos = FIXED_BYTES
+    values = []
+    for name in ("count", "height", "width", "channels", "payload length"):
+        value, pos = _read_varint(data, pos, name)
+        values.append(value)
+    if len(data) < pos + 4:
+        raise FormatError("truncated header")
+    (stored_crc,) = struct.unpack_from("<I", data, pos)
+    if zlib.crc32(data[:pos]) != stored_crc:
+        raise FormatError("header checksum mismatch: the file is corrupt")
+    if flags & ~(FLAG_LOSSLESS | LAYOUT_MASK):
+        raise FormatError(f"corrupt header (unknown flags 0x{flags:02x})")
+    layout_index = (flags & LAYOUT_MASK) >> LAYOUT_SHIFT
+    count, height, width, channels, payload_bytes = values
+    header = Header(lossless=bool(flags & FLAG_LOSSLESS),
+                    layout=LAYOUTS[layout_index] if layout_index < len(LAYOUTS) else "?",
+                    model_id=model_id, seed=seed, payload_crc=payload_crc, content_crc=content_crc,
+                    count=count, image_shape=(height, width, channels), payload_bytes=payload_bytes,
+                    header_bytes=pos + 4)
+    _check_fields(header)
+    expected = header.header_bytes + payload_bytes
+    if len(data) < expected:
+        raise FormatError(f"truncated file ({len(data)} bytes, expected {expected})")
+    if len(data) > expected:
+        raise FormatError(f"trailing data after the payload ({len(data)} bytes, expected {expected})")
+    payload = data[header.header_bytes:]
+    if zlib.crc32(payload) != payload_crc:
+        raise FormatError("payload checksum mismatch: the file is corrupt")
+    return header, payload
+
+
+def words_to_payload(words: np.ndarray) -> bytes:
+    """ANS words (u32) → payload bytes, little-endian, without the trailing zero bytes."""
+    return np.asarray(words, np.uint32).astype("<u4").tobytes().rstrip(b"\x00")
+
+
+def payload_to_words(payload: bytes) -> np.ndarray:
+    """Payload bytes → u32 words (zero-padded to a whole word); FormatError if not canonical."""
+    if payload and payload[-1] == 0:
+        raise FormatError("corrupt payload (ends in a zero byte)")
+    padded = payload + b"\x00" * (-len(payload) % 4)
+    return np.frombuffer(padded, "<u4").astype(np.uint32)
+
+
+def content_crc(k: np.ndarray, pixels: np.ndarray | None = None) -> int:
+    """CRC32 of the decoded content: coordinates as int64 LE, then pixels packed 8 per byte."""
+    crc = zlib.crc32(np.ascontiguousarray(k, "<i8").tobytes())
+    if pixels is not None:
+        crc = zlib.crc32(np.packbits(np.asarray(pixels, np.uint8).ravel()).tobytes(), crc)
+    return crc
+
+
+def model_id_hex(model_id: bytes) -> str:
+    return model_id.hex()
+
+
+_KNOWN = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+          b"PK\x03\x04": "a zip/.npz archive", b"\x1f\x8b": "a gzip file", b"RIFF": "a RIFF/WebP file",
+          b"\x93NUMPY": "a .npy array", b"BM": "a BMP image"}
+
+
+def _describe(data: bytes) -> str:
+    if not data:
+        return "the file is empty"
+    for magic, what in _KNOWN.items():
+        if data.startswith(magic):
+            return f"it looks like {what}"
+    return f"bad magic {data[:4].hex(' ')}, expected {MAGIC.hex(' ')}"

@@ -1,0 +1,61 @@
+"""Shared plumbing of the benchmarks: machine description, timing, writing docs/results/."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .fileio import atomic_write_text
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "docs" / "results"
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, core count, load, and the versions of what was measured."""
+    import numpy
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {"python": platform.python_version(), "numpy": numpy.__version__}
+    for module, dist in (("torch", "torch"), ("constriction", "constriction"), ("PIL", "pillow")):
+        if module in sys.modules:  # report what this process measured with
+            versions[dist] = importlib.metadata.version(dist)
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "versions": versions,
+            "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+
+
+def timed(fn: Callable[[], Any], repeats: int = 1) -> tuple[Any, float]:
+    """The result of ``fn`` and the median wall time in seconds of ``repeats`` calls."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return result, statistics.median(times)
+
+
+def write_results(name: str, res: dict[str, Any], markdown: str, command: str,
+                  out_dir: str | os.PathLike = RESULTS_DIR) -> tuple[Path, Path]:
+    """Write ``name.json`` (results + command + machine) and ``name.md`` atomically; return the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js, md = out_dir / f"{name}.json", out_dir / f"{name}.md"
+    atomic_write_text(js, json.dumps({**res, "command": command}, indent=2, default=float) + "\n")
+    atomic_write_text(md, markdown)
+    return js, md

@@ -1,0 +1,134 @@
+"""The container format alone: layout, strict parsing, checksums (no model involved)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from latcomp.container import (
+    FIXED_BYTES,
+    MAGIC,
+    MAX_COUNT,
+    MIN_HEADER_BYTES,
+    VERSION,
+    Header,
+    pack,
+    payload_to_words,
+    unpack,
+    words_to_payload,
+)
+from latcomp.errors import CodecError, FormatError
+
+
+def header(**changes) -> Header:
+    fields = dict(lossless=False, layout="single", model_id=bytes(range(8)), seed=2**64 - 1, payload_crc=0,
+                  content_crc=0xDEADBEEF, count=1, image_shape=(28, 28, 1), payload_bytes=0)
+    fields.update(changes)
+    return Header(**fields)
+
+
+def test_round_trip_and_documented_layout():
+    payload = bytes([1, 2, 3, 4, 5, 6, 7])
+    data = pack(header(lossless=True), payload)
+    h, p = unpack(data)
+    assert p == payload
+    assert (h.lossless, h.layout, h.model_id, h.seed, h.count, h.image_shape) == \
+        (True, "single", bytes(range(8)), 2**64 - 1, 1, (28, 28, 1))
+    assert h.header_bytes == 39 == MIN_HEADER_BYTES  # the header of one MNIST image (docs/format.md)
+    assert data[:4] == MAGIC == b"LATC" and data[4] == VERSION == 1 and data[5] == 0x01 | (2 << 1)
+    assert struct.unpack_from("<Q", data, 14)[0] == 2**64 - 1
+    assert struct.unpack_from("<I", data, 22)[0] == zlib.crc32(payload)
+    assert struct.unpack_from("<I", data, 26)[0] == 0xDEADBEEF
+    assert data[FIXED_BYTES:FIXED_BYTES + 5] == bytes([1, 28, 28, 1, 7])
+    assert struct.unpack_from("<I", data, 35)[0] == zlib.crc32(data[:35])
+    assert len(data) == 39 + 7
+
+
+def test_large_values_use_longer_varints():
+    h, _ = unpack(pack(header(layout="batch", count=MAX_COUNT, image_shape=(65536, 300, 4)), b"\x01" * 200))
+    assert (h.count, h.image_shape, h.payload_bytes) == (MAX_COUNT, (65536, 300, 4), 200)
+    assert h.header_bytes == FIXED_BYTES + 4 + 3 + 2 + 1 + 2 + 4
+
+
+@pytest.mark.parametrize("bad", [dict(count=0), dict(count=MAX_COUNT + 1), dict(image_shape=(0, 28, 1)),
+                                 dict(image_shape=(28, 28, 5)), dict(layout="single", count=2),
+                                 dict(model_id=b"short"), dict(seed=-1)])
+def test_pack_refuses_invalid_headers(bad):
+    with pytest.raises(FormatError):
+        pack(header(**{"layout": "batch", **bad}) if "layout" not in bad else header(**bad), b"")
+
+
+def test_every_single_bit_flip_is_detected():
+    data = pack(header(layout="batch", count=3), bytes(range(1, 30)))
+    for i in range(len(data) * 8):
+        corrupt = bytearray(data)
+        corrupt[i // 8] ^= 1 << (i % 8)
+        with pytest.raises(FormatError):
+            unpack(bytes(corrupt))
+
+
+def test_every_truncation_and_extension_is_detected():
+    data = pack(header(), bytes(range(1, 12)))
+    for n in range(len(data)):
+        with pytest.raises(FormatError):
+            unpack(data[:n])
+    for extra in (b"\x00", b"\x01", data):
+        with pytest.raises(FormatError, match="trailing data"):
+            unpack(data + extra)
+
+
+def _resealed(head: bytes) -> bytes:
+    """Header bytes with a correct header CRC appended (a crafted, well-formed header)."""
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def _fixed(version=VERSION, flags=0, payload=b""):
+    return struct.pack("<4sBB8sQII", MAGIC, version, flags, bytes(8), 0, zlib.crc32(payload), 0)
+
+
+@pytest.mark.parametrize("varints, message", [
+    (bytes([0, 28, 28, 1, 0]), "count 0"),
+    (bytes([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 28, 28, 1, 0]), "count"),
+    (bytes([1, 0x81, 0x80, 0x04, 28, 1, 0]), "shape"),
+    (bytes([1, 28, 28, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]), "payload length"),
+    (bytes([1, 28, 28, 1, 0x80, 0x00]), "non-canonical"),
+    (bytes([1, 28, 28, 1] + [0x80] * 12), "too long"),
+    (bytes([1, 28, 28, 1, 100]), "truncated"),
+])
+def test_absurd_sizes_fail_at_once(varints, message):
+    with pytest.raises(FormatError, match=message):
+        unpack(_resealed(_fixed() + varints))
+
+
+def test_wrong_magic_version_and_flags():
+    good = pack(header(), b"\x05")
+    with pytest.raises(FormatError, match="not a latcomp file"):
+        unpack(b"LATX" + good[4:])
+    with pytest.raises(FormatError, match="looks like a PNG"):
+        unpack(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(FormatError, match="empty"):
+        unpack(b"")
+    with pytest.raises(FormatError, match="version 2"):
+        unpack(_resealed(_fixed(version=2) + bytes([1, 28, 28, 1, 0])))
+    with pytest.raises(FormatError, match="flags"):
+        unpack(_resealed(_fixed(flags=0x80) + bytes([1, 28, 28, 1, 0])))
+    with pytest.raises(FormatError, match="layout"):
+        unpack(_resealed(_fixed(flags=0x06) + bytes([1, 28, 28, 1, 0])))
+
+
+def test_payload_words_round_trip_without_trailing_zero_bytes():
+    words = np.array([0xFFFFFFFF, 0x00000001, 0x00000200], np.uint32)
+    payload = words_to_payload(words)
+    assert len(payload) == 10 and payload[-1] != 0
+    assert np.array_equal(payload_to_words(payload), words)
+    assert payload_to_words(b"").size == 0
+    with pytest.raises(FormatError):
+        payload_to_words(b"\x01\x00")
+
+
+def test_errors_are_codec_errors():
+    assert issubclass(FormatError, CodecError)
+    assert not issubclass(FormatError, (ValueError, OSError))
