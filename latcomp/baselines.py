@@ -40,30 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .layers import gated_mlp
-from .models import MODELS, Output, bernoulli_nll
-
-
-class _AutoEncoder(nn.Module):
-    """Shared pieces: hparams, λ, the gated decoder and the per-example objective."""
-
-    architecture = ""
-
-    def __init__(self, data_dim: int, hidden: int, latent: int, lam: float, **extra: Any):
-        super().__init__()
-        self.hparams: dict[str, Any] = dict(data_dim=data_dim, hidden=hidden, latent=latent, lam=lam, **extra)
-        self.lam = lam
-        self.decoder = gated_mlp([latent, hidden, hidden, data_dim])
-
-    def _objective(self, d: torch.Tensor, w: torch.Tensor, rate: torch.Tensor) -> Output:
-        """loss = −log Q(d|w) + λ·rate, per example (Eq. 15's form)."""
-        logits = self.decoder(w)
-        distortion = bernoulli_nll(logits, d)
-        return Output(distortion + self.lam * rate, rate, distortion, logits)
-
-    def codec_tensors(self) -> dict[str, torch.Tensor]:
-        """Nothing: the codec cannot write bitstreams for this model (rates are estimates)."""
-        return {}
+from .models import MODELS, AutoEncoder, Output
 
 
 # --------------------------------------------------------------------------- Gaussian VAEs
@@ -77,7 +54,7 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.square() + sigma.square() - 1.0 - 2.0 * sigma.log()).sum(-1)
 
 
-class _GaussianBase(_AutoEncoder):
+class _GaussianBase(AutoEncoder):
     """Reparametrized Gaussian posterior, N(0, I) prior; subclasses define :meth:`posterior`."""
 
     def posterior(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +75,6 @@ class GaussianLatticeVAE(_GaussianBase):
 
     def __init__(self, data_dim: int = 784, hidden: int = 300, latent: int = 40, lam: float = 1.0):
         super().__init__(data_dim, hidden, latent, lam)
-        self.encoder = gated_mlp([data_dim, hidden, hidden, latent])
         self.log_sigma = nn.Parameter(torch.zeros(latent))
 
     @property
@@ -116,8 +92,7 @@ class GaussianVAE(_GaussianBase):
     architecture = "gaussian"
 
     def __init__(self, data_dim: int = 784, hidden: int = 300, latent: int = 40, lam: float = 1.0):
-        super().__init__(data_dim, hidden, latent, lam)
-        self.encoder = gated_mlp([data_dim, hidden, hidden, 2 * latent])
+        super().__init__(data_dim, hidden, latent, lam, encoder_out=2 * latent)
 
     def posterior(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, log_var = self.encoder(d).chunk(2, dim=-1)
@@ -153,7 +128,7 @@ def code_length(code_logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return -chosen.sum(-1)
 
 
-class _StraightThroughAE(_AutoEncoder):
+class _StraightThroughAE(AutoEncoder):
     """latent/k independent k-dimensional quantizers with M learned words and a learned code each."""
 
     word_dim = 1
@@ -164,7 +139,6 @@ class _StraightThroughAE(_AutoEncoder):
         if levels < 1:
             raise ValueError(f"{self.architecture}: levels must be at least 1, got {levels}")
         super().__init__(data_dim, hidden, latent, lam, levels=levels)
-        self.encoder = gated_mlp([data_dim, hidden, hidden, latent])
         quantizers = latent // self.word_dim
         self.codebook = nn.Parameter(self.initial_words(levels).expand(quantizers, -1, -1).clone())
         self.code_logits = nn.Parameter(torch.zeros(quantizers, levels))

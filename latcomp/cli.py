@@ -7,6 +7,7 @@ reported as one line on stderr with a non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -229,6 +230,65 @@ def decode(infile: Path, out: Path, model: Path | None, force: bool, quiet: bool
     if not quiet:
         click.echo(f"{out}: {header.count} image{'s' * (header.count != 1)} ({header.mode}) from {infile}",
                    err=True)
+
+
+# --------------------------------------------------------------------------- bench
+
+
+@cli.command()
+@click.argument("model_dirs", metavar="MODEL_DIR...", nargs=-1, required=True,
+                type=click.Path(file_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True,
+              help="Dataset split to evaluate on (each model's own dataset).")
+@click.option("--is-samples", type=click.IntRange(min=0), default=1000, show_default=True, metavar="K",
+              help="Importance samples per image for the NLL (0: skip, report the −ELBO bound).")
+@click.option("--dithers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Dithers per image for the rate/distortion/−ELBO estimates.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory with the dataset files (default: $LATCOMP_DATA, else download to the cache).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the results (and the command) as JSON.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the results table as Markdown.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write PNG figures (rate vs NLL, rate vs distortion, validation curves) into this directory.")
+@click.option("--no-bitstream", is_flag=True, help="Do not code the split; report the lattice VAE's rate estimate.")
+def bench(model_dirs: tuple[Path, ...], split: str, is_samples: int, dithers: int, data_dir: Path | None,
+          json_path: Path | None, markdown_path: Path | None, plot_dir: Path | None, no_bitstream: bool) -> None:
+    """Rate (bits/image, from real bitstreams where possible), distortion, −ELBO and IS NLL of models."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from .bench import TABLE_COLUMNS, run_bench, table_rows, write_bench, write_plots
+
+    for path in (json_path, markdown_path):
+        if path is not None and not path.absolute().parent.is_dir():
+            raise FileNotFoundError(f"{path.parent}: output directory does not exist")
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        res = run_bench(list(model_dirs), split=split, is_samples=is_samples, dithers=dithers,
+                        data_dir=str(data_dir) if data_dir else None, progress=report, bitstream=not no_bitstream)
+    table = Table(title=f"latcomp bench ({split} split, K = {is_samples})")
+    for column in TABLE_COLUMNS:
+        table.add_column(column, justify="left" if column in ("model", "architecture", "source") else "right")
+    for row in table_rows(res):
+        table.add_row(*row)
+    Console().print(table)
+    command = shlex.join(["latcomp", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else "latcomp bench"
+    for path in write_bench(res, command, json_path, markdown_path):
+        console.print(f"wrote {path}")
+    if plot_dir is not None:
+        for path in write_plots(res, list(model_dirs), plot_dir):
+            console.print(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,7 +42,36 @@ def bernoulli_nll(logits: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, d, reduction="none").sum(-1)
 
 
-class LatticeVAE(nn.Module):
+class AutoEncoder(nn.Module):
+    """The shared skeleton: gated encoder and decoder (Section 4), λ, and the objective.
+
+    The encoder maps data_dim → hidden → hidden → ``encoder_out`` (default: latent),
+    the decoder latent → hidden → hidden → data_dim Bernoulli logits. Subclasses
+    define ``forward`` (how the decoder's input and the rate are made).
+    """
+
+    architecture = ""
+
+    def __init__(self, data_dim: int, hidden: int, latent: int, lam: float,
+                 encoder_out: int | None = None, **extra: Any):
+        super().__init__()
+        self.hparams: dict[str, Any] = dict(data_dim=data_dim, hidden=hidden, latent=latent, lam=lam, **extra)
+        self.lam = lam
+        self.encoder = gated_mlp([data_dim, hidden, hidden, encoder_out or latent])
+        self.decoder = gated_mlp([latent, hidden, hidden, data_dim])
+
+    def _objective(self, d: torch.Tensor, w: torch.Tensor, rate: torch.Tensor) -> Output:
+        """loss = −log Q(d|w) + λ·rate per example (Eq. 15's form), with w the decoder's input."""
+        logits = self.decoder(w)
+        distortion = bernoulli_nll(logits, d)
+        return Output(distortion + self.lam * rate, rate, distortion, logits)
+
+    def codec_tensors(self) -> dict[str, torch.Tensor]:
+        """Entropy-model tensors the codec needs; none for models it cannot code."""
+        return {}
+
+
+class LatticeVAE(AutoEncoder):
     """Rectangular-lattice VAE: gated encoder/decoder, learnable Δ_i and Laplace scales b_i.
 
     Encoder e_c: data_dim → hidden → hidden → latent (two gated layers, then linear);
@@ -53,11 +82,7 @@ class LatticeVAE(nn.Module):
     architecture = "lattice-vae"
 
     def __init__(self, data_dim: int = 784, hidden: int = 300, latent: int = 40, lam: float = 1.0):
-        super().__init__()
-        self.hparams: dict[str, Any] = dict(data_dim=data_dim, hidden=hidden, latent=latent, lam=lam)
-        self.lam = lam
-        self.encoder = gated_mlp([data_dim, hidden, hidden, latent])
-        self.decoder = gated_mlp([latent, hidden, hidden, data_dim])
+        super().__init__(data_dim, hidden, latent, lam)
         self.log_delta = nn.Parameter(torch.zeros(latent))
         self.log_b = nn.Parameter(torch.zeros(latent))
 
@@ -87,11 +112,6 @@ class LatticeVAE(nn.Module):
         eta = x - self.lattice.cell_uniform(v)
         return self._objective(d, eta, rate_nats(eta, self.delta, self.b).sum(-1))
 
-    def _objective(self, d: torch.Tensor, w: torch.Tensor, rate: torch.Tensor) -> Output:
-        logits = self.decoder(w)
-        distortion = bernoulli_nll(logits, d)
-        return Output(distortion + self.lam * rate, rate, distortion, logits)
-
     @torch.no_grad()
     def codec_tensors(self) -> dict[str, torch.Tensor]:
         """The entropy-model parameters the codec reads, frozen as float32 (Δ_i and b_i).
@@ -120,4 +140,4 @@ def build_model(architecture: str, **hparams: Any) -> nn.Module:
 
 
 # The baselines (issue 4) register themselves in MODELS; imported last because they import from here.
-from . import baselines as _baselines  # noqa: E402,F401
+from . import baselines as _baselines  # noqa: F401
