@@ -35,12 +35,11 @@ this estimator): the code length depends on x only through the discrete choice, 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
 
-from .models import MODELS, AutoEncoder, Output
+from .models import AutoEncoder, Output
 
 
 # --------------------------------------------------------------------------- Gaussian VAEs
@@ -193,5 +192,3 @@ class VectorQuantizerAE(_StraightThroughAE):
 
 
 BASELINES: tuple[type[nn.Module], ...] = (GaussianLatticeVAE, GaussianVAE, ScalarQuantizerAE, VectorQuantizerAE)
-
-MODELS.update({cls.architecture: cls for cls in BASELINES})

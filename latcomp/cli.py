@@ -59,7 +59,7 @@ class RichReporter:
             f"{r['seconds']:.1f}s {mark}")
 
 
-#: sorted(latcomp.models.MODELS), kept here so that importing the CLI does not import torch (tested).
+#: sorted(latcomp.registry.MODELS), kept here so that importing the CLI does not import torch (tested).
 ARCHITECTURES = ("gaussian", "gaussian-lattice", "lattice-vae", "st-scalar", "st-vector")
 
 

@@ -23,7 +23,6 @@ and its entropy model (:mod:`latcomp.entropy`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from .container import MAX_COUNT, MODEL_ID_BYTES, Header, content_crc, pack, pay
 from .dither import seeded_dither
 from .entropy import BernoulliPixelModel, LaplaceLatentModel
 from .errors import CodecError, FormatError, InputError, ModelMismatchError
-from .modelfile import CODEC_PREFIX, DEFAULT_MODEL, WEIGHTS, ModelFileError, read_config
+from .modelfile import CODEC_PREFIX, DEFAULT_MODEL, WEIGHTS, ModelFileError, load_weights_numpy, read_config
 from .numpy_model import CHUNK, CodecModel, ModelShapeError, build_numpy_model
 
 __all__ = ["compress", "decompress", "read_header", "load_model", "code_lengths", "LoadedModel", "to_uint8",
@@ -90,20 +89,13 @@ def load_model(model: ModelLike = DEFAULT_MODEL) -> LoadedModel:
     key = (str(directory.resolve()), st.st_ino, st.st_mtime_ns, st.st_size, repr(config))
     if key in _CACHE:
         return _CACHE[key]
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
-
-    try:
-        raw = path.read_bytes()
-        weights = load(raw)
-    except (OSError, SafetensorError, ValueError) as exc:
-        raise ModelFileError(f"{path}: unreadable weights ({exc})") from None
+    weights, digest = load_weights_numpy(directory)
     try:
         net = build_numpy_model(config.get("architecture"), weights, config.get("hparams") or {})
         latent = LaplaceLatentModel(weights[CODEC_PREFIX + "lattice.delta"], weights[CODEC_PREFIX + "prior.b"])
     except (ModelShapeError, KeyError, ValueError) as exc:
         raise ModelFileError(f"{directory}: cannot use this model for coding ({exc})") from None
-    loaded = LoadedModel(directory, hashlib.sha256(raw).hexdigest(), net, latent, BernoulliPixelModel())
+    loaded = LoadedModel(directory, digest, net, latent, BernoulliPixelModel())
     if len(_CACHE) >= 4:
         _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = loaded

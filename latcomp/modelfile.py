@@ -8,7 +8,7 @@ name, plus the frozen entropy-model parameters under ``codec.``) and
      "architecture": "lattice-vae", "hparams": {...}, "training": {...}}
 
 Loading never executes code (no pickle): the architecture is looked up by name
-in :data:`latcomp.models.MODELS` and the tensors are read with safetensors. The
+in :data:`latcomp.registry.MODELS` and the tensors are read with safetensors. The
 numpy loader (:func:`load_weights_numpy`) lets the codec run without torch.
 """
 
@@ -75,7 +75,7 @@ def load_model(directory: str | Path = DEFAULT_MODEL) -> Any:
     """Build the torch model named by the config and load its weights (no code execution)."""
     from safetensors.torch import load_file
 
-    from .models import build_model
+    from .registry import build_model
 
     config = read_config(directory)
     model = build_model(config["architecture"], **config["hparams"])
@@ -88,16 +88,17 @@ def load_model(directory: str | Path = DEFAULT_MODEL) -> Any:
     return model.eval()
 
 
-def load_weights_numpy(directory: str | Path = DEFAULT_MODEL) -> dict[str, np.ndarray]:
-    """The model's tensors as float32 numpy arrays, without importing torch."""
-    from safetensors.numpy import load_file
+def load_weights_numpy(directory: str | Path = DEFAULT_MODEL) -> tuple[dict[str, np.ndarray], str]:
+    """The model's tensors as numpy arrays and the SHA-256 of the weights file, without torch.
 
-    return _read_tensors(directory, load_file)
+    The digest is the model identity stored in compressed files; both come from
+    one read of the file.
+    """
+    from safetensors.numpy import load
 
-
-def weights_digest(directory: str | Path = DEFAULT_MODEL) -> str:
-    """SHA-256 of the weights file: the model identity stored in compressed files."""
-    return hashlib.sha256(_weights_path(directory).read_bytes()).hexdigest()
+    path = _weights_path(directory)
+    raw = path.read_bytes()
+    return _read_tensors(directory, lambda _: load(raw)), hashlib.sha256(raw).hexdigest()
 
 
 def _read_tensors(directory: str | Path, load_file: Callable[[str], dict[str, Any]]) -> dict[str, Any]:

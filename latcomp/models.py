@@ -127,17 +127,3 @@ class LatticeVAE(AutoEncoder):
         lattice = self.lattice
         k = lattice.coords(self.encoder(d) + u)
         return k, lattice.point(k) - u
-
-
-MODELS: dict[str, type[nn.Module]] = {LatticeVAE.architecture: LatticeVAE}
-
-
-def build_model(architecture: str, **hparams: Any) -> nn.Module:
-    """Instantiate a registered architecture by name (as stored in a model config)."""
-    if architecture not in MODELS:
-        raise ValueError(f"unknown model architecture {architecture!r}; known: {', '.join(MODELS)}")
-    return MODELS[architecture](**hparams)
-
-
-# The baselines (issue 4) register themselves in MODELS; imported last because they import from here.
-from . import baselines as _baselines  # noqa: F401

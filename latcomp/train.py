@@ -26,7 +26,7 @@ import torch
 
 from .data import dynamic_mnist_images, load_dataset
 from .fileio import atomic_write, atomic_write_text
-from .models import build_model
+from .registry import build_model
 from .modelfile import save_model
 
 CHECKPOINT = "checkpoint.safetensors"

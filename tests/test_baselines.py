@@ -23,7 +23,8 @@ from latcomp.baselines import (
 )
 from latcomp.cli import ARCHITECTURES, cli
 from latcomp.modelfile import load_model, read_config, save_model
-from latcomp.models import MODELS, bernoulli_nll, build_model
+from latcomp.models import bernoulli_nll
+from latcomp.registry import MODELS, build_model
 from latcomp.train import TrainConfig, evaluate
 
 TINY = {"hidden": 16, "latent": 4}

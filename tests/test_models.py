@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from latcomp.layers import GatedLinear
-from latcomp.models import LatticeVAE, build_model
+from latcomp.models import LatticeVAE
+from latcomp.registry import build_model
 from latcomp.prior import laplace_log_mass
 
 

@@ -8,7 +8,8 @@ import torch
 from conftest import synthetic_binary
 
 from latcomp.baselines import GaussianVAE
-from latcomp.models import LatticeVAE, build_model
+from latcomp.models import LatticeVAE
+from latcomp.registry import build_model
 from latcomp.nll import importance_sampled_nll, supports_nll
 from latcomp.prior import laplace_log_density
 from latcomp.train import evaluate

@@ -18,7 +18,7 @@ from latcomp.numpy_model import ExactLinear, NumpyLatticeVAE, build_numpy_model,
 def _adapter(directory):
     from latcomp.modelfile import read_config
 
-    return build_numpy_model("lattice-vae", load_weights_numpy(directory), read_config(directory)["hparams"])
+    return build_numpy_model("lattice-vae", load_weights_numpy(directory)[0], read_config(directory)["hparams"])
 
 
 @pytest.mark.parametrize("exact", [True, False])

@@ -23,7 +23,8 @@ def test_a_failing_run_is_reported(tmp_path):
 
 
 def test_runs_complete_and_resume(tmp_path, shared_data, jobs=2):
-    runs = [{"out": str(tmp_path / name), "lam": lam, "latent": 2, "max_epochs": 1} for name, lam in [("a", 1), ("b", 2)]]
+    runs = [{"out": str(tmp_path / name), "lam": lam, "latent": 2, "max_epochs": 1}
+            for name, lam in [("a", 1), ("b", 2)]]
     spec = tmp_path / "sweep.json"
     spec.write_text(json.dumps({"defaults": {"data_dir": str(shared_data)}, "runs": runs}))
     assert run_sweep(spec, jobs=jobs) == [0, 0]

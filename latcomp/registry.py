@@ -1,0 +1,19 @@
+"""Model architectures by name: the name stored in a model's config.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .baselines import BASELINES
+from .models import LatticeVAE
+
+MODELS: dict[str, type[nn.Module]] = {cls.architecture: cls for cls in (LatticeVAE, *BASELINES)}
+
+
+def build_model(architecture: str, **hparams: Any) -> nn.Module:
+    """Instantiate a registered architecture by name with its hyper-parameters."""
+    if architecture not in MODELS:
+        raise ValueError(f"unknown model architecture {architecture!r}; known: {', '.join(sorted(MODELS))}")
+    return MODELS[architecture](**hparams)
