@@ -185,7 +185,7 @@ def decode(infile: Path, out: Path, model: Path | None, force: bool, quiet: bool
     """Decompress a .lat container to a PNG (one image), a directory of PNGs or an .npz."""
     from .codec import decompress, read_header, to_uint8
     from .errors import FormatError
-    from .images import write_npz, write_png, write_png_dir
+    from .images import output_kind, write_npz, write_png, write_png_dir
     from .modelfile import DEFAULT_MODEL
 
     if infile.is_dir():
@@ -197,15 +197,10 @@ def decode(infile: Path, out: Path, model: Path | None, force: bool, quiet: bool
         header = read_header(data)
     except FormatError as exc:
         raise FormatError(f"{infile}: {exc}") from None
-    suffix = out.suffix.lower()
-    if suffix == ".npz":
-        target = "npz"
-    elif header.count == 1 and (header.layout == "single" or suffix == ".png"):
-        target = "png"
-    elif suffix == ".png":
-        raise click.UsageError(f"{infile} holds {header.count} images; give a directory or an .npz as OUT")
-    else:
-        target = "dir"
+    try:
+        target = output_kind(out, header.count, header.layout)
+    except CodecError as exc:
+        raise type(exc)(f"{infile}: {exc}") from None
     if target != "dir":
         if out.is_dir():
             raise IsADirectoryError(f"{out} is a directory")

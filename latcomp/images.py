@@ -241,3 +241,20 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def output_kind(out: Path, count: int, layout: str) -> str:
+    """Where ``decode`` writes: ``"npz"`` for an .npz OUT, ``"png"`` for one image, else ``"dir"``.
+
+    One image goes to a PNG when it was encoded as a single image or OUT ends in
+    ``.png``; a batch cannot go to a ``.png`` (InputError).
+    """
+    suffix = out.suffix.lower()
+    if suffix == ".npz":
+        return "npz"
+    if count == 1 and (layout == "single" or suffix == ".png"):
+        return "png"
+    if suffix == ".png":
+        raise InputError(f"the file holds {count} images; give a directory or an .npz as OUT")
+    return "dir"
+

@@ -204,3 +204,12 @@ def test_default_model_round_trip(capsys, tmp_path, shared_data):
     data = compress(x, model, lossless=True, seed=0)
     assert np.array_equal(decompress(data, model), x)
     assert 8 * len(data) / x.size < 0.5  # far below 1 bit/pixel
+
+
+def test_a_batch_cannot_be_decoded_into_one_png(capsys, tmp_path, pngs, small_model):
+    assert cli(capsys, "encode", str(pngs), "-o", str(tmp_path / "b.lat"), "--model", str(small_model))[0] == 0
+    code, err = cli(capsys, "decode", str(tmp_path / "b.lat"), "-o", str(tmp_path / "b.png"), "--model",
+                    str(small_model))
+    assert code != 0 and err.strip().splitlines() == [
+        f"latcomp: error: {tmp_path / 'b.lat'}: the file holds 5 images; give a directory or an .npz as OUT"]
+    assert not (tmp_path / "b.png").exists()
