@@ -26,6 +26,17 @@ from .results import machine_info
 from .train import LOG, evaluate
 
 
+DESCRIPTIONS = {
+    "lattice-vae": "the paper's MNIST rectangular-lattice VAE: learned steps Δ_i, Laplace prior with learned "
+                   "scales b_i, rate term as in READING-NOTES erratum 1 (the training rate is the real code length).",
+    "gaussian-lattice": "the paper's Gaussian lattice VAE: posterior N(μ(d), diag σ²) with σ learned per dimension "
+                        "but not data dependent, prior N(0, I) — the stand-in for an ideal high-dimensional lattice.",
+    "gaussian": "a standard Gaussian VAE: posterior N(μ(d), diag σ(d)²), prior N(0, I).",
+    "st-scalar": "straight-through scalar quantizers (Appendix A.2.1) with learned levels and codes.",
+    "st-vector": "straight-through 2-D vector quantizers (Appendix A.2.1) with learned code vectors and codes.",
+}
+
+
 def evaluate_model(directory: str | Path, data_dir: str | None = None, dithers: int = 10) -> dict[str, Any]:
     """Test and validation loss, rate and distortion of the model in ``directory``."""
     config = read_config(directory)
@@ -39,6 +50,14 @@ def evaluate_model(directory: str | Path, data_dir: str | None = None, dithers: 
     return result
 
 
+def _stop_reason(cfg: dict[str, Any], epochs: int, best_epoch: int) -> str:
+    if epochs - best_epoch >= cfg["patience"]:
+        return f"stopped after {cfg['patience']} epochs without improvement (the paper's rule)"
+    if cfg["max_epochs"] is not None and epochs >= cfg["max_epochs"]:
+        return f"stopped at the budget of {cfg['max_epochs']} epochs, before the early-stopping rule fired"
+    return "not finished: the run can be continued with `latcomp train --resume`"
+
+
 def render_card(directory: str | Path, evaluation: dict[str, Any], command: str) -> str:
     """The model card's Markdown from the config, the training log and an evaluation."""
     directory = Path(directory)
@@ -50,27 +69,25 @@ def render_card(directory: str | Path, evaluation: dict[str, Any], command: str)
     test, valid, m = evaluation["test"], evaluation["valid"], evaluation["machine"]
     return f"""# Model card: {directory.name}
 
-**Architecture:** `{config['architecture']}` — the paper's MNIST lattice VAE (Section 4): encoder
-784→{cfg['hidden']}→{cfg['hidden']}→{cfg['latent']} (two gated linear layers, then linear), decoder mirrored with a
-sigmoid-Bernoulli output, rectangular lattice with learned steps Δ_i, Laplace prior with learned
-scales b_i. Rate term as in READING-NOTES erratum 1, so the training rate is the real code length.
+**Architecture:** `{config['architecture']}` — {DESCRIPTIONS.get(config['architecture'], '')} Encoder
+784→{cfg['hidden']}→{cfg['hidden']}→{cfg['latent']} (two gated linear layers h·σ(g), then linear), decoder
+mirrored with a sigmoid-Bernoulli output (Section 4).
 
 **Data:** `{cfg['dataset']}` (static binarized MNIST, Larochelle & Murray: 50k train / 10k valid / 10k test).
 
 **Settings:** batch {cfg['batch_size']}, Adam lr {cfg['lr']}, λ = {cfg['lam']}, seed {cfg['seed']},
-patience {cfg['patience']} epochs, max epochs {cfg['max_epochs']}; one fresh dither per example per step.
+patience {cfg['patience']} epochs, max epochs {cfg['max_epochs']}; fresh noise per example per step.
 
 **Training:** {len(log)} epochs run; best validation loss {best['valid_loss']:.3f} nats at epoch
-{best['epoch']} (this is the model kept); stopped because {len(log) - best['epoch']} epochs passed without
-improvement. Wall time {hours:.2f} h of training on {m['cpu']} ({m['cpu_count']} cores); the epoch log is
-`{LOG}` (later epochs were slowed by other work on the same 2 cores).
+{best['epoch']} (this is the model kept); {_stop_reason(cfg, len(log), best['epoch'])}. Wall time {hours:.2f} h
+on {m['cpu']} ({m['cpu_count']} cores, shared with other jobs at times: per-epoch seconds are in `{LOG}`).
 
-## Evaluation (seeded dithers, {evaluation['dithers']} per digit)
+## Evaluation ({evaluation["dithers"]} seeded noise draws (dithers) per digit)
 
 | split | negative ELBO (nats/image) | rate (bits/image) | rate (nats) | distortion −log Q (nats) |
 |---|---|---|---|---|
-| valid | {valid['loss']:.3f} | {valid['rate_bits']:.3f} | {valid['rate_nats']:.3f} | {valid['distortion']:.3f} |
-| test | {test['loss']:.3f} | {test['rate_bits']:.3f} | {test['rate_nats']:.3f} | {test['distortion']:.3f} |
+| valid | {valid['distortion'] + valid['rate_nats']:.3f} | {valid['rate_bits']:.3f} | {valid['rate_nats']:.3f} | {valid['distortion']:.3f} |
+| test | {test['distortion'] + test['rate_nats']:.3f} | {test['rate_bits']:.3f} | {test['rate_nats']:.3f} | {test['distortion']:.3f} |
 
 With λ = 1 the negative ELBO is the expected length of the two-part code "lattice point, then the
 pixels given Z − U" (Section 3.3); real file sizes are in `docs/results/codec.md`.
