@@ -29,6 +29,7 @@ model adds an adapter here; the codec and the file format stay the same.
 from __future__ import annotations
 
 from decimal import Decimal, localcontext
+from functools import cached_property
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -80,25 +81,22 @@ class ExactLinear:
     """
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray):
-        weight = np.asarray(weight, np.float64)
-        out_features, in_features = weight.shape
-        self.weight_bits, self.act_bits = _budget(in_features)
-        w_int, self.weight_shift = quantize_rows(weight, self.weight_bits)
-        self.weight_t = np.ascontiguousarray(w_int.T)
-        self.bias = np.asarray(bias, np.float64).reshape(out_features)
+        self.weight = np.asarray(weight, np.float64)
+        self.out_features, self.in_features = self.weight.shape
+        self.weight_bits, self.act_bits = _budget(self.in_features)
+        self.bias = np.asarray(bias, np.float64).reshape(self.out_features)
 
-    @property
-    def in_features(self) -> int:
-        return self.weight_t.shape[0]
-
-    @property
-    def out_features(self) -> int:
-        return self.weight_t.shape[1]
+    @cached_property
+    def _integer_weight(self) -> tuple[np.ndarray, np.ndarray]:
+        """(W_int transposed, row shifts s_r), computed on first use: a lossy encode never needs the decoder's."""
+        w_int, shift = quantize_rows(self.weight, self.weight_bits)
+        return np.ascontiguousarray(w_int.T), shift
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        weight_t, weight_shift = self._integer_weight
         x_int, x_shift = quantize_rows(x, self.act_bits)
-        total = x_int @ self.weight_t  # exact integers, |·| ≤ 2^53
-        return np.ldexp(total, -(x_shift[:, None] + self.weight_shift[None, :])) + self.bias
+        total = x_int @ weight_t  # exact integers, |·| ≤ 2^53
+        return np.ldexp(total, -(x_shift[:, None] + weight_shift[None, :])) + self.bias
 
 
 def _sigmoid_table() -> tuple[np.ndarray, np.ndarray]:

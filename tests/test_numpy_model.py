@@ -76,15 +76,16 @@ def test_exact_linear_equals_exact_rational_arithmetic():
     layer = ExactLinear(weight, np.zeros(6))
     x = rng.standard_normal((3, 784)) * 50
     x_int, x_shift = quantize_rows(x, layer.act_bits)
+    weight_t, _ = layer._integer_weight
     assert np.all(np.abs(x_int) <= 2.0**layer.act_bits)
-    assert np.all(np.abs(layer.weight_t) <= 2.0**layer.weight_bits)
-    got = x_int @ layer.weight_t
+    assert np.all(np.abs(weight_t) <= 2.0**layer.weight_bits)
+    got = x_int @ weight_t
     for n in range(3):
         for r in range(6):
-            exact = sum(int(a) * int(b) for a, b in zip(x_int[n], layer.weight_t[:, r]))
+            exact = sum(int(a) * int(b) for a, b in zip(x_int[n], weight_t[:, r]))
             assert Fraction(got[n, r]) == exact
     # reversed summation order gives the same bits
-    assert np.array_equal(x_int[:, ::-1] @ layer.weight_t[::-1], got)
+    assert np.array_equal(x_int[:, ::-1] @ weight_t[::-1], got)
     np.testing.assert_allclose(layer(x), x @ weight.T, rtol=0, atol=1e-5 * np.abs(x @ weight.T).max())
 
 
