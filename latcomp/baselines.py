@@ -27,9 +27,19 @@ the chosen code word q; the backward pass treats quantization as the identity in
 
 so the code words are "optimized using gradient descent" on the objective itself,
 as Appendix A.2.1 says, and no VQ-VAE codebook/commitment terms are added: the loss
-is exactly distortion + λ·rate. Consequence (inherent to hard quantization, not to
-this estimator): the code length depends on x only through the discrete choice, so
-λ trains the code logits but sends no gradient to the encoder or the code words.
+is exactly distortion + λ·rate.
+
+The code length needs a straight-through estimator too: it depends on x only
+through the discrete choice, so with the hard value alone λ would send no
+gradient to the encoder or the words (and Adam would cancel its scale on the
+code logits, making every λ train the same model). The rate's forward value is
+the exact code length −log p(chosen word); its backward pass goes through the
+soft assignment a = softmax(−‖x − q_j‖²) (temperature 1, latent units):
+
+    rate = −log p(i*) + (r_soft − sg(r_soft)),   r_soft = Σ_j a_j · sg(−log p_j)
+
+so λ pulls encoder outputs and words towards cheap words, while the code logits
+get exactly the gradient of the hard code length.
 """
 
 from __future__ import annotations
@@ -115,6 +125,20 @@ def nearest_codeword(x: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Ten
     return index, words
 
 
+def straight_through_code_length(x: torch.Tensor, codebook: torch.Tensor, code_logits: torch.Tensor,
+                                 index: torch.Tensor) -> torch.Tensor:
+    """Σ −log p(chosen word) per example (forward), with gradients through the soft assignment.
+
+    See the module docstring: the forward value equals :func:`code_length`; the
+    backward pass reaches ``x`` and ``codebook`` through softmax(−‖x − q_j‖²).
+    """
+    hard = code_length(code_logits, index)
+    lengths = -torch.log_softmax(code_logits, dim=-1).detach()                 # (Q, M)
+    assign = torch.softmax(-(x.unsqueeze(-2) - codebook.unsqueeze(0)).square().sum(-1), dim=-1)  # (N, Q, M)
+    soft = (assign * lengths).sum((-1, -2))
+    return hard + (soft - soft.detach())
+
+
 def straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Forward value exactly ``q``; gradient passes to ``x`` (identity) and to ``q``."""
     return q + (x - x.detach())
@@ -157,7 +181,7 @@ class _StraightThroughAE(AutoEncoder):
         x = self.encoder(d).unflatten(-1, (-1, self.word_dim))
         index, words = nearest_codeword(x, self.codebook)
         w = straight_through(x, words).flatten(-2)
-        return self._objective(d, w, code_length(self.code_logits, index))
+        return self._objective(d, w, straight_through_code_length(x, self.codebook, self.code_logits, index))
 
 
 class ScalarQuantizerAE(_StraightThroughAE):

@@ -129,15 +129,24 @@ def test_straight_through_forward_is_a_codeword_and_gradients_reach_everything(c
     assert torch.equal(seen[0], m.codebook[torch.arange(q), index].flatten(-2))  # bit-exact words
     log_p = torch.log_softmax(m.code_logits, -1)
     assert torch.allclose(out.rate, -log_p[torch.arange(q), index].sum(-1))  # −log p(chosen words)
-    out.loss.mean().backward()
+    used = torch.zeros(q, 3, dtype=torch.bool)
+    used[torch.arange(q), index] = True
+    # the distortion reaches encoder, decoder and the chosen words only
+    out.distortion.sum().backward(retain_graph=True)
     for name, p in m.named_parameters():
         if name.startswith(("encoder", "decoder")):
             assert p.grad is not None and p.grad.abs().sum() > 0, name
-    used = torch.zeros(q, 3, dtype=torch.bool)
-    used[torch.arange(q), index] = True
     assert (m.codebook.grad.abs().sum(-1) > 0)[used].all()
     assert (m.codebook.grad[~used] == 0).all()
-    assert (m.code_logits.grad != 0).all()
+    # the rate (straight-through via the soft assignment) reaches the encoder and every word,
+    # and gives the code logits exactly the gradient of the hard code length
+    m.zero_grad()
+    out.rate.sum().backward()
+    assert m.encoder[0].h.weight.grad.abs().sum() > 0
+    assert (m.codebook.grad.abs().sum(-1) > 0).all()
+    logits = m.code_logits.detach().clone().requires_grad_(True)
+    (-torch.log_softmax(logits, -1)[torch.arange(q), index]).sum().backward()
+    assert torch.allclose(m.code_logits.grad, logits.grad)
 
 
 def test_scalar_levels_initialised_on_a_grid():
@@ -181,3 +190,21 @@ def test_cli_train_one_epoch(tmp_path, monkeypatch, tiny_data, arch):
     record = json.loads((tmp_path / "m" / "train-log.jsonl").read_text())
     assert record["epoch"] == 1 and math.isfinite(record["valid_loss"])
     assert type(load_model(tmp_path / "m")) is MODELS[arch]
+
+
+@pytest.mark.parametrize("arch", ["st-scalar", "st-vector"])
+def test_lambda_changes_what_straight_through_models_learn(arch):
+    """A larger λ must buy a lower rate (with hard code lengths alone, Adam made λ irrelevant)."""
+    d = batch()
+    rates = []
+    for lam in (0.1, 10.0):
+        torch.manual_seed(0)
+        m = tiny(arch, lam=lam, levels=4)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+        for _ in range(60):
+            loss = m(d).loss.mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        rates.append(m(d).rate.mean().item())
+    assert rates[1] < rates[0] - 0.2
