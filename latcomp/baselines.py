@@ -156,7 +156,8 @@ class _StraightThroughAE(AutoEncoder):
 
     word_dim = 1
 
-    def __init__(self, data_dim: int, hidden: int, latent: int, lam: float, levels: int):
+    def __init__(self, data_dim: int = 784, hidden: int = 300, latent: int = 40, lam: float = 1.0,
+                 levels: int = 4):
         if latent % self.word_dim:
             raise ValueError(f"{self.architecture}: latent ({latent}) must be a multiple of {self.word_dim}")
         if levels < 1:
@@ -190,10 +191,6 @@ class ScalarQuantizerAE(_StraightThroughAE):
     architecture = "st-scalar"
     word_dim = 1
 
-    def __init__(self, data_dim: int = 784, hidden: int = 300, latent: int = 40, lam: float = 1.0,
-                 levels: int = 4):
-        super().__init__(data_dim, hidden, latent, lam, levels)
-
     @staticmethod
     def initial_words(levels: int) -> torch.Tensor:
         return torch.linspace(-1.5, 1.5, levels).unsqueeze(-1)
@@ -204,10 +201,6 @@ class VectorQuantizerAE(_StraightThroughAE):
 
     architecture = "st-vector"
     word_dim = 2
-
-    def __init__(self, data_dim: int = 784, hidden: int = 300, latent: int = 40, lam: float = 1.0,
-                 levels: int = 4):
-        super().__init__(data_dim, hidden, latent, lam, levels)
 
     @staticmethod
     def initial_words(levels: int) -> torch.Tensor:

@@ -85,20 +85,10 @@ def bench_model(model_dir: str | Path, data: np.ndarray, is_samples: int = 1000,
 
     tensor = torch.from_numpy(np.asarray(data, dtype=np.float32))
     on_eval = report("evaluate")
-    seen = [0]
-
-    def count_rows(_module: Any, inputs: tuple[Any, ...], _out: Any) -> None:
-        seen[0] += len(inputs[0])
-        if on_eval:
-            on_eval("", seen[0], n * dithers)
-
-    hook = model.register_forward_hook(count_rows)  # evaluate() has no callback; count its batches
-    try:
-        start = time.perf_counter()
-        ev = evaluate(model, tensor, dithers=dithers)
-        entry["seconds"]["evaluate"] = time.perf_counter() - start
-    finally:
-        hook.remove()
+    start = time.perf_counter()
+    ev = evaluate(model, tensor, dithers=dithers, progress=(lambda done, total: on_eval("", done, total))
+                  if on_eval else None)
+    entry["seconds"]["evaluate"] = time.perf_counter() - start
     entry.update(rate_estimate_bits=ev["rate_bits"], rate_estimate_nats=ev["rate_nats"],
                  distortion=ev["distortion"], neg_elbo=ev["distortion"] + ev["rate_nats"], dithers=dithers)
 
@@ -287,21 +277,9 @@ def plot_rate_vs_distortion(res: dict[str, Any], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def read_train_log(model_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``model_dir``'s train-log.jsonl ([] if there is none)."""
-    from .train import LOG
-
-    path = Path(model_dir) / LOG
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def validation_neg_elbo(record: dict[str, Any]) -> float:
     """A log record's validation −ELBO: distortion + rate (nats), which is ``valid_loss`` when λ = 1."""
-    if "valid_distortion" in record and "valid_rate_nats" in record:
-        return float(record["valid_distortion"] + record["valid_rate_nats"])
-    return float(record["valid_loss"])
+    return float(record["valid_distortion"] + record["valid_rate_nats"])
 
 
 def plot_validation_curves(model_dirs: Sequence[str | Path], path: str | Path) -> Path | None:
@@ -313,6 +291,8 @@ def plot_validation_curves(model_dirs: Sequence[str | Path], path: str | Path) -
 
     Models without a log are left out; returns None (and writes nothing) if none has one.
     """
+    from .train import read_train_log
+
     logs = [(Path(d), read_train_log(d)) for d in model_dirs]
     logs = [(d, log) for d, log in logs if log]
     if not logs:

@@ -19,6 +19,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -92,22 +93,34 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def evaluate(model: torch.nn.Module, data: torch.Tensor, seed: int = 12345,
-             batch_size: int = 1000, dithers: int = 1) -> dict[str, float]:
+             batch_size: int = 1000, dithers: int = 1,
+             progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
     """Mean loss (the negative ELBO when λ = 1), rate (nats and bits) and distortion over ``data``.
 
     Each example is evaluated with ``dithers`` independent dithers drawn from ``seed``,
     so repeated calls give identical numbers (the validation criterion of training).
+    ``progress(done, total)`` is called after every batch (rows evaluated so far).
     """
     gen = torch.Generator().manual_seed(seed)
     totals = np.zeros(3)
     model.eval()
     with torch.no_grad():
-        for _ in range(dithers):
+        for repeat in range(dithers):
             for start in range(0, len(data), batch_size):
                 out = model(data[start:start + batch_size], generator=gen)
                 totals += [out.loss.sum().item(), out.rate.sum().item(), out.distortion.sum().item()]
+                if progress:
+                    progress(repeat * len(data) + start + len(out.loss), len(data) * dithers)
     loss, rate, distortion = (float(t) for t in totals / (len(data) * dithers))
     return {"loss": loss, "rate_nats": rate, "rate_bits": rate / NATS_PER_BIT, "distortion": distortion}
+
+
+def read_train_log(directory: str | Path) -> list[dict[str, Any]]:
+    """The per-epoch records of a run's ``train-log.jsonl`` ([] if there is none)."""
+    path = Path(directory) / LOG
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.Tensor,

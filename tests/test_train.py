@@ -12,7 +12,7 @@ import pytest
 
 from conftest import synthetic_binary
 from latcomp.modelfile import WEIGHTS, load_model, read_config
-from latcomp.train import CHECKPOINT, LOG, TrainConfig, load_checkpoint, train
+from latcomp.train import CHECKPOINT, LOG, TrainConfig, evaluate, load_checkpoint, train
 
 TINY = dict(hidden=16, latent=4, batch_size=50, lr=1e-3)
 
@@ -92,3 +92,17 @@ def test_resume_after_kill_9_loses_nothing(tmp_path):
     assert strip(run_log) == strip(ref_log)
     assert (tmp_path / "run" / WEIGHTS).read_bytes() == (tmp_path / "ref" / WEIGHTS).read_bytes()
     assert not [p for p in os.listdir(tmp_path / "run") if p.endswith(".tmp")]
+
+
+def test_evaluate_reports_progress_and_repeats_dithers(tiny_data):
+    import torch
+
+    from latcomp.models import LatticeVAE
+
+    model = LatticeVAE(hidden=8, latent=3)
+    data = torch.from_numpy(tiny_data[1].astype(np.float32))
+    calls = []
+    res = evaluate(model, data, batch_size=30, dithers=2, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (2 * len(data), 2 * len(data)) and len(calls) == 2 * 4
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert res == evaluate(model, data, batch_size=30, dithers=2)
