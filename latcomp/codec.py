@@ -34,11 +34,11 @@ import constriction
 import numpy as np
 
 from .container import MAX_COUNT, MODEL_ID_BYTES, Header, content_crc, pack, payload_to_words, unpack, words_to_payload
-from .dither import seeded_dither
-from .entropy import BernoulliPixelModel, LaplaceLatentModel
+from latcomp.lattices.dither import seeded_dither
+from latcomp.entropy.coders import BernoulliPixelModel, LaplaceLatentModel
 from .errors import CodecError, FormatError, InputError, ModelMismatchError
 from .modelfile import CODEC_PREFIX, DEFAULT_MODEL, WEIGHTS, ModelFileError, load_weights_numpy, read_config
-from .numpy_model import CHUNK, CodecModel, ModelShapeError, build_numpy_model
+from latcomp.exact.networks import CHUNK, CodecModel, ModelShapeError, build_numpy_model
 
 __all__ = ["compress", "decompress", "read_header", "load_model", "code_lengths", "LoadedModel", "to_uint8",
            "CodecError", "FormatError", "InputError", "ModelMismatchError"]

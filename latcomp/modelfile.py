@@ -75,7 +75,7 @@ def load_model(directory: str | Path = DEFAULT_MODEL) -> Any:
     """Build the torch model named by the config and load its weights (no code execution)."""
     from safetensors.torch import load_file
 
-    from .registry import build_model
+    from latcomp.nn.registry import build_model
 
     config = read_config(directory)
     model = build_model(config["architecture"], **config["hparams"])

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .prior import laplace_log_density
+from latcomp.entropy.laplace import laplace_log_density
 
 #: ``progress(stage, done, total)``, as in :mod:`latcomp.codec`.
 Progress = Callable[[str, int, int], None]

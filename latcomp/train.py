@@ -27,7 +27,7 @@ import torch
 
 from .data import dynamic_mnist_images, load_dataset
 from .fileio import atomic_write, atomic_write_text
-from .registry import build_model
+from latcomp.nn.registry import build_model
 from .modelfile import save_model
 
 CHECKPOINT = "checkpoint.safetensors"

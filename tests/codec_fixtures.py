@@ -25,7 +25,7 @@ def make_model(directory: Path, seed: int = 0, hidden: int = 32, latent: int = 8
     import torch
 
     from latcomp.modelfile import save_model
-    from latcomp.models import LatticeVAE
+    from latcomp.nn.models import LatticeVAE
 
     torch.manual_seed(seed)
     model = LatticeVAE(hidden=hidden, latent=latent)

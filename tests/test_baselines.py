@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import synthetic_binary
 
 import latcomp.train as train_module
-from latcomp.baselines import (
+from latcomp.nn.baselines import (
     GaussianLatticeVAE,
     GaussianVAE,
     ScalarQuantizerAE,
@@ -23,8 +23,8 @@ from latcomp.baselines import (
 )
 from latcomp.cli import ARCHITECTURES, cli
 from latcomp.modelfile import load_model, read_config, save_model
-from latcomp.models import bernoulli_nll
-from latcomp.registry import MODELS, build_model
+from latcomp.nn.models import bernoulli_nll
+from latcomp.nn.registry import MODELS, build_model
 from latcomp.train import TrainConfig, evaluate
 
 TINY = {"hidden": 16, "latent": 4}

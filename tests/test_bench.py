@@ -11,7 +11,7 @@ from conftest import synthetic_binary
 from latcomp.bench import (bench_table_markdown, plot_rate_vs_distortion, plot_rate_vs_nll, plot_validation_curves,
                            run_bench, write_bench, write_plots)
 from latcomp.modelfile import ModelFileError, save_model
-from latcomp.registry import build_model
+from latcomp.nn.registry import build_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FIELDS = {"name", "architecture", "levels", "lam", "count", "rate_bits", "rate_source", "rate_estimate_bits",

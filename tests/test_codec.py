@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from latcomp import codec
 from latcomp.codec import compress, decompress, load_model, read_header
 from latcomp.container import FIXED_BYTES, pack, unpack
-from latcomp.dither import seeded_dither
-from latcomp.entropy import MAX_COORD, LaplaceLatentModel, support_radius
+from latcomp.lattices.dither import seeded_dither
+from latcomp.entropy.coders import MAX_COORD, LaplaceLatentModel, support_radius
 from latcomp.errors import CodecError, FormatError, InputError, ModelMismatchError
-from latcomp.lattice import RectangularLattice
+from latcomp.lattices.base import RectangularLattice
 from latcomp.modelfile import load_model as load_torch_model
 
 # --------------------------------------------------------------------------- round trips

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from latcomp.dither import seeded_dither, seeded_uniforms
-from latcomp.lattice import RectangularLattice
+from latcomp.lattices.dither import seeded_dither, seeded_uniforms
+from latcomp.lattices.base import RectangularLattice
 
 
 def test_recipe_is_pcg64_top_53_bits():

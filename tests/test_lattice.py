@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import stats
 
-from latcomp.lattice import Lattice, RectangularLattice
+from latcomp.lattices.base import Lattice, RectangularLattice
 
 RNG = np.random.default_rng(1)
 DELTA = np.array([0.5, 1.0, 2.0, 0.05])

@@ -8,7 +8,7 @@ import torch
 
 from latcomp.modelfile import (CONFIG, WEIGHTS, ModelFileError, load_model, load_weights_numpy, read_config,
                                save_model)
-from latcomp.models import LatticeVAE
+from latcomp.nn.models import LatticeVAE
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 import torch
 from codec_fixtures import small_model  # noqa: F401
 
-from latcomp import numpy_model
+from latcomp.exact import networks as numpy_model
 from latcomp.modelfile import load_model, load_weights_numpy
-from latcomp.numpy_model import ExactLinear, NumpyLatticeVAE, build_numpy_model, exact_sigmoid, quantize_rows
+from latcomp.exact.networks import ExactLinear, NumpyLatticeVAE, build_numpy_model, exact_sigmoid, quantize_rows
 
 
 def _adapter(directory):
@@ -40,7 +40,7 @@ def test_numpy_encoder_and_decoder_match_torch(small_model, exact):
 def test_default_size_network_matches_torch():
     """The paper's sizes (784-300-300-40), random weights: still within 1e-5."""
     torch.manual_seed(3)
-    from latcomp.models import LatticeVAE
+    from latcomp.nn.models import LatticeVAE
 
     model = LatticeVAE()
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}

@@ -5,8 +5,8 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from latcomp.lattice import RectangularLattice
-from latcomp.prior import laplace_log_density, laplace_log_mass, rate_nats
+from latcomp.lattices.base import RectangularLattice
+from latcomp.entropy.laplace import laplace_log_density, laplace_log_mass, rate_nats
 
 B, DELTA = 0.7, 0.5
 

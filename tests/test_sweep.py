@@ -3,7 +3,7 @@
 import json
 import sys
 
-from latcomp.sweep import run_sweep, train_command
+from benchmarks.sweep import run_sweep, train_command
 
 
 def test_run_options_override_defaults():

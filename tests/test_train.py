@@ -97,7 +97,7 @@ def test_resume_after_kill_9_loses_nothing(tmp_path):
 def test_evaluate_reports_progress_and_repeats_dithers(tiny_data):
     import torch
 
-    from latcomp.models import LatticeVAE
+    from latcomp.nn.models import LatticeVAE
 
     model = LatticeVAE(hidden=8, latent=3)
     data = torch.from_numpy(tiny_data[1].astype(np.float32))

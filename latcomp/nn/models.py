@@ -22,9 +22,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .lattice import RectangularLattice
-from .layers import gated_mlp
-from .prior import rate_nats
+from latcomp.lattices.base import RectangularLattice
+from latcomp.nn.layers import gated_mlp
+from latcomp.entropy.laplace import rate_nats
 
 
 @dataclass

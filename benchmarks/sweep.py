@@ -1,6 +1,6 @@
 """Run a set of trainings described in a JSON file, resumably, a few at a time.
 
-``python -m latcomp.sweep SPEC.json [--jobs 2]``. The spec is::
+``python -m benchmarks.sweep SPEC.json [--jobs 2]``. The spec is::
 
     {"defaults": {"max_epochs": 20, "data_dir": "../shared/data"},
      "runs": [{"out": "models/figure4/lattice-lam1", "model": "lattice-vae", "lam": 1.0}, ...]}
@@ -49,7 +49,7 @@ def run_sweep(spec_path: str | os.PathLike, jobs: int = 2) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m latcomp.sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("spec", help="sweep JSON file")
     parser.add_argument("--jobs", type=int, default=2, help="trainings at a time")
     args = parser.parse_args(argv)

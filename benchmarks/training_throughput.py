@@ -1,6 +1,6 @@
 """Training throughput against the machine's floating-point limit.
 
-Run ``python -m latcomp.bench_train``. It counts the FLOP of one training epoch of
+Run ``python -m benchmarks.training_throughput``. It counts the FLOP of one training epoch of
 the paper's MNIST lattice VAE from the architecture, times real epochs (the same
 code as ``latcomp train``), measures the machine's float32 matmul throughput with
 torch, both at a large square size and at the training's own layer shapes, and
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .models import LatticeVAE
-from .results import machine_info, timed, write_results
-from .train import TrainConfig, _train_epoch, _Silent, evaluate
+from latcomp.nn.models import LatticeVAE
+from latcomp.results import machine_info, timed, write_results
+from latcomp.train import TrainConfig, _train_epoch, _Silent, evaluate
 
 
 def linear_shapes(model: LatticeVAE) -> list[tuple[int, int]]:
@@ -138,10 +138,10 @@ a fraction of the machine's matmul throughput.
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m latcomp.bench_train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.training_throughput", description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs to time (median reported)")
     args = parser.parse_args(argv)
-    command = " ".join(["python -m latcomp.bench_train", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python -m benchmarks.training_throughput", *(sys.argv[1:] if argv is None else argv)])
     res = run_benchmark(args.epochs)
     markdown = to_markdown(res, command)
     write_results("training-throughput", res, markdown, command)

@@ -23,8 +23,8 @@ import math
 import constriction
 import numpy as np
 
-from .errors import FormatError
-from .prior import laplace_log_mass
+from latcomp.errors import FormatError
+from latcomp.entropy.laplace import laplace_log_mass
 
 #: constriction's Python bindings quantize probabilities to this many bits.
 PRECISION = 24

@@ -6,8 +6,8 @@ from typing import Any
 
 from torch import nn
 
-from .baselines import BASELINES
-from .models import LatticeVAE
+from latcomp.nn.baselines import BASELINES
+from latcomp.nn.models import LatticeVAE
 
 MODELS: dict[str, type[nn.Module]] = {cls.architecture: cls for cls in (LatticeVAE, *BASELINES)}
 

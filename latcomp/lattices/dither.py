@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lattice import Lattice
+from latcomp.lattices.base import Lattice
 
 _TWO_POW_MINUS_53 = 1.0 / 9007199254740992.0
 

@@ -49,7 +49,7 @@ import math
 import torch
 from torch import nn
 
-from .models import AutoEncoder, Output
+from latcomp.nn.models import AutoEncoder, Output
 
 
 # --------------------------------------------------------------------------- Gaussian VAEs

@@ -1,6 +1,6 @@
 """Codec benchmark: real file sizes against the ideal code length and generic compressors.
 
-Run ``python -m latcomp.bench_codec`` (``--help`` for options). On the 10,000
+Run ``python -m benchmarks.codec`` (``--help`` for options). On the 10,000
 static-binarized MNIST test digits with the default model it measures
 
 * lossy batch: payload bits vs the ideal Σ −log2 P(Ẑ|U) of the coded lattice
@@ -37,12 +37,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .codec import code_lengths, compress, decompress, load_model, read_header
-from .data import load_dataset
-from .dither import seeded_dither
-from .results import machine_info, timed, write_results
-from .modelfile import DEFAULT_MODEL, read_config
-from .prior import rate_nats
+from latcomp.codec import code_lengths, compress, decompress, load_model, read_header
+from latcomp.data import load_dataset
+from latcomp.lattices.dither import seeded_dither
+from latcomp.results import machine_info, timed, write_results
+from latcomp.modelfile import DEFAULT_MODEL, read_config
+from latcomp.entropy.laplace import rate_nats
 
 LN2 = math.log(2.0)
 REPO = Path(__file__).resolve().parents[1]
@@ -323,7 +323,7 @@ def to_markdown(res: dict[str, Any], command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m latcomp.bench_codec", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.codec", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped one)")
     parser.add_argument("--data-dir", default=None, help="dataset directory (default: $LATCOMP_DATA or the cache)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N test digits")
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-dir", default=str(REPO / "docs" / "results"), help="where codec.{json,md} go")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
-    command = " ".join(["python -m latcomp.bench_codec", *argv])
+    command = " ".join(["python -m benchmarks.codec", *argv])
     res = run_benchmark(args.model, args.data_dir, args.limit, args.cli_repeats, args.fresh_dithers, args.seed,
                         log=lambda s: print(s, file=sys.stderr))
     markdown = to_markdown({**res, "command": command}, command)

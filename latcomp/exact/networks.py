@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from .lattice import Lattice, RectangularLattice
+from latcomp.lattices.base import Lattice, RectangularLattice
 
 #: Logits are clipped to ±SIGMOID_LIMIT before the table sigmoid (σ(32) = 1 − 1.3e-14).
 SIGMOID_LIMIT = 32
