@@ -39,10 +39,8 @@ import numpy as np
 
 from latcomp.codec import code_lengths, compress, decompress, load_model, read_header
 from latcomp.data import load_dataset
-from latcomp.lattices.dither import seeded_dither
 from latcomp.results import machine_info, timed, write_results
 from latcomp.modelfile import DEFAULT_MODEL, read_config
-from latcomp.entropy.laplace import rate_nats
 
 LN2 = math.log(2.0)
 REPO = Path(__file__).resolve().parents[1]
@@ -100,8 +98,8 @@ def _theorem1_bits(m: Any, x_latent: np.ndarray, seeds: list[int]) -> np.ndarray
     """Per image: mean over fresh dithers of Σ_i log f_U(U)/f_{X̂−U}(X−U) in bits (Eq. 7, 15)."""
     total = np.zeros(x_latent.shape[0])
     for s in seeds:
-        u = seeded_dither(m.net.lattice, s, x_latent.shape[0])
-        total += rate_nats(x_latent - u, m.latent.delta, m.latent.b).sum(-1) / LN2
+        u = m.latent.seeded_dither(s, x_latent.shape[0])
+        total += m.latent.rate_nats(x_latent - u) / LN2
     return total / len(seeds)
 
 
@@ -159,10 +157,10 @@ def run_benchmark(model: str | os.PathLike = DEFAULT_MODEL, data_dir: str | os.P
     data, t_enc = timed(lambda: compress(x, m, seed=seed), 3)
     out, t_dec = timed(lambda: decompress(data, m), 3)
     header = read_header(data)
-    u = seeded_dither(m.net.lattice, seed, n)
+    u = m.latent.seeded_dither(seed, n)
     x_latent = m.net.encode(x)
-    k = m.latent.clamp(m.net.lattice.coords(x_latent + u))
-    ideal_per_image = -m.latent.log2_prob(k, u).sum(-1)
+    k = m.latent.quantize(x_latent, u)
+    ideal_per_image = -m.latent.code.log2_prob(k, u).sum(-1)
     ideal = float(ideal_per_image.sum())
     thm1 = _theorem1_bits(m, x_latent, [seed + 1 + i for i in range(fresh_dithers)])
     diff = ideal_per_image - thm1
@@ -194,7 +192,7 @@ def run_benchmark(model: str | os.PathLike = DEFAULT_MODEL, data_dir: str | os.P
     # the model's −ELBO with fresh dithers (Eq. 10/15 with λ = 1), for reference
     elbo_bits = 0.0
     for s in range(fresh_dithers):
-        uf = seeded_dither(m.net.lattice, seed + 1 + s, n)
+        uf = m.latent.seeded_dither(seed + 1 + s, n)
         p = m.net.decode_probs(x_latent - uf)
         elbo_bits += m.pixels.ideal_bits(x, p)
     elbo_bits = elbo_bits / fresh_dithers + float(thm1.sum())

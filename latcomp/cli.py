@@ -76,6 +76,9 @@ def cli() -> None:
               show_default=True, help="Model architecture: the lattice VAE or a baseline (issue 4).")
 @click.option("--levels", type=click.IntRange(min=2), default=4, show_default=True,
               help="Words M per quantizer of the straight-through baselines (st-scalar, st-vector).")
+@click.option("--lattice", default="z", show_default=True, metavar="SPEC",
+              help="Lattice of the lattice VAE's latent: z (rectangular), a2, d4, e8, bw16, leech, or blocks "
+                   "such as e8*2 or leech+e8*2 (NAME tiles the latent; NAME*COUNT gives counts).")
 @click.option("--lam", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Weight λ of the rate term (Eq. 3); 1 gives the ELBO.")
 @click.option("--latent", type=click.IntRange(min=1), default=40, show_default=True, help="Latent dimension m.")
@@ -96,7 +99,11 @@ def train(out: Path, resume: bool, data_dir: Path | None, **options: Any) -> Non
     from .train import TrainConfig
     from .train import train as run_training
 
+    from .lattices import parse_spec
+
     cfg = TrainConfig(data_dir=str(data_dir) if data_dir else None, **options)
+    if cfg.architecture == "lattice-vae":
+        parse_spec(cfg.lattice, cfg.latent)  # a bad spec is a one-line error before any work
     with RichReporter() as reporter:
         state = run_training(cfg, out, resume=resume, reporter=reporter)
     reporter.console.print(f"done: {state.epoch} epochs, best valid loss {state.best_valid:.3f} nats "

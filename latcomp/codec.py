@@ -34,8 +34,8 @@ import constriction
 import numpy as np
 
 from .container import MAX_COUNT, MODEL_ID_BYTES, Header, content_crc, pack, payload_to_words, unpack, words_to_payload
-from latcomp.lattices.dither import seeded_dither
-from latcomp.entropy.coders import BernoulliPixelModel, LaplaceLatentModel
+from latcomp.entropy.bernoulli import BernoulliPixelModel
+from latcomp.latent_codecs.lattice import LatticeLatentCodec
 from .errors import CodecError, FormatError, InputError, ModelMismatchError
 from .modelfile import CODEC_PREFIX, DEFAULT_MODEL, WEIGHTS, ModelFileError, load_weights_numpy, read_config
 from latcomp.exact.networks import CHUNK, CodecModel, ModelShapeError, build_numpy_model
@@ -56,7 +56,7 @@ class LoadedModel:
     #: SHA-256 (hex) of the weights file; its first 8 bytes are stored in every file.
     digest: str
     net: CodecModel
-    latent: LaplaceLatentModel
+    latent: LatticeLatentCodec
     pixels: BernoulliPixelModel
 
     @property
@@ -66,6 +66,12 @@ class LoadedModel:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.net.image_shape
+
+    @property
+    def header_lattice(self) -> str:
+        """The lattice spec a file of this model records: "" (format version 1) for the rectangular lattice."""
+        lattice = self.latent.lattice
+        return "" if set(lattice.names) == {"z"} else lattice.spec
 
 
 _CACHE: dict[tuple, LoadedModel] = {}
@@ -92,10 +98,9 @@ def load_model(model: ModelLike = DEFAULT_MODEL) -> LoadedModel:
     weights, digest = load_weights_numpy(directory)
     try:
         net = build_numpy_model(config.get("architecture"), weights, config.get("hparams") or {})
-        latent = LaplaceLatentModel(weights[CODEC_PREFIX + "lattice.delta"], weights[CODEC_PREFIX + "prior.b"])
     except (ModelShapeError, KeyError, ValueError) as exc:
         raise ModelFileError(f"{directory}: cannot use this model for coding ({exc})") from None
-    loaded = LoadedModel(directory, digest, net, latent, BernoulliPixelModel())
+    loaded = LoadedModel(directory, digest, net, net.latent, BernoulliPixelModel())
     if len(_CACHE) >= 4:
         _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = loaded
@@ -189,11 +194,10 @@ def compress(images: Any, model: ModelLike = DEFAULT_MODEL, lossless: bool = Fal
         raise InputError(f"seed must be in [0, 2**64), got {seed}")
     seed = int(seed)
     n = x.shape[0]
-    lattice = m.net.lattice
-    u = seeded_dither(lattice, seed, n)
+    u = m.latent.seeded_dither(seed, n)
     k = np.empty(u.shape, np.int64)
     for part in _chunks(n):
-        k[part] = m.latent.clamp(lattice.coords(m.net.encode(x[part]) + u[part]))
+        k[part] = m.latent.quantize(m.net.encode(x[part]), u[part])
         if progress:
             progress("encode", part.stop, n)
     coder = constriction.stream.stack.AnsCoder()
@@ -201,15 +205,15 @@ def compress(images: Any, model: ModelLike = DEFAULT_MODEL, lossless: bool = Fal
     if lossless:
         pixels = x.astype(np.uint8)
         for part in reversed(_chunks(n)):  # a stack: the last chunk is pushed first
-            probs = m.net.decode_probs(lattice.point(k[part]) - u[part])
+            probs = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))
             m.pixels.push(coder, pixels[part], probs)
             if progress:
                 progress("pixels", n - part.start, n)
-    m.latent.push(coder, k, u)
+    m.latent.code.push(coder, k, u)
     payload = words_to_payload(coder.get_compressed())
     header = Header(lossless=lossless, layout=layout, model_id=m.model_id, seed=seed, payload_crc=0,
                     content_crc=content_crc(k, pixels), count=n, image_shape=m.image_shape,
-                    payload_bytes=len(payload))
+                    payload_bytes=len(payload), lattice=m.header_lattice)
     return pack(header, payload)
 
 
@@ -233,23 +237,25 @@ def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: Progress
     if header.model_id != m.model_id:
         raise ModelMismatchError(f"the file was encoded with model {header.model_id.hex()}, but "
                                  f"{m.directory} is model {m.model_id.hex()}; decode with the same model")
+    if header.lattice != m.header_lattice:
+        raise ModelMismatchError(f"the file was coded on lattice {header.lattice or 'z (rectangular)'}, but "
+                                 f"{m.directory} uses {m.latent.lattice.spec}")
     if header.image_shape != m.image_shape:
         raise ModelMismatchError(f"the file holds {'×'.join(map(str, header.image_shape))} images but "
                                  f"the model takes {'×'.join(map(str, m.image_shape))}")
     n = header.count
     # An ANS stream of P bytes holds at most about 8·P + 64 bits: refuse impossible counts at once.
-    if 0.5 * n * m.latent.min_bits_per_item() > 8 * len(payload) + 64:
+    if 0.5 * n * m.latent.code.min_bits_per_item() > 8 * len(payload) + 64:
         raise FormatError(f"corrupt header ({n} images cannot fit in {len(payload)} payload bytes)")
-    lattice = m.net.lattice
-    u = seeded_dither(lattice, header.seed, n)
+    u = m.latent.seeded_dither(header.seed, n)
     try:
         coder = constriction.stream.stack.AnsCoder(payload_to_words(payload))
-        k = m.latent.pop(coder, u)
+        k = m.latent.code.pop(coder, u)
         pixels = None
         if header.lossless:
             pixels = np.empty((n, int(np.prod(m.image_shape))), np.uint8)
             for part in _chunks(n):
-                probs = m.net.decode_probs(lattice.point(k[part]) - u[part])
+                probs = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))
                 pixels[part] = m.pixels.pop(coder, probs)
                 if progress:
                     progress("pixels", part.stop, n)
@@ -268,7 +274,7 @@ def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: Progress
     else:
         out = np.empty((n, int(np.prod(m.image_shape))), np.float64)
         for part in _chunks(n):
-            out[part] = m.net.decode_probs(lattice.point(k[part]) - u[part])
+            out[part] = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))
             if progress:
                 progress("decode", part.stop, n)
     return _restore_layout(out, header.layout, m.image_shape)
@@ -284,11 +290,11 @@ def code_lengths(images: Any, model: ModelLike = DEFAULT_MODEL, lossless: bool =
     """
     m = load_model(model)
     x, _ = as_model_input(images, m.image_shape, lossless)
-    u = seeded_dither(m.net.lattice, seed, x.shape[0])
-    k = m.latent.clamp(m.net.lattice.coords(m.net.encode(x) + u))
-    out = {"latent": m.latent.ideal_bits(k, u), "pixels": 0.0}
+    u = m.latent.seeded_dither(seed, x.shape[0])
+    k = m.latent.quantize(m.net.encode(x), u)
+    out = {"latent": m.latent.code.ideal_bits(k, u), "pixels": 0.0}
     if lossless:
         for part in _chunks(x.shape[0]):
-            probs = m.net.decode_probs(m.net.lattice.point(k[part]) - u[part])
+            probs = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))
             out["pixels"] += m.pixels.ideal_bits(x[part], probs)
     return out

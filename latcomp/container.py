@@ -4,13 +4,14 @@ Layout (little-endian; varints are unsigned LEB128 in their shortest form)::
 
     offset  size  field
     0       4     magic  b"LATC"
-    4       1     format version (1)
+    4       1     format version (1: rectangular lattice; 2: any lattice, spec below)
     5       1     flags: bit 0 lossless; bits 1-2 array layout; bits 3-7 zero
     6       8     model id: the first 8 bytes of SHA-256 of the model's weights file
     14      8     dither seed (u64)
     22      4     CRC32 of the payload bytes
     26      4     CRC32 of the decoded content (lattice coordinates, then packed pixels)
     30      var   count N, height H, width W, channels C, payload length P (bytes)
+    [v2]    var   length L of the lattice spec, then L ASCII bytes (e.g. b"e8*2")
     …       4     CRC32 of all header bytes before it
     …       P     payload: the ANS stream, u32 words little-endian, trailing zero bytes dropped
 
@@ -36,7 +37,12 @@ import numpy as np
 from .errors import FormatError
 
 MAGIC = b"LATC"
-VERSION = 1
+#: Version 1: the rectangular lattice (sequential code with one level). Version 2 adds the
+#: lattice spec: a reader must decode the coordinates level by level (docs/format.md).
+VERSIONS = (1, 2)
+#: Longest lattice spec a header may carry, and its alphabet.
+MAX_SPEC_BYTES = 64
+_SPEC_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789*+")
 #: Flag bit of the lossless mode (pixels coded after the lattice point).
 FLAG_LOSSLESS = 0x01
 #: Array layout of the images given to ``compress`` (returned alike by ``decompress``).
@@ -68,8 +74,14 @@ class Header:
     count: int
     image_shape: tuple[int, int, int]
     payload_bytes: int
+    #: Canonical lattice spec of the latent ("" in version 1: the rectangular lattice).
+    lattice: str = ""
     #: Length of the header in bytes (set by :func:`unpack`/:func:`pack`).
     header_bytes: int = 0
+
+    @property
+    def version(self) -> int:
+        return 2 if self.lattice else 1
 
     @property
     def mode(self) -> str:
@@ -119,6 +131,9 @@ def _check_fields(h: Header) -> None:
         raise FormatError("corrupt header (single-image layout with several images)")
     if not 0 <= h.payload_bytes <= MAX_PAYLOAD:
         raise FormatError(f"payload length {h.payload_bytes} out of range")
+    spec = h.lattice.encode("ascii", "replace")
+    if len(spec) > MAX_SPEC_BYTES or not set(spec) <= _SPEC_CHARS:
+        raise FormatError("corrupt header (bad lattice spec)")
 
 
 def pack(header: Header, payload: bytes) -> bytes:
@@ -126,9 +141,11 @@ def pack(header: Header, payload: bytes) -> bytes:
     flags = (FLAG_LOSSLESS if header.lossless else 0) | (LAYOUTS.index(header.layout) << LAYOUT_SHIFT)
     header = dataclasses.replace(header, payload_bytes=len(payload), payload_crc=zlib.crc32(payload))
     _check_fields(header)
-    head = _FIXED.pack(MAGIC, VERSION, flags, header.model_id, header.seed, header.payload_crc,
+    head = _FIXED.pack(MAGIC, header.version, flags, header.model_id, header.seed, header.payload_crc,
                        header.content_crc)
     head += b"".join(_varint(v) for v in (header.count, *header.image_shape, header.payload_bytes))
+    if header.lattice:
+        head += _varint(len(header.lattice)) + header.lattice.encode("ascii")
     head += struct.pack("<I", zlib.crc32(head))
     return head + payload
 
@@ -147,14 +164,24 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     if data[:len(MAGIC)] != MAGIC:
         raise FormatError(f"not a latcomp file ({_describe(data)})")
     _, version, flags, model_id, seed, payload_crc, content_crc = _FIXED.unpack_from(data)
-    if version != VERSION:
-        raise FormatError(f"unsupported format version {version} (this latcomp reads version {VERSION}; "
-                          f"the file is corrupt or from another latcomp version)")
+    if version not in VERSIONS:
+        raise FormatError(f"unsupported format version {version} (this latcomp reads versions "
+                          f"{', '.join(map(str, VERSIONS))}; the file is corrupt or from another latcomp version)")
     pos = FIXED_BYTES
     values = []
     for name in ("count", "height", "width", "channels", "payload length"):
         value, pos = _read_varint(data, pos, name)
         values.append(value)
+    lattice = ""
+    if version == 2:
+        length, pos = _read_varint(data, pos, "lattice spec length")
+        if not 1 <= length <= MAX_SPEC_BYTES or len(data) < pos + length:
+            raise FormatError("corrupt header (bad lattice spec length)")
+        raw = data[pos:pos + length]
+        pos += length
+        if not set(raw) <= _SPEC_CHARS:
+            raise FormatError("corrupt header (bad lattice spec)")
+        lattice = raw.decode("ascii")
     if len(data) < pos + 4:
         raise FormatError("truncated header")
     (stored_crc,) = struct.unpack_from("<I", data, pos)
@@ -168,7 +195,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
                     layout=LAYOUTS[layout_index] if layout_index < len(LAYOUTS) else "?",
                     model_id=model_id, seed=seed, payload_crc=payload_crc, content_crc=content_crc,
                     count=count, image_shape=(height, width, channels), payload_bytes=payload_bytes,
-                    header_bytes=pos + 4)
+                    lattice=lattice, header_bytes=pos + 4)
     _check_fields(header)
     expected = header.header_bytes + payload_bytes
     if len(data) < expected:

@@ -51,11 +51,14 @@ class TrainConfig:
     seed: int = 0
     data_dir: str | None = None
     levels: int = 4  # M, words per quantizer of the straight-through baselines (st-*)
+    lattice: str = "z"  # lattice spec of the lattice VAE (latcomp.lattices.product)
 
     def hparams(self) -> dict[str, Any]:
         hp: dict[str, Any] = dict(data_dim=784, hidden=self.hidden, latent=self.latent, lam=self.lam)
         if self.architecture.startswith("st-"):
             hp["levels"] = self.levels
+        if self.architecture == "lattice-vae":
+            hp["lattice"] = self.lattice
         return hp
 
 

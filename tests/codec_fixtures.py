@@ -20,7 +20,7 @@ __all__ = ["small_model", "sharp_model", "huge_model", "other_model", "digits", 
 
 def make_model(directory: Path, seed: int = 0, hidden: int = 32, latent: int = 8,
                log_delta: np.ndarray | None = None, log_b: np.ndarray | None = None,
-               decoder_gain: float = 1.0) -> Path:
+               decoder_gain: float = 1.0, lattice: str = "z") -> Path:
     """Save a random LatticeVAE (torch, only here) to ``directory`` and return it."""
     import torch
 
@@ -28,7 +28,7 @@ def make_model(directory: Path, seed: int = 0, hidden: int = 32, latent: int = 8
     from latcomp.nn.models import LatticeVAE
 
     torch.manual_seed(seed)
-    model = LatticeVAE(hidden=hidden, latent=latent)
+    model = LatticeVAE(hidden=hidden, latent=latent, lattice=lattice)
     with torch.no_grad():
         if log_delta is not None:
             model.log_delta.copy_(torch.as_tensor(log_delta, dtype=torch.float32))

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from latcomp import codec
 from latcomp.codec import compress, decompress, load_model, read_header
 from latcomp.container import FIXED_BYTES, pack, unpack
-from latcomp.lattices.dither import seeded_dither
-from latcomp.entropy.coders import MAX_COORD, LaplaceLatentModel, support_radius
+from latcomp.entropy.lattice_code import MAX_COORD, LatticeCode, support_radius
+from latcomp.lattices import ProductLattice
+from latcomp.latent_codecs import LatticeLatentCodec
 from latcomp.errors import CodecError, FormatError, InputError, ModelMismatchError
-from latcomp.lattices.base import RectangularLattice
 from latcomp.modelfile import load_model as load_torch_model
 
 # --------------------------------------------------------------------------- round trips
@@ -48,7 +48,7 @@ def test_lossy_decodes_to_the_torch_decoder_mean_of_z_minus_u(small_model, digit
     y = decompress(data, small_model)
     assert y.dtype == np.float64 and y.shape == digits.shape
     model = load_torch_model(small_model).double()
-    u = seeded_dither(load_model(small_model).net.lattice, seed, len(digits))
+    u = load_model(small_model).latent.seeded_dither(seed, len(digits))
     with torch.no_grad():
         k, w = model.quantize(torch.from_numpy(digits.reshape(64, -1)).double(), torch.from_numpy(u))
         mean = torch.sigmoid(model.decoder(w)).numpy().reshape(digits.shape)
@@ -117,27 +117,28 @@ def test_same_bytes_across_thread_counts_and_processes(tmp_path, small_model):
 
 def test_huge_latents_use_the_escape_and_round_trip(huge_model, digits):
     m = load_model(huge_model)
-    u = seeded_dither(m.net.lattice, 8, len(digits))
-    k = m.latent.clamp(m.net.lattice.coords(m.net.encode(digits) + u))
-    assert np.any(np.abs(k) > m.latent.radius) and np.abs(k).max() == MAX_COORD  # escapes and the clamp
+    u = m.latent.seeded_dither(8, len(digits))
+    k = m.latent.quantize(m.net.encode(digits), u)
+    assert np.any(np.abs(k) > m.latent.code.radius) and np.abs(k).max() == MAX_COORD  # escapes and the clamp
     for lossless in (False, True):
         data = compress(digits, huge_model, lossless=lossless, seed=8)
         y = decompress(data, huge_model)
         if lossless:
             assert np.array_equal(y, digits)
         else:
-            expected = m.net.decode_probs(m.net.lattice.point(k) - u).reshape(digits.shape)
+            expected = m.net.decode_probs(m.latent.reconstruct(k, u)).reshape(digits.shape)
             assert np.array_equal(y, expected)
 
 
 def test_escape_codes_any_coordinate_up_to_the_limit():
     rng = np.random.default_rng(0)
-    latent = LaplaceLatentModel(np.array([1.0, 0.5, 2e-3, 1.0], np.float32), np.array([1.0, 3.0, 1e-6, 1e4],
-                                                                                       np.float32))
+    delta = np.array([1.0, 0.5, 2e-3, 1.0], np.float32)
+    b = np.array([1.0, 3.0, 1e-6, 1e4], np.float32)
+    latent = LatticeCode(ProductLattice("z", 4), delta, b)
     special = np.array([0, 1, -1, 7, 8, 9, 2**16, 2**16 + 8, 2**32 + 9, 2**48 + 9, MAX_COORD, -MAX_COORD,
                         MAX_COORD - 1, -(2**40)], np.int64)
     k = rng.choice(special, size=(50, 4))
-    u = seeded_dither(RectangularLattice(latent.delta), 1, 50)
+    u = LatticeLatentCodec(ProductLattice("z", 4), delta.astype(np.float64), b).seeded_dither(1, 50)
     coder = constriction.stream.stack.AnsCoder()
     latent.push(coder, k, u)
     decoder = constriction.stream.stack.AnsCoder(coder.get_compressed())
@@ -146,8 +147,8 @@ def test_escape_codes_any_coordinate_up_to_the_limit():
 
 
 def test_clamping_of_coordinates_beyond_the_limit():
-    latent = LaplaceLatentModel(np.ones(2), np.ones(2))
-    assert np.array_equal(latent.clamp(np.array([1e30, -np.inf, np.nan, 3.0])), [MAX_COORD, -MAX_COORD, 0, 3])
+    latent = LatticeCode(ProductLattice("z", 2), np.ones(2), np.ones(2))
+    assert np.array_equal(latent.clamp(np.array([[1e30, -np.inf], [np.nan, 3.0]])), [[MAX_COORD, -MAX_COORD], [0, 3]])
 
 
 def test_support_radius_is_exact_powers_of_two():

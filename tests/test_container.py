@@ -13,7 +13,7 @@ from latcomp.container import (
     MAGIC,
     MAX_COUNT,
     MIN_HEADER_BYTES,
-    VERSION,
+    VERSIONS,
     Header,
     pack,
     payload_to_words,
@@ -38,7 +38,7 @@ def test_round_trip_and_documented_layout():
     assert (h.lossless, h.layout, h.model_id, h.seed, h.count, h.image_shape) == \
         (True, "single", bytes(range(8)), 2**64 - 1, 1, (28, 28, 1))
     assert h.header_bytes == 39 == MIN_HEADER_BYTES  # the header of one MNIST image (docs/format.md)
-    assert data[:4] == MAGIC == b"LATC" and data[4] == VERSION == 1 and data[5] == 0x01 | (2 << 1)
+    assert data[:4] == MAGIC == b"LATC" and data[4] == 1 and 1 in VERSIONS and data[5] == 0x01 | (2 << 1)
     assert struct.unpack_from("<Q", data, 14)[0] == 2**64 - 1
     assert struct.unpack_from("<I", data, 22)[0] == zlib.crc32(payload)
     assert struct.unpack_from("<I", data, 26)[0] == 0xDEADBEEF
@@ -85,7 +85,7 @@ def _resealed(head: bytes) -> bytes:
     return head + struct.pack("<I", zlib.crc32(head))
 
 
-def _fixed(version=VERSION, flags=0, payload=b""):
+def _fixed(version=1, flags=0, payload=b""):
     return struct.pack("<4sBB8sQII", MAGIC, version, flags, bytes(8), 0, zlib.crc32(payload), 0)
 
 

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from latcomp.lattices.dither import seeded_dither, seeded_uniforms
-from latcomp.lattices.base import RectangularLattice
+from latcomp.lattices import ProductLattice
+from latcomp.lattices.dither import seeded_uniforms
+from latcomp.latent_codecs import LatticeLatentCodec
 
 
 def test_recipe_is_pcg64_top_53_bits():
@@ -27,7 +28,7 @@ def test_uniforms_are_in_unit_interval_and_seeds_differ():
 
 def test_dither_shape_and_cell():
     delta = np.array([0.5, 2.0])
-    u = seeded_dither(RectangularLattice(delta), 3, 1000)
+    u = LatticeLatentCodec(ProductLattice("z", 2), delta, np.ones(2)).seeded_dither(3, 1000)
     assert u.shape == (1000, 2) and u.dtype == np.float64
     assert np.all(np.abs(u) <= delta / 2)
 

@@ -67,7 +67,7 @@ def test_quantize_gives_lattice_points_and_crypto_lemma_law():
     with torch.no_grad():
         m.log_delta.fill_(math.log(0.8))
     d = (torch.rand(1, 784) < 0.2).float().expand(20000, -1)
-    u = m.lattice.cell_uniform(torch.rand(20000, 4))
+    u = m.latent_codec().dither(torch.rand(20000, 4)).detach()
     k, w = m.quantize(d, u)
     assert torch.equal(k, k.round())
     x = m.encoder(d[:1]).detach()

@@ -85,10 +85,13 @@ def test_gaussian_vae_matches_quadrature(gaussian_model):
 
 
 def test_one_sample_lattice_is_the_training_loss(lattice_model):
-    """K = 1 with the same dithers is the λ = 1 loss of evaluate(), example by example."""
+    """K = 1 with the same dithers is the λ = 1 loss of evaluate(), example by example.
+
+    (One example per pass: the IS draws of a pass are shared by its examples.)
+    """
     data = _data(50)
-    res = importance_sampled_nll(lattice_model, data, samples=1, batch_size=1000, seed=7)
-    loss = evaluate(lattice_model, data, seed=7, batch_size=1000)["loss"]
+    res = importance_sampled_nll(lattice_model, data, samples=1, batch_size=1, seed=7)
+    loss = evaluate(lattice_model, data, seed=7, batch_size=1)["loss"]
     assert res["mean"] == pytest.approx(loss, rel=1e-9)
     assert res["neg_elbo"] == pytest.approx(loss, rel=1e-9)
 
@@ -107,7 +110,8 @@ def test_nll_does_not_increase_with_k(architecture):
     with torch.no_grad():
         model.decoder[-1].weight.mul_(4.0)  # an untrained decoder barely depends on w otherwise
     data = synthetic_binary(100, seed=4)
-    means = [importance_sampled_nll(model, data, samples=k, seed=k)["mean"] for k in (1, 10, 100)]
+    # one example per pass, so that every example gets its own draws
+    means = [importance_sampled_nll(model, data, samples=k, seed=k, batch_size=k)["mean"] for k in (1, 10, 100)]
     assert means[0] > means[1] > means[2]
 
 

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from latcomp.lattices.base import Lattice, RectangularLattice
+from latcomp.latent_codecs.lattice import LatticeLatentCodec
 
 #: Logits are clipped to ±SIGMOID_LIMIT before the table sigmoid (σ(32) = 1 − 1.3e-14).
 SIGMOID_LIMIT = 32
@@ -233,10 +233,8 @@ class CodecModel(Protocol):
     architecture: ClassVar[str]
     #: Shape (H, W, C) of one image.
     image_shape: tuple[int, int, int]
-    #: The lattice Λ of the latent, with float64 parameters from the frozen float32 ones.
-    lattice: Lattice
-    #: Laplace prior scales b_i (float64 from the frozen float32 ``codec.prior.b``).
-    prior_scale: np.ndarray
+    #: The latent codec (lattice, scales, prior, entropy model) from the frozen float32 tensors.
+    latent: LatticeLatentCodec
 
     def latent_dim(self) -> int: ...
 
@@ -266,11 +264,11 @@ class NumpyLatticeVAE:
             raise ModelShapeError(f"network shapes do not match data_dim={data_dim}, latent={latent}")
         delta = _tensor(weights, "codec.lattice.delta")
         b = _tensor(weights, "codec.prior.b")
-        for name, t in (("codec.lattice.delta", delta), ("codec.prior.b", b)):
-            if t.shape != (latent,) or not np.all(t > 0):
-                raise ModelShapeError(f"{name} must hold {latent} positive values")
-        self.lattice = RectangularLattice(delta)
-        self.prior_scale = b
+        try:
+            self.latent = LatticeLatentCodec.from_spec(hparams.get("lattice", "z"), latent, delta, b)
+            self.latent.code  # validates the shapes and values of the entropy parameters
+        except ValueError as exc:
+            raise ModelShapeError(str(exc)) from None
 
     def latent_dim(self) -> int:
         return self.encoder.out_features

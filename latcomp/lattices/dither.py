@@ -4,14 +4,13 @@ The encoder and decoder must draw the *same* U ~ Uniform(P0) bit for bit, on any
 machine and any numpy version. The recipe is therefore spelled out instead of
 using a sampler whose algorithm may change: PCG64 seeded with the 64-bit seed,
 ``random_raw`` 64-bit words, the top 53 bits scaled by 2^-53 to float64 in [0, 1),
-mapped into the cell by :meth:`latcomp.lattice.Lattice.cell_uniform`.
+mapped into the Voronoi cell by the lattice
+(:meth:`latcomp.latent_codecs.LatticeLatentCodec.seeded_dither`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from latcomp.lattices.base import Lattice
 
 _TWO_POW_MINUS_53 = 1.0 / 9007199254740992.0
 
@@ -23,8 +22,3 @@ def seeded_uniforms(seed: int, shape: tuple[int, ...]) -> np.ndarray:
     n = int(np.prod(shape, dtype=np.int64))
     words = np.random.PCG64(seed).random_raw(n).astype(np.uint64)
     return ((words >> np.uint64(11)).astype(np.float64) * _TWO_POW_MINUS_53).reshape(shape)
-
-
-def seeded_dither(lattice: Lattice, seed: int, count: int) -> np.ndarray:
-    """``count`` dither vectors U ~ Uniform(P0(Λ)), float64 (count, m), from ``seed``."""
-    return lattice.cell_uniform(seeded_uniforms(seed, (count, lattice.dim)))

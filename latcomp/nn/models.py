@@ -15,6 +15,7 @@ rate equals the expected code length of Z.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from latcomp.lattices.base import RectangularLattice
+from latcomp.lattices.product import ProductLattice
+from latcomp.latent_codecs.lattice import LatticeLatentCodec
 from latcomp.nn.layers import gated_mlp
-from latcomp.entropy.laplace import rate_nats
 
 
 @dataclass
@@ -72,18 +73,26 @@ class AutoEncoder(nn.Module):
 
 
 class LatticeVAE(AutoEncoder):
-    """Rectangular-lattice VAE: gated encoder/decoder, learnable Δ_i and Laplace scales b_i.
+    """Lattice VAE: gated encoder/decoder, a dithered lattice latent with learned scales and Laplace prior.
 
     Encoder e_c: data_dim → hidden → hidden → latent (two gated layers, then linear);
     decoder: latent → hidden → hidden → data_dim (two gated layers, then linear +
-    sigmoid). Δ = exp(log_delta) and b = exp(log_b) are learned per dimension.
+    sigmoid). ``lattice`` is a lattice spec (:mod:`latcomp.lattices.product`): ``"z"``
+    is the paper's rectangular lattice (one learned Δ_i per dimension), ``"e8"`` tiles
+    the latent with E8 blocks, ``"leech+e8*2"`` mixes blocks. Each block has a learned
+    scale Δ_b = exp(log_delta_b) (initialised to a cell of unit volume per dimension)
+    and each dimension a Laplace scale b_i = exp(log_b_i).
     """
 
     architecture = "lattice-vae"
 
-    def __init__(self, data_dim: int = 784, hidden: int = 300, latent: int = 40, lam: float = 1.0):
-        super().__init__(data_dim, hidden, latent, lam)
-        self.log_delta = nn.Parameter(torch.zeros(latent))
+    def __init__(self, data_dim: int = 784, hidden: int = 300, latent: int = 40, lam: float = 1.0,
+                 lattice: str = "z"):
+        product = ProductLattice(lattice, latent)
+        super().__init__(data_dim, hidden, latent, lam, lattice=product.spec)
+        self.product = product
+        unit_log_volume = torch.tensor([math.log(b.volume) / b.dim for b in product.blocks])
+        self.log_delta = nn.Parameter(-unit_log_volume)
         self.log_b = nn.Parameter(torch.zeros(latent))
 
     @property
@@ -94,27 +103,28 @@ class LatticeVAE(AutoEncoder):
     def b(self) -> torch.Tensor:
         return self.log_b.exp()
 
-    @property
-    def lattice(self) -> RectangularLattice:
-        return RectangularLattice(self.delta)
+    def latent_codec(self) -> LatticeLatentCodec:
+        """The latent codec with the current (differentiable) scales."""
+        return LatticeLatentCodec(self.product, self.delta, self.b)
 
     def forward(self, d: torch.Tensor, v: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> Output:
         """Training objective Eq. 15 with one dither per example.
 
         ``v`` ~ Uniform[0,1)^m is the dither's noise (drawn from ``generator`` if
-        not given) and is held constant; U = Δ·(v − ½) is reparametrized so that
-        gradients reach Δ as well as the encoder.
+        not given) and is held constant; U = Δ·U₀(v) is reparametrized so that
+        gradients reach the scales as well as the encoder.
         """
         x = self.encoder(d)
         if v is None:
             v = torch.rand(x.shape, generator=generator, dtype=x.dtype)
-        eta = x - self.lattice.cell_uniform(v)
-        return self._objective(d, eta, rate_nats(eta, self.delta, self.b).sum(-1))
+        latent = self.latent_codec()
+        eta = x - latent.dither(v)
+        return self._objective(d, eta, latent.rate_nats(eta))
 
     @torch.no_grad()
     def codec_tensors(self) -> dict[str, torch.Tensor]:
-        """The entropy-model parameters the codec reads, frozen as float32 (Δ_i and b_i).
+        """The entropy-model parameters the codec reads, frozen as float32 (Δ_b and b_i).
 
         They are stored in the model file as they are so that encoder and decoder
         compute P(Ẑ|U) from bit-identical values, with no exp on either side.
@@ -124,6 +134,7 @@ class LatticeVAE(AutoEncoder):
     @torch.no_grad()
     def quantize(self, d: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inference path: integer coordinates k of Z = K_Λ(e_c(d) + u), and Z − u."""
-        lattice = self.lattice
-        k = lattice.coords(self.encoder(d) + u)
-        return k, lattice.point(k) - u
+        latent = LatticeLatentCodec(self.product, self.delta.double().numpy(), self.b.double().numpy())
+        x, u_np = self.encoder(d).double().numpy(), u.double().numpy()
+        k = latent.quantize(x, u_np)
+        return torch.from_numpy(k), torch.from_numpy(latent.reconstruct(k, u_np)).to(d.dtype)
