@@ -50,8 +50,10 @@ def _finite(x: float | None) -> float | None:
 
 def model_label(entry: dict[str, Any]) -> str:
     """Architecture, with the words per quantizer M for the straight-through models."""
-    levels = entry.get("levels")
-    return f"{entry['architecture']} (M={levels})" if levels else entry["architecture"]
+    levels, lattice = entry.get("levels"), entry.get("lattice")
+    if levels:
+        return f"{entry['architecture']} (M={levels})"
+    return f"{entry['architecture']} ({lattice})" if lattice else entry["architecture"]
 
 
 def _dataset_of(config: dict[str, Any]) -> str:
@@ -59,7 +61,7 @@ def _dataset_of(config: dict[str, Any]) -> str:
 
 
 def bench_model(model_dir: str | Path, data: np.ndarray, is_samples: int = 1000, dithers: int = 1,
-                bitstream: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+                bitstream: bool = True, progress: Progress | None = None, defensive: bool = False) -> dict[str, Any]:
     """The bench numbers of one model on ``data`` (uint8 0/1, (N, data_dim)); see the module docstring."""
     import torch
 
@@ -75,7 +77,8 @@ def bench_model(model_dir: str | Path, data: np.ndarray, is_samples: int = 1000,
     n = len(data)
     entry: dict[str, Any] = {
         "name": name, "model_dir": str(model_dir), "architecture": config["architecture"],
-        "levels": hp.get("levels"), "lam": hp.get("lam"), "latent": hp.get("latent"), "hidden": hp.get("hidden"),
+        "levels": hp.get("levels"), "lattice": getattr(model, "product", None) and model.product.spec,
+        "lam": hp.get("lam"), "latent": hp.get("latent"), "hidden": hp.get("hidden"),
         "count": n, "seconds": {}}
 
     def report(stage: str) -> Callable[[str, int, int], None] | None:
@@ -113,16 +116,26 @@ def bench_model(model_dir: str | Path, data: np.ndarray, is_samples: int = 1000,
         entry["seconds"]["importance_sampling"] = time.perf_counter() - start
         entry.update(nll=res["mean"], nll_stderr=_finite(res["stderr"]), nll_source="importance-sampling",
                      is_samples=is_samples)
+    entry.update(nll_defensive=None, nll_defensive_stderr=None, nll_paired_difference=None)
+    if defensive and is_samples > 0 and config["architecture"] == "lattice-vae":
+        start = time.perf_counter()
+        dres = importance_sampled_nll(model, tensor, samples=is_samples, proposal="defensive",
+                                      progress=report("importance sampling (defensive)"))
+        entry["seconds"]["importance_sampling_defensive"] = time.perf_counter() - start
+        diff = res["nll"] - dres["nll"]
+        entry.update(nll_defensive=dres["mean"], nll_defensive_stderr=_finite(dres["stderr"]),
+                     nll_paired_difference=[float(diff.mean()), _finite(float(diff.std(ddof=1) / math.sqrt(n)))])
     return entry
 
 
 def run_bench(model_dirs: Sequence[str | Path], split: str = "test", is_samples: int = 1000,
               data_dir: str | Path | None = None, dithers: int = 1, progress: Progress | None = None,
-              bitstream: bool = True, data: np.ndarray | None = None) -> dict[str, Any]:
+              bitstream: bool = True, data: np.ndarray | None = None, defensive: bool = False) -> dict[str, Any]:
     """Bench every model on ``split`` of its dataset (or on ``data``, binary (N, data_dim), if given).
 
     All model directories are checked before any work starts (:class:`ModelFileError`).
     ``bitstream=False`` skips the codec and reports the lattice VAE's estimate too.
+    ``defensive`` adds the lattice VAE's NLL with the defensive proposal (:mod:`latcomp.nll`).
     """
     from .data import load_dataset
 
@@ -143,11 +156,11 @@ def run_bench(model_dirs: Sequence[str | Path], split: str = "test", is_samples:
             if key not in datasets:
                 datasets[key] = load_dataset(dataset, split, data_dir, seed=seed)
             split_data = datasets[key]
-        entry = bench_model(model_dir, split_data, is_samples, dithers, bitstream, progress)
+        entry = bench_model(model_dir, split_data, is_samples, dithers, bitstream, progress, defensive)
         entry["dataset"] = dataset
         models.append(entry)
     return {"split": split, "is_samples": is_samples, "dithers": dithers, "bitstream": bitstream,
-            "models": models, "machine": machine_info()}
+            "defensive": defensive, "models": models, "machine": machine_info()}
 
 
 # --------------------------------------------------------------------------- tables and files
@@ -157,15 +170,15 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
     return "—" if x is None else format(x, spec)
 
 
-def nll_text(entry: dict[str, Any]) -> str:
-    """"95.05 ± 0.25" for an IS estimate, "≤ 99.00 (−ELBO)" for a bound."""
-    if entry["nll"] is not None:
-        return f"{entry['nll']:.2f} ± {_fmt(entry['nll_stderr'])}"
-    return f"≤ {entry['neg_elbo']:.2f} (−ELBO)"
+def nll_text(entry: dict[str, Any], key: str = "nll") -> str:
+    """"95.05 ± 0.25" for an IS estimate, "≤ 99.00 (−ELBO)" for a bound, "—" if not measured."""
+    if entry.get(key) is not None:
+        return f"{entry[key]:.2f} ± {_fmt(entry[f'{key}_stderr'])}"
+    return f"≤ {entry['neg_elbo']:.2f} (−ELBO)" if key == "nll" else "—"
 
 
 TABLE_COLUMNS = ("model", "architecture", "λ", "rate (bits/image)", "source", "estimate (bits)", "gap",
-                 "distortion (nats)", "−ELBO (nats)", "NLL (nats)")
+                 "distortion (nats)", "−ELBO (nats)", "NLL (nats)", "NLL, defensive (nats)")
 
 
 def table_rows(res: dict[str, Any]) -> list[list[str]]:
@@ -176,7 +189,7 @@ def table_rows(res: dict[str, Any]) -> list[list[str]]:
                else f"{e['rate_gap_bits']:+.2f} ({_fmt(e['rate_gap_percent'], '+.1f')}%)")
         rows.append([e["name"], model_label(e), _fmt(e["lam"], "g"), f"{e['rate_bits']:.2f}", e["rate_source"],
                      f"{e['rate_estimate_bits']:.2f}", gap, f"{e['distortion']:.2f}", f"{e['neg_elbo']:.2f}",
-                     nll_text(e)])
+                     nll_text(e), nll_text(e, "nll_defensive")])
     return rows
 
 

@@ -26,6 +26,7 @@ written (with erratum 1).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -84,10 +85,21 @@ class LatticeLatentCodec:
         return self.scale * _like(self.lattice.steps, self.delta)
 
     def log_volume(self) -> Array:
-        """log V of the scaled cell: Σ_b n_b·log s_b + log Π V(Λ_b)."""
-        sizes = _like(np.array([blk.dim for blk in self.lattice.blocks], np.float64), self.delta)
+        """log V of the scaled cell, Σ_b log V_b."""
+        return self.block_log_volumes().sum()
+
+    def block_log_volumes(self) -> Array:
+        """log V_b = n_b·log s_b + log V(Λ_b) of every block's scaled cell, (blocks,)."""
+        sizes = np.array([blk.dim for blk in self.lattice.blocks], np.float64)
+        unit = np.array([math.log(blk.volume) for blk in self.lattice.blocks])
         log_delta = self.delta.log() if _is_torch(self.delta) else np.log(self.delta)
-        return (sizes * log_delta).sum() + self.lattice.log_volume
+        return _like(sizes, self.delta) * log_delta + _like(unit, self.delta)
+
+    def in_cell(self, e: np.ndarray) -> np.ndarray:
+        """Whether each block of ``e`` (..., dim) lies in its scaled Voronoi cell (K_Λ(e) = 0), (..., blocks)."""
+        k = self.lattice.quantize(np.asarray(e, np.float64) / np.asarray(self.scale, np.float64))
+        zero = k == 0
+        return np.logical_and.reduceat(zero, self.lattice.starts, axis=-1)
 
     def dither(self, v: Array) -> Array:
         """U = s·U₀ with U₀ = the unit cell's dither of uniforms ``v`` (..., dim) (Lemma 1).
