@@ -221,7 +221,8 @@ def triangular_basis(generators: list[list[Fraction | int]]) -> list[list[Fracti
 
     Exact rational arithmetic: for each column from the last to the first, a gcd
     reduction leaves one generator with a non-zero entry there; it becomes that
-    column's basis row. Off-diagonal entries are then reduced into (−d/2, d/2].
+    column's basis row. Off-diagonal entries are then reduced into [−d/2, d/2] (d the
+    diagonal entry of their column; Python's round sends halves to even).
     """
     n = len(generators[0])
     pool = [[Fraction(v) for v in g] for g in generators]

@@ -13,8 +13,8 @@ from latcomp.lattices.base import CosetDecoder, Lattice, as_float_basis, triangu
 class Gosset(Lattice):
     """E8: decode in D8 and in D8 + ½, keep the nearer. G = 0.0716821.
 
-    Basis (lower-triangular, det 1): (2,0,…,0), (−1,1,0,…), …, (0,…,−1,1,0), (½,…,½);
-    steps (2, 1, 1, 1, 1, 1, 1, ½).
+    Basis (lower-triangular, det 1, from :func:`triangular_basis`): 2·e_0, then e_j − e_0 for
+    j = 1 … 6, then (½, …, ½); steps (2, 1, 1, 1, 1, 1, 1, ½).
     """
 
     name = "e8"

@@ -39,6 +39,8 @@ def unit_lattice(name: str) -> Lattice:
 
 def parse_spec(spec: str, dim: int | None = None) -> list[str]:
     """Block names of a lattice spec, in order; ``dim`` is needed for a bare name and checked otherwise."""
+    if dim is not None and dim < 1:
+        raise ValueError(f"the latent dimension must be positive, got {dim}")
     terms = [t.strip() for t in str(spec).lower().split("+")]
     if len(terms) == 1 and "*" not in terms[0]:
         block = unit_lattice(terms[0])
