@@ -110,6 +110,27 @@ def bench_lattice_model(model: Path, x: np.ndarray, seed: int, fresh_dithers: in
     return out
 
 
+def decoder_throughput(points: int = 20000, seed: int = 0) -> list[dict[str, Any]]:
+    """Nearest-point decodes per second of every unit lattice (dither-like inputs), fast and brute force."""
+    from latcomp.lattices import LATTICES, unit_lattice
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name in LATTICES:
+        lat = unit_lattice(name)
+        x = rng.random((points, lat.dim)) @ lat.basis
+        lat.nearest(x[:8])  # build tables
+        _, t = timed(lambda: lat.nearest(x), 3)
+        row = {"lattice": name, "dim": lat.dim, "points_per_s": points / t}
+        decoder = getattr(lat, "_decoder", None)
+        if decoder is not None:
+            few = x[:max(points // 50, 100)]
+            _, tb = timed(lambda: decoder.brute_force(few), 1)
+            row["brute_force_points_per_s"] = len(few) / tb
+        rows.append(row)
+    return rows
+
+
 def to_markdown(res: dict[str, Any], command: str) -> str:
     lines = ["# Lattices: real files, ideal and training rates, box-code gap", "",
              f"Command: `{command}`  ",
@@ -131,7 +152,14 @@ def to_markdown(res: dict[str, Any], command: str) -> str:
               "zero in expectation). Box − Voronoi: what the closed-form sequential code costs over the exact "
               f"Voronoi-cell mass (Monte Carlo, {res['models'][0]['cell_samples'] if res['models'] else 0} "
               f"points per cell, first {res['models'][0]['gap_digits'] if res['models'] else 0} digits). "
-              "Throughput: batch of all digits in one call, median of 3."]
+              "Throughput: batch of all digits in one call, median of 3.", "",
+              "## Nearest-point decoders", "",
+              "| lattice | dim | points/s | brute-force union of cosets, points/s |", "|---|---|---|---|"]
+    for r in res["decoders"]:
+        brute = r.get("brute_force_points_per_s")
+        lines.append(f"| {r['lattice']} | {r['dim']} | {r['points_per_s']:,.0f} | "
+                     f"{'—' if brute is None else f'{brute:,.0f}'} |")
+    lines += ["", "Dither-like inputs (v·B, v uniform), one process, median of 3."]
     return "\n".join(lines) + "\n"
 
 
@@ -152,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{model} ...", file=sys.stderr)
         res["models"].append(bench_lattice_model(model, x, 0, args.fresh_dithers, min(args.gap_digits, len(x)),
                                                  args.cell_samples))
+    res["decoders"] = decoder_throughput()
     res["machine"] = machine_info()
     command = " ".join(["python -m benchmarks.lattices", *argv])
     kwargs = {"out_dir": args.out_dir} if args.out_dir else {}

@@ -3,9 +3,10 @@
 Pipeline (Sections 3.2-3.3 of the paper, Figure 2 left)::
 
     encode:  X = e_c(D)            numpy encoder (exact, reproducible; no torch)
-             U = dither(seed)       PCG64 raw words -> 53-bit floats -> cell of Λ
-             k = coords K_Λ(X + U)  integer coordinates of the lattice point Z = B·k
-             push k with P(Ẑ|U)     Laplace prior, QuantizedLaplace(u/Δ, b/Δ), escapes
+             U = dither(seed)       PCG64 raw words -> uniforms -> Voronoi cell of Λ (exact)
+             k = coords K_Λ(X + U)  integer coordinates of the lattice point Z = s·k·B
+             push k with P(Ẑ|U)     Laplace prior, the sequential box code (QuantizedLaplace
+                                    per coordinate, last coordinate of each block first), escapes
              [lossless] push D with Q(D | Z − U), the decoder's Bernoulli probabilities
     decode:  U = dither(seed); pop k; Z − U; decoder network;
              lossy: the mean image Q(D=1 | Z − U); lossless: pop D exactly.
@@ -17,8 +18,9 @@ on every machine, thread count and batch size; a CRC32 of the decoded content
 turns any residual mismatch into an error instead of a wrong image.
 
 The model-specific parts live in a :class:`LoadedModel`: the numpy network
-adapter (:mod:`latcomp.numpy_model`, by the config's architecture), the lattice
-and its entropy model (:mod:`latcomp.entropy`).
+adapter (:mod:`latcomp.exact.networks`, by the config's architecture) and its latent
+codec (:class:`latcomp.latent_codecs.LatticeLatentCodec`: lattice, dither, prior and
+the code of lattice points).
 """
 
 from __future__ import annotations

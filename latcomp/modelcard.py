@@ -27,8 +27,10 @@ from .train import LOG, evaluate, read_train_log
 
 
 DESCRIPTIONS = {
-    "lattice-vae": "the paper's MNIST rectangular-lattice VAE: learned steps Δ_i, Laplace prior with learned "
-                   "scales b_i, rate term as in READING-NOTES erratum 1 (the training rate is the real code length).",
+    "lattice-vae": "the paper's MNIST lattice VAE on the latent lattice `{lattice}`: a learned scale per lattice "
+                   "block (for `z` blocks the step Δ_i), Laplace prior with learned scales b_i, the sequential box "
+                   "code of docs/lattices.md as rate (for `z` Eq. 15 with erratum 1): the training rate is the "
+                   "real code length.",
     "gaussian-lattice": "the paper's Gaussian lattice VAE: posterior N(μ(d), diag σ²) with σ learned per dimension "
                         "but not data dependent, prior N(0, I) — the stand-in for an ideal high-dimensional lattice.",
     "gaussian": "a standard Gaussian VAE: posterior N(μ(d), diag σ(d)²), prior N(0, I).",
@@ -73,9 +75,11 @@ def render_card(directory: str | Path, evaluation: dict[str, Any], command: str)
     best = min(log, key=lambda r: r["valid_loss"])
     hours = sum(r["seconds"] for r in log) / 3600
     test, valid, m = evaluation["test"], evaluation["valid"], evaluation["machine"]
+    lattice = (config.get("hparams") or {}).get("lattice") or f"z*{cfg['latent']}"
+    description = DESCRIPTIONS.get(config["architecture"], "").format(lattice=lattice)
     return f"""# Model card: {directory.name}
 
-**Architecture:** `{config['architecture']}` — {DESCRIPTIONS.get(config['architecture'], '')} Encoder
+**Architecture:** `{config['architecture']}` — {description} Encoder
 784→{cfg['hidden']}→{cfg['hidden']}→{cfg['latent']} (two gated linear layers h·σ(g), then linear), decoder
 mirrored with a sigmoid-Bernoulli output (Section 4).
 

@@ -27,6 +27,7 @@ written (with erratum 1).
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -43,12 +44,13 @@ def _is_torch(x: Array) -> bool:
     return type(x).__module__.startswith("torch")
 
 
-def _like(values: np.ndarray, ref: Array) -> Array:
-    """``values`` as the array type (and dtype) of ``ref``."""
+def _like(values: np.ndarray, ref: Array, index: bool = False) -> Array:
+    """``values`` as the array type of ``ref`` (and its dtype, unless they are ``index`` integers)."""
     if _is_torch(ref):
         import torch
 
-        return torch.from_numpy(np.ascontiguousarray(values)).to(ref.dtype)
+        tensor = torch.from_numpy(np.ascontiguousarray(values))
+        return tensor if index else tensor.to(ref.dtype)
     return values
 
 
@@ -76,8 +78,7 @@ class LatticeLatentCodec:
     @property
     def scale(self) -> Array:
         """s_i: the scale of each coordinate's block."""
-        idx = self.lattice.block_of
-        return self.delta[_index(idx)] if _is_torch(self.delta) else np.asarray(self.delta)[idx]
+        return self.delta[_like(self.lattice.block_of, self.delta, index=True)]
 
     @property
     def width(self) -> Array:
@@ -119,11 +120,10 @@ class LatticeLatentCodec:
 
     # ----------------------------------------------------------- coding side (numpy)
 
-    @property
+    @cached_property
     def code(self) -> LatticeCode:
-        if not hasattr(self, "_code"):
-            self._code = LatticeCode(self.lattice, np.asarray(self.delta, np.float64), np.asarray(self.b, np.float64))
-        return self._code
+        """The entropy model P(Ẑ|U) (numpy; built on first use from float64 copies of the parameters)."""
+        return LatticeCode(self.lattice, np.asarray(self.delta, np.float64), np.asarray(self.b, np.float64))
 
     def seeded_dither(self, seed: int, count: int) -> np.ndarray:
         """``count`` dithers (float64 (count, dim)) from the 64-bit ``seed``: the shared randomness of a file."""
@@ -139,10 +139,4 @@ class LatticeLatentCodec:
     def reconstruct(self, k: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Z − U = s·(k·B) − u, the decoder network's input (float64, exact recipe)."""
         return self.code.scale * self.lattice.point(k) - u
-
-
-def _index(idx: np.ndarray) -> Any:
-    import torch
-
-    return torch.from_numpy(idx)
 
