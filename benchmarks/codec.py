@@ -39,8 +39,8 @@ import numpy as np
 
 from latcomp.codec import code_lengths, compress, decompress, load_model, read_header
 from latcomp.data import load_dataset
-from latcomp.results import machine_info, timed, write_results
 from latcomp.modelfile import DEFAULT_MODEL, read_config
+from latcomp.results import machine_info, timed, write_results
 
 LN2 = math.log(2.0)
 REPO = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ import torch
 
 from latcomp.nn.models import LatticeVAE
 from latcomp.results import machine_info, timed, write_results
-from latcomp.train import TrainConfig, _train_epoch, _Silent, evaluate
+from latcomp.train import TrainConfig, _Silent, _train_epoch, evaluate
 
 
 def linear_shapes(model: LatticeVAE) -> list[tuple[int, int]]:
@@ -80,7 +80,8 @@ def run_benchmark(epochs: int = 3, n_train: int = 50_000, n_valid: int = 10_000)
     cfg = TrainConfig()
     times = []
     for epoch in range(1, epochs + 1):
-        _, seconds = timed(lambda: (_train_epoch(model, opt, train, cfg, epoch, _Silent()), evaluate(model, valid)))
+        _, seconds = timed(lambda epoch=epoch: (_train_epoch(model, opt, train, cfg, epoch, _Silent()),
+                                                evaluate(model, valid)))
         times.append(seconds)
     flop = epoch_flop(model, n_train, n_valid)
     batch = cfg.batch_size
@@ -138,7 +139,8 @@ a fraction of the machine's matmul throughput.
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.training_throughput", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.training_throughput",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs to time (median reported)")
     args = parser.parse_args(argv)
     command = " ".join(["python -m benchmarks.training_throughput", *(sys.argv[1:] if argv is None else argv)])

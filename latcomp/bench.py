@@ -16,7 +16,9 @@ For every model directory, on one split of its dataset:
   upper bound on −log p, instead (``nll_source: "elbo-bound"``).
 
 Plots (matplotlib, Agg): rate vs NLL, rate vs distortion (the paper's Figure 4), and the
-validation curves of the training logs (Figure 3).
+validation curves of the training logs (Figure 3). Each model kind (architecture) has
+one colour in every figure (:data:`KIND_COLOURS`); variants of a kind differ by marker
+or line style.
 """
 
 from __future__ import annotations
@@ -128,14 +130,29 @@ def bench_model(model_dir: str | Path, data: np.ndarray, is_samples: int = 1000,
     return entry
 
 
+def spaced_subset(data: np.ndarray, count: int) -> np.ndarray:
+    """``count`` evenly spaced rows of ``data`` (all of it if it has fewer).
+
+    The static binarized MNIST test split is sorted by class, so a prefix would hold
+    only zeros and ones; evenly spaced rows keep every class in proportion.
+    """
+    if count < 1:
+        raise ValueError(f"images must be at least 1, got {count}")
+    if count >= len(data):
+        return data
+    return data[np.linspace(0, len(data) - 1, count).round().astype(np.int64)]
+
+
 def run_bench(model_dirs: Sequence[str | Path], split: str = "test", is_samples: int = 1000,
               data_dir: str | Path | None = None, dithers: int = 1, progress: Progress | None = None,
-              bitstream: bool = True, data: np.ndarray | None = None, defensive: bool = False) -> dict[str, Any]:
+              bitstream: bool = True, data: np.ndarray | None = None, defensive: bool = False,
+              images: int | None = None) -> dict[str, Any]:
     """Bench every model on ``split`` of its dataset (or on ``data``, binary (N, data_dim), if given).
 
     All model directories are checked before any work starts (:class:`ModelFileError`).
     ``bitstream=False`` skips the codec and reports the lattice VAE's estimate too.
     ``defensive`` adds the lattice VAE's NLL with the defensive proposal (:mod:`latcomp.nll`).
+    ``images`` keeps that many evenly spaced images of the split (:func:`spaced_subset`).
     """
     from .data import load_dataset
 
@@ -156,11 +173,13 @@ def run_bench(model_dirs: Sequence[str | Path], split: str = "test", is_samples:
             if key not in datasets:
                 datasets[key] = load_dataset(dataset, split, data_dir, seed=seed)
             split_data = datasets[key]
+        if images is not None:
+            split_data = spaced_subset(split_data, images)
         entry = bench_model(model_dir, split_data, is_samples, dithers, bitstream, progress, defensive)
         entry["dataset"] = dataset
         models.append(entry)
     return {"split": split, "is_samples": is_samples, "dithers": dithers, "bitstream": bitstream,
-            "defensive": defensive, "models": models, "machine": machine_info()}
+            "defensive": defensive, "images": images, "models": models, "machine": machine_info()}
 
 
 # --------------------------------------------------------------------------- tables and files
@@ -179,6 +198,11 @@ def nll_text(entry: dict[str, Any], key: str = "nll") -> str:
 
 TABLE_COLUMNS = ("model", "architecture", "λ", "rate (bits/image)", "source", "estimate (bits)", "gap",
                  "distortion (nats)", "−ELBO (nats)", "NLL (nats)", "NLL, defensive (nats)")
+#: Columns of :func:`compact_table_rows`, for terminals too narrow for the full table (80 columns).
+COMPACT_COLUMNS = ("model", "bits", "distortion", "−ELBO", "NLL")
+#: What the compact columns mean (shown under the compact table).
+COMPACT_CAPTION = ("bits: rate per image (bitstream: real file size; estimate: the rate term). "
+                   "Distortion, −ELBO and NLL in nats per image.")
 
 
 def table_rows(res: dict[str, Any]) -> list[list[str]]:
@@ -190,6 +214,23 @@ def table_rows(res: dict[str, Any]) -> list[list[str]]:
         rows.append([e["name"], model_label(e), _fmt(e["lam"], "g"), f"{e['rate_bits']:.2f}", e["rate_source"],
                      f"{e['rate_estimate_bits']:.2f}", gap, f"{e['distortion']:.2f}", f"{e['neg_elbo']:.2f}",
                      nll_text(e), nll_text(e, "nll_defensive")])
+    return rows
+
+
+def compact_table_rows(res: dict[str, Any]) -> list[list[str]]:
+    """The bench table in :data:`COMPACT_COLUMNS` order: two-line cells instead of extra columns.
+
+    Model name over architecture and λ; rate over its source; the defensive NLL, if
+    measured, under the NLL. Estimates and gaps are left to the full table and the files.
+    """
+    rows = []
+    for e in res["models"]:
+        nll = nll_text(e)
+        if e.get("nll_defensive") is not None:
+            nll += f"\ndef. {nll_text(e, 'nll_defensive')}"
+        rows.append([f"{e['name']}\n{model_label(e)}, λ={_fmt(e['lam'], 'g')}",
+                     f"{e['rate_bits']:.2f}\n{e['rate_source']}", f"{e['distortion']:.2f}", f"{e['neg_elbo']:.2f}",
+                     nll])
     return rows
 
 
@@ -234,6 +275,27 @@ def write_bench(res: dict[str, Any], command: str, json_path: str | Path | None 
 # --------------------------------------------------------------------------- plots
 
 
+#: One colour per model kind, the same in every figure (matplotlib's tab10 names).
+KIND_COLOURS = {"lattice-vae": "tab:blue", "gaussian-lattice": "tab:orange", "gaussian": "tab:green",
+                "st-scalar": "tab:red", "st-vector": "tab:purple"}
+_OTHER_KIND = "tab:gray"
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def kind_colour(architecture: str) -> str:
+    """The colour of a model kind in every figure (grey for a kind without one)."""
+    return KIND_COLOURS.get(architecture, _OTHER_KIND)
+
+
+def _variant_styles(keys: Sequence[tuple[str, str]], styles: Sequence[str]) -> dict[tuple[str, str], str]:
+    """A style per (architecture, variant) key, cycling within each architecture in sorted order."""
+    out: dict[tuple[str, str], str] = {}
+    for key in sorted(set(keys)):
+        out[key] = styles[sum(k[0] == key[0] for k in out) % len(styles)]
+    return out
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -260,10 +322,11 @@ def plot_rate_vs_nll(res: dict[str, Any], path: str | Path) -> Path:
         is_nll = e["nll"] is not None
         y = e["nll"] if is_nll else e["neg_elbo"]
         marker = "o" if e["rate_source"] == "bitstream" else "s"
-        line = ax.errorbar(e["rate_bits"], y, yerr=e["nll_stderr"] if is_nll else None, fmt=marker, capsize=3,
-                           mfc=None if is_nll else "none", label=f"{e['name']} ({model_label(e)})")
+        colour = kind_colour(e["architecture"])
+        ax.errorbar(e["rate_bits"], y, yerr=e["nll_stderr"] if is_nll else None, fmt=marker, capsize=3,
+                    color=colour, mfc=None if is_nll else "none", label=f"{e['name']} ({model_label(e)})")
         ax.annotate(f"λ={e['lam']:g}" if e["lam"] is not None else "", (e["rate_bits"], y),
-                    textcoords="offset points", xytext=(4, 4), fontsize=7, color=line[0].get_color())
+                    textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)
     ax.set_xlabel("rate (bits/image; circles: real bitstream, squares: estimate)")
     ax.set_ylabel(f"NLL (nats; IS K={res['is_samples']}; hollow: −ELBO bound)")
     ax.set_title(f"Rate vs NLL ({res['split']} split)")
@@ -275,13 +338,15 @@ def plot_rate_vs_nll(res: dict[str, Any], path: str | Path) -> Path:
 def plot_rate_vs_distortion(res: dict[str, Any], path: str | Path) -> Path:
     """Figure 4 analogue: rate (bits/image) vs distortion −log Q (nats), one line per architecture, λ order."""
     plt = _pyplot()
-    series: dict[str, list[dict[str, Any]]] = {}
+    series: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for e in res["models"]:
-        series.setdefault(model_label(e), []).append(e)
+        series.setdefault((e["architecture"], model_label(e)), []).append(e)
+    markers = _variant_styles(list(series), _MARKERS)
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for label, entries in sorted(series.items()):
+    for (arch, label), entries in sorted(series.items()):
         entries = sorted(entries, key=lambda e: (e["lam"] is None, e["lam"] or 0.0))
-        ax.plot([e["rate_bits"] for e in entries], [e["distortion"] for e in entries], "o-", label=label)
+        ax.plot([e["rate_bits"] for e in entries], [e["distortion"] for e in entries], "-",
+                marker=markers[arch, label], color=kind_colour(arch), label=label)
     ax.set_xlabel("rate (bits/image)")
     ax.set_ylabel("distortion −log Q(D|·) (nats/image)")
     ax.set_title(f"Rate vs distortion ({res['split']} split; points joined in λ order)")
@@ -312,9 +377,11 @@ def plot_validation_curves(model_dirs: Sequence[str | Path], path: str | Path) -
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for directory, log in logs:
-        arch = read_config(directory).get("architecture", "?")
-        ax.plot([r["epoch"] for r in log], [validation_neg_elbo(r) for r in log], label=f"{directory.name} ({arch})")
+    runs = [(read_config(directory)["architecture"], str(directory), directory, log) for directory, log in logs]
+    styles = _variant_styles([(arch, key) for arch, key, _, _ in runs], _LINESTYLES)
+    for arch, key, directory, log in runs:
+        ax.plot([r["epoch"] for r in log], [validation_neg_elbo(r) for r in log], styles[arch, key],
+                color=kind_colour(arch), label=f"{directory.name} ({arch})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation negative ELBO (nats/image)")
     ax.set_title("Validation negative ELBO during training")

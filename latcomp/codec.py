@@ -12,8 +12,15 @@ Pipeline (Sections 3.2-3.3 of the paper, Figure 2 left)::
              lossy: the mean image Q(D=1 | Z − U); lossless: pop D exactly.
 
 All images of a call share one ANS stream (one flush for the whole batch). The
-file format is in :mod:`latcomp.container` and ``docs/format.md``. Everything the
-decoder recomputes (dither, entropy parameters, network outputs) is bit-identical
+file format is in :mod:`latcomp.container` and ``docs/format.md``. A lossless file
+whose coded pixels would take more room than the raw bits stores them raw instead.
+
+Decoding a file costs what its content costs, whatever its header claims: claims
+beyond what the payload can hold (at least ``min_bits_per_item`` per image) or
+beyond :data:`MAX_PIXELS` are refused up front, the lattice coordinates are popped
+in chunks that stop at an empty stream, and an empty stream ends the pixels.
+
+Everything the decoder recomputes (dither, entropy parameters, network outputs) is bit-identical
 on every machine, thread count and batch size; a CRC32 of the decoded content
 turns any residual mismatch into an error instead of a wrong image.
 
@@ -25,6 +32,8 @@ the code of lattice points).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import secrets
 from collections.abc import Callable
@@ -35,15 +44,27 @@ from typing import Any, Union
 import constriction
 import numpy as np
 
-from .container import MAX_COUNT, MODEL_ID_BYTES, Header, content_crc, pack, payload_to_words, unpack, words_to_payload
 from latcomp.entropy.bernoulli import BernoulliPixelModel
-from latcomp.latent_codecs.lattice import LatticeLatentCodec
-from .errors import CodecError, FormatError, InputError, ModelMismatchError
-from .modelfile import CODEC_PREFIX, DEFAULT_MODEL, WEIGHTS, ModelFileError, load_weights_numpy, read_config
 from latcomp.exact.networks import CHUNK, CodecModel, ModelShapeError, build_numpy_model
+from latcomp.latent_codecs.lattice import LatticeLatentCodec
+
+from .container import MAX_COUNT, MODEL_ID_BYTES, Header, content_crc, pack, payload_to_words, unpack, words_to_payload
+from .errors import CodecError, FormatError, InputError, LimitError, ModelMismatchError
+from .modelfile import DEFAULT_MODEL, WEIGHTS, ModelFileError, load_weights_numpy, read_config
 
 __all__ = ["compress", "decompress", "read_header", "load_model", "code_lengths", "LoadedModel", "to_uint8",
-           "CodecError", "FormatError", "InputError", "ModelMismatchError"]
+           "image_layout", "MAX_PIXELS", "CodecError", "FormatError", "InputError", "LimitError",
+           "ModelMismatchError"]
+
+#: Largest number of pixels N·H·W·C of one file in this implementation (docs/format.md, "Limits"):
+#: 342,392 MNIST digits, 2 GiB as decoded float64 means. ``compress`` refuses more images and
+#: ``decompress`` refuses such a header before it decodes anything.
+MAX_PIXELS = 1 << 28
+#: Fewest bits one coded pixel can take: constriction's 24-bit Bernoulli model leaves at least
+#: 2^-24 of the probability to each of the two values.
+PIXEL_MIN_BITS = -math.log2(1.0 - 2.0**-24)
+#: Symbols per call of the entropy coder for the lattice coordinates (see :class:`_CheckedCoder`).
+SYMBOL_CHUNK = 1 << 16
 
 #: ``progress(stage, done, total)`` is called while coding large batches.
 Progress = Callable[[str, int, int], None]
@@ -112,7 +133,12 @@ def load_model(model: ModelLike = DEFAULT_MODEL) -> LoadedModel:
 # --------------------------------------------------------------------------- images in and out
 
 
-def _layout_of(shape: tuple[int, ...], image_shape: tuple[int, int, int]) -> str:
+def image_layout(shape: tuple[int, ...], image_shape: tuple[int, int, int]) -> str:
+    """The layout ("batch", "flat" or "single") of an array of ``shape`` for the model's image shape.
+
+    Raises :class:`InputError` if the array cannot hold the model's images; needs only the shape,
+    so a file's arrays are checked from their headers before they are read.
+    """
     h, w, c = image_shape
     if shape in ((h, w, c),) or (c == 1 and shape == (h, w)):
         return "single"
@@ -136,10 +162,13 @@ def as_model_input(images: Any, image_shape: tuple[int, int, int], lossless: boo
     arr = np.asarray(images)
     if arr.dtype.kind not in "biuf":
         raise InputError(f"images must be a numeric array, got dtype {arr.dtype}")
-    layout = _layout_of(arr.shape, image_shape)
+    layout = image_layout(arr.shape, image_shape)
     count = 1 if layout == "single" else arr.shape[0]
     if not 1 <= count <= MAX_COUNT:
         raise InputError(f"need between 1 and {MAX_COUNT} images, got {count}")
+    if arr.size > MAX_PIXELS:
+        raise LimitError(f"{count} images of {arr.size // count} pixels exceed the limit of {MAX_PIXELS} "
+                         f"pixels per file; split them into several files")
     flat = arr.reshape(count, -1)
     if arr.dtype.kind in "iu":
         if flat.min() < 0 or flat.max() > 1:
@@ -177,6 +206,68 @@ def _chunks(n: int) -> list[slice]:
     return [slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
 
 
+class _CheckedCoder:
+    """An ANS coder that codes the lattice coordinates in chunks and never decodes them from an empty stream.
+
+    constriction decodes "for free" from an empty stream (the first symbol of every model, for
+    ever), so a header that claims more images than its payload holds would make the decoder
+    work through all of them. :meth:`decode` pops the coordinate symbols (the calls with
+    parameter arrays) at most :data:`SYMBOL_CHUNK` at a time and raises ``error`` if the stream
+    is empty before a chunk. :meth:`encode_reverse` pushes the same chunks (the bytes are those
+    of one call) and raises in the mirror position, so the encoder never writes a stream the
+    decoder refuses (only coordinates of exactly −R at the end of the stream could make one:
+    docs/format.md, "Empty stream"). Escapes and everything else go to the wrapped coder.
+    """
+
+    def __init__(self, coder: Any, error: CodecError):
+        self.coder, self.error = coder, error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.coder, name)
+
+    def _check(self) -> None:
+        if self.coder.is_empty():
+            raise self.error
+
+    def decode(self, model: Any, *params: Any) -> np.ndarray:
+        n = 0 if not params or np.ndim(params[0]) == 0 else len(params[0])  # not decode(model, count)
+        if n == 0:
+            return self.coder.decode(model, *params)
+        out = None
+        for start in range(0, n, SYMBOL_CHUNK):
+            self._check()
+            part = self.coder.decode(model, *(p[start:start + SYMBOL_CHUNK] for p in params))
+            if out is None:
+                out = np.empty(n, part.dtype)
+            out[start:start + len(part)] = part
+        return out
+
+    def encode_reverse(self, symbols: np.ndarray, model: Any, *params: Any) -> None:
+        if not params:
+            return self.coder.encode_reverse(symbols, model)
+        for start in reversed(range(0, len(symbols), SYMBOL_CHUNK)):
+            stop = start + SYMBOL_CHUNK
+            self.coder.encode_reverse(symbols[start:stop], model, *(p[start:stop] for p in params))
+            self._check()
+
+
+def _ans_payload(m: LoadedModel, k: np.ndarray, u: np.ndarray, pixels: np.ndarray | None = None,
+                 progress: Progress | None = None) -> bytes:
+    """The ANS stream of the lattice coordinates ``k`` (and, if given, then the pixels) as payload bytes."""
+    n = len(k)
+    coder = constriction.stream.stack.AnsCoder()
+    if pixels is not None:
+        for part in reversed(_chunks(n)):  # a stack: the last chunk is pushed first
+            probs = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))
+            m.pixels.push(coder, pixels[part], probs)
+            if progress:
+                progress("pixels", n - part.start, n)
+    m.latent.code.push(_CheckedCoder(coder, InputError(
+        "these images cannot be coded: their last lattice coordinates lie exactly on the lower edge of the "
+        "coded support, which would leave the stream empty (docs/format.md)")), k, u)
+    return words_to_payload(coder.get_compressed())
+
+
 def compress(images: Any, model: ModelLike = DEFAULT_MODEL, lossless: bool = False,
              seed: int | None = None, progress: Progress | None = None) -> bytes:
     """Compress a batch of images into one latcomp container (one entropy-coded stream).
@@ -202,21 +293,17 @@ def compress(images: Any, model: ModelLike = DEFAULT_MODEL, lossless: bool = Fal
         k[part] = m.latent.quantize(m.net.encode(x[part]), u[part])
         if progress:
             progress("encode", part.stop, n)
-    coder = constriction.stream.stack.AnsCoder()
-    pixels = None
-    if lossless:
-        pixels = x.astype(np.uint8)
-        for part in reversed(_chunks(n)):  # a stack: the last chunk is pushed first
-            probs = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))
-            m.pixels.push(coder, pixels[part], probs)
-            if progress:
-                progress("pixels", n - part.start, n)
-    m.latent.code.push(coder, k, u)
-    payload = words_to_payload(coder.get_compressed())
+    pixels = x.astype(np.uint8) if lossless else None
     header = Header(lossless=lossless, layout=layout, model_id=m.model_id, seed=seed, payload_crc=0,
                     content_crc=content_crc(k, pixels), count=n, image_shape=m.image_shape,
-                    payload_bytes=len(payload), lattice=m.header_lattice)
-    return pack(header, payload)
+                    payload_bytes=0, lattice=m.header_lattice)
+    coded = pack(header, _ans_payload(m, k, u, pixels, progress))
+    if not lossless:
+        return coded
+    # Never much more than the raw bits: store the pixels raw (format version 2) if that is smaller.
+    stored = pack(dataclasses.replace(header, stored=True, lattice=m.latent.lattice.spec),
+                  np.packbits(pixels).tobytes() + _ans_payload(m, k, u))
+    return stored if len(stored) < len(coded) else coded
 
 
 def read_header(data: bytes) -> Header:
@@ -236,43 +323,35 @@ def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: Progress
     """
     header, payload = unpack(data)
     m = load_model(model)
-    if header.model_id != m.model_id:
-        raise ModelMismatchError(f"the file was encoded with model {header.model_id.hex()}, but "
-                                 f"{m.directory} is model {m.model_id.hex()}; decode with the same model")
-    if header.lattice != m.header_lattice:
-        raise ModelMismatchError(f"the file was coded on lattice {header.lattice or 'z (rectangular)'}, but "
-                                 f"{m.directory} uses {m.latent.lattice.spec}")
-    if header.image_shape != m.image_shape:
-        raise ModelMismatchError(f"the file holds {'×'.join(map(str, header.image_shape))} images but "
-                                 f"the model takes {'×'.join(map(str, m.image_shape))}")
-    n = header.count
-    # An ANS stream of P bytes holds at most about 8·P + 64 bits: refuse impossible counts at once.
-    if 0.5 * n * m.latent.code.min_bits_per_item() > 8 * len(payload) + 64:
-        raise FormatError(f"corrupt header ({n} images cannot fit in {len(payload)} payload bytes)")
+    _check_claims(header, m)
+    n, size = header.count, int(np.prod(m.image_shape))
     u = m.latent.seeded_dither(header.seed, n)
     try:
-        coder = constriction.stream.stack.AnsCoder(payload_to_words(payload))
-        k = m.latent.code.pop(coder, u)
-        pixels = None
-        if header.lossless:
-            pixels = np.empty((n, int(np.prod(m.image_shape))), np.uint8)
-            for part in _chunks(n):
-                probs = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))
-                pixels[part] = m.pixels.pop(coder, probs)
-                if progress:
-                    progress("pixels", part.stop, n)
+        coder = constriction.stream.stack.AnsCoder(payload_to_words(payload[header.stored_bytes:]))
+        k = m.latent.code.pop(_CheckedCoder(coder, FormatError(
+            "corrupt payload (the stream ends before the lattice coordinates it claims)")), u)
+        parts, zeros = [], 0
+        if header.stored:
+            parts = [_stored_pixels(payload[:header.stored_bytes], n, size)]
+        elif header.lossless:
+            parts, zeros = _pop_pixels(coder, m, k, u, progress)
         empty = coder.is_empty()
     except CodecError:
         raise
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except BaseException as exc:  # constriction raises ValueError, AssertionError or PanicException
         raise FormatError(f"corrupt payload (entropy decoder: {type(exc).__name__})") from None
-    if not empty or content_crc(k, pixels) != header.content_crc:
+    if not empty or content_crc(k, parts if header.lossless else None, zeros * size) != header.content_crc:
         raise FormatError("decoded content does not match its checksum: the file is corrupt "
                           "(or was written by an incompatible latcomp)")
     if header.lossless:
-        out = pixels
+        out = np.zeros((n, size), np.uint8)  # the images after the end of the stream stay 0
+        row = 0
+        while parts:
+            part = parts.pop(0)
+            out[row:row + len(part)] = part
+            row += len(part)
     else:
         out = np.empty((n, int(np.prod(m.image_shape))), np.float64)
         for part in _chunks(n):
@@ -282,13 +361,69 @@ def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: Progress
     return _restore_layout(out, header.layout, m.image_shape)
 
 
+def _check_claims(header: Header, m: LoadedModel) -> None:
+    """Refuse, before decoding, a file of another model or one whose header claims the impossible.
+
+    An ANS stream of P bytes holds at most 8·P + 64 bits, and each image needs at least
+    ``min_bits_per_item`` bits for its lattice point plus :data:`PIXEL_MIN_BITS` per coded pixel,
+    so a count the payload cannot hold is a :class:`FormatError`; a possible one beyond
+    :data:`MAX_PIXELS` is a :class:`LimitError`.
+    """
+    if header.model_id != m.model_id:
+        raise ModelMismatchError(f"the file was encoded with model {header.model_id.hex()}, but "
+                                 f"{m.directory} is model {m.model_id.hex()}; decode with the same model")
+    if header.lattice not in (m.header_lattice, m.latent.lattice.spec):
+        raise ModelMismatchError(f"the file was coded on lattice {header.lattice or 'z (rectangular)'}, but "
+                                 f"{m.directory} uses {m.latent.lattice.spec}")
+    if header.image_shape != m.image_shape:
+        raise ModelMismatchError(f"the file holds {'×'.join(map(str, header.image_shape))} images but "
+                                 f"the model takes {'×'.join(map(str, m.image_shape))}")
+    bits_per_image = m.latent.code.min_bits_per_item()
+    if header.lossless and not header.stored:
+        bits_per_image += int(np.prod(m.image_shape)) * PIXEL_MIN_BITS
+    if header.count * bits_per_image > 8 * (header.payload_bytes - header.stored_bytes) + 64:
+        raise FormatError(f"corrupt header ({header.count} images cannot fit in {header.payload_bytes} "
+                          f"payload bytes)")
+    if header.pixel_count > MAX_PIXELS:
+        raise LimitError(f"the file claims {header.count} images ({header.pixel_count} pixels), more than "
+                         f"the limit of {MAX_PIXELS} pixels per file")
+
+
+def _pop_pixels(coder: Any, m: LoadedModel, k: np.ndarray, u: np.ndarray, progress: Progress | None
+                ) -> tuple[list[np.ndarray], int]:
+    """Pop the coded pixels, chunk by chunk: the decoded chunks and the number of images left.
+
+    An empty ANS stream decodes to pixel 0 for ever, so once the stream is empty the images
+    left are all 0 and need neither the network nor memory: a header that claims more images
+    than its payload holds costs little more than the images the payload holds.
+    """
+    n, parts = len(k), []
+    for part in _chunks(n):
+        if coder.is_empty():
+            return parts, n - part.start
+        probs = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))
+        parts.append(m.pixels.pop(coder, probs))
+        if progress:
+            progress("pixels", part.stop, n)
+    return parts, 0
+
+
+def _stored_pixels(raw: bytes, n: int, size: int) -> np.ndarray:
+    """The raw pixels of a stored file, (n, size) uint8 0/1; the padding bits must be zero."""
+    bits = np.unpackbits(np.frombuffer(raw, np.uint8))
+    if bits[n * size:].any():
+        raise FormatError("corrupt payload (stored pixels with nonzero padding bits)")
+    return bits[:n * size].reshape(n, size)
+
+
 def code_lengths(images: Any, model: ModelLike = DEFAULT_MODEL, lossless: bool = False,
                  seed: int = 0) -> dict[str, float]:
     """Ideal code lengths in bits of what :func:`compress` codes with this seed.
 
     ``latent``: Σ −log2 P(Ẑ|U) of the lattice coordinates; ``pixels`` (lossless):
-    Σ −log2 Q(D | Z − U). The real payload is within a fraction of a percent plus
-    one stream flush (~32 bits) of their sum.
+    Σ −log2 Q(D | Z − U), or N·H·W·C (the raw bits) where that is smaller, as
+    :func:`compress` then stores the pixels raw. The real payload is within a fraction
+    of a percent plus one stream flush (~32 bits) of their sum.
     """
     m = load_model(model)
     x, _ = as_model_input(images, m.image_shape, lossless)
@@ -299,4 +434,5 @@ def code_lengths(images: Any, model: ModelLike = DEFAULT_MODEL, lossless: bool =
         for part in _chunks(x.shape[0]):
             probs = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))
             out["pixels"] += m.pixels.ideal_bits(x[part], probs)
+        out["pixels"] = min(out["pixels"], float(x.size))
     return out

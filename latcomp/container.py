@@ -4,8 +4,8 @@ Layout (little-endian; varints are unsigned LEB128 in their shortest form)::
 
     offset  size  field
     0       4     magic  b"LATC"
-    4       1     format version (1: rectangular lattice; 2: any lattice, spec below)
-    5       1     flags: bit 0 lossless; bits 1-2 array layout; bits 3-7 zero
+    4       1     format version (1: rectangular lattice; 2: lattice spec below, stored pixels)
+    5       1     flags: bit 0 lossless; bits 1-2 array layout; bit 3 stored pixels (v2 only); bits 4-7 zero
     6       8     model id: the first 8 bytes of SHA-256 of the model's weights file
     14      8     dither seed (u64)
     22      4     CRC32 of the payload bytes
@@ -13,7 +13,8 @@ Layout (little-endian; varints are unsigned LEB128 in their shortest form)::
     30      var   count N, height H, width W, channels C, payload length P (bytes)
     [v2]    var   length L of the lattice spec, then L ASCII bytes (e.g. b"e8*2")
     …       4     CRC32 of all header bytes before it
-    …       P     payload: the ANS stream, u32 words little-endian, trailing zero bytes dropped
+    …       P     payload: the ANS stream, u32 words little-endian, trailing zero bytes dropped;
+                  with stored pixels: first the raw pixels (numpy.packbits), then the ANS stream
 
 The file is exactly header + payload. Every byte is covered by a CRC32 (the
 header CRC covers the two other CRCs), and CRC32 detects every single-bit change
@@ -45,6 +46,9 @@ MAX_SPEC_BYTES = 64
 _SPEC_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789*+")
 #: Flag bit of the lossless mode (pixels coded after the lattice point).
 FLAG_LOSSLESS = 0x01
+#: Flag bit (version 2, lossless only): the pixels are stored raw, 1 bit each, before the ANS stream
+#: of the lattice point, because coding them would have made the file larger.
+FLAG_STORED = 0x08
 #: Array layout of the images given to ``compress`` (returned alike by ``decompress``).
 LAYOUT_SHIFT, LAYOUT_MASK = 1, 0x06
 LAYOUTS = ("batch", "flat", "single")  # (N, H, W[, C]) / (N, H·W·C) / (H, W[, C])
@@ -76,6 +80,8 @@ class Header:
     payload_bytes: int
     #: Canonical lattice spec of the latent ("" in version 1: the rectangular lattice).
     lattice: str = ""
+    #: The pixels are stored raw instead of coded (lossless only; needs version 2, i.e. a lattice spec).
+    stored: bool = False
     #: Length of the header in bytes (set by :func:`unpack`/:func:`pack`).
     header_bytes: int = 0
 
@@ -86,6 +92,16 @@ class Header:
     @property
     def mode(self) -> str:
         return "lossless" if self.lossless else "lossy"
+
+    @property
+    def pixel_count(self) -> int:
+        """N·H·W·C: the number of pixels the file decodes to."""
+        return self.count * self.image_shape[0] * self.image_shape[1] * self.image_shape[2]
+
+    @property
+    def stored_bytes(self) -> int:
+        """Length of the raw pixels at the start of the payload (0 unless ``stored``)."""
+        return -(-self.pixel_count // 8) if self.stored else 0
 
 
 def _varint(value: int) -> bytes:
@@ -134,11 +150,17 @@ def _check_fields(h: Header) -> None:
     spec = h.lattice.encode("ascii", "replace")
     if len(spec) > MAX_SPEC_BYTES or not set(spec) <= _SPEC_CHARS:
         raise FormatError("corrupt header (bad lattice spec)")
+    if h.stored and not (h.lossless and h.lattice):
+        raise FormatError("corrupt header (stored pixels need the lossless mode and format version 2)")
+    if h.payload_bytes < h.stored_bytes:
+        raise FormatError(f"corrupt header (payload of {h.payload_bytes} bytes is shorter than its "
+                          f"{h.stored_bytes} bytes of stored pixels)")
 
 
 def pack(header: Header, payload: bytes) -> bytes:
     """Serialize ``header`` (its ``payload_bytes`` is set from ``payload``) and the payload."""
-    flags = (FLAG_LOSSLESS if header.lossless else 0) | (LAYOUTS.index(header.layout) << LAYOUT_SHIFT)
+    flags = (FLAG_LOSSLESS if header.lossless else 0) | (LAYOUTS.index(header.layout) << LAYOUT_SHIFT) | \
+        (FLAG_STORED if header.stored else 0)
     header = dataclasses.replace(header, payload_bytes=len(payload), payload_crc=zlib.crc32(payload))
     _check_fields(header)
     head = _FIXED.pack(MAGIC, header.version, flags, header.model_id, header.seed, header.payload_crc,
@@ -187,7 +209,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     (stored_crc,) = struct.unpack_from("<I", data, pos)
     if zlib.crc32(data[:pos]) != stored_crc:
         raise FormatError("header checksum mismatch: the file is corrupt")
-    if flags & ~(FLAG_LOSSLESS | LAYOUT_MASK):
+    if flags & ~(FLAG_LOSSLESS | LAYOUT_MASK | (FLAG_STORED if version == 2 else 0)):
         raise FormatError(f"corrupt header (unknown flags 0x{flags:02x})")
     layout_index = (flags & LAYOUT_MASK) >> LAYOUT_SHIFT
     count, height, width, channels, payload_bytes = values
@@ -195,7 +217,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
                     layout=LAYOUTS[layout_index] if layout_index < len(LAYOUTS) else "?",
                     model_id=model_id, seed=seed, payload_crc=payload_crc, content_crc=content_crc,
                     count=count, image_shape=(height, width, channels), payload_bytes=payload_bytes,
-                    lattice=lattice, header_bytes=pos + 4)
+                    lattice=lattice, stored=bool(flags & FLAG_STORED), header_bytes=pos + 4)
     _check_fields(header)
     expected = header.header_bytes + payload_bytes
     if len(data) < expected:
@@ -221,12 +243,37 @@ def payload_to_words(payload: bytes) -> np.ndarray:
     return np.frombuffer(padded, "<u4").astype(np.uint32)
 
 
-def content_crc(k: np.ndarray, pixels: np.ndarray | None = None) -> int:
-    """CRC32 of the decoded content: coordinates as int64 LE, then pixels packed 8 per byte."""
+def content_crc(k: np.ndarray, pixels: np.ndarray | list[np.ndarray] | None = None, zero_pixels: int = 0) -> int:
+    """CRC32 of the decoded content: coordinates as int64 LE, then pixels packed 8 per byte.
+
+    ``pixels`` may be one array or a list of consecutive parts (row-major), followed by
+    ``zero_pixels`` pixels of value 0 that are never materialized: a decoder can check the
+    content of a file whose stream ends in zeros before it allocates them. ``None`` (and no
+    zeros) is the lossy content: the coordinates alone.
+    """
     crc = zlib.crc32(np.ascontiguousarray(k, "<i8").tobytes())
-    if pixels is not None:
-        crc = zlib.crc32(np.packbits(np.asarray(pixels, np.uint8).ravel()).tobytes(), crc)
-    return crc
+    if pixels is None and not zero_pixels:
+        return crc
+    carry = np.zeros(0, np.uint8)  # pixels of an incomplete byte, completed by the next part
+
+    def feed(bits: np.ndarray) -> None:
+        nonlocal crc, carry
+        bits = np.concatenate([carry, bits])
+        whole = bits.size - bits.size % 8
+        crc = zlib.crc32(np.packbits(bits[:whole]).tobytes(), crc)
+        carry = bits[whole:]
+
+    for part in [] if pixels is None else [pixels] if isinstance(pixels, np.ndarray) else pixels:
+        feed(np.asarray(part, np.uint8).ravel())
+    head = min(zero_pixels, -carry.size % 8)
+    feed(np.zeros(head, np.uint8))
+    zero_bytes, rest = divmod(zero_pixels - head, 8)
+    block = bytes(min(zero_bytes, 1 << 20))
+    while zero_bytes:
+        crc = zlib.crc32(block[:zero_bytes], crc)
+        zero_bytes -= min(zero_bytes, len(block))
+    carry = np.concatenate([carry, np.zeros(rest, np.uint8)])
+    return zlib.crc32(np.packbits(carry).tobytes(), crc) if carry.size else crc
 
 
 def model_id_hex(model_id: bytes) -> str:

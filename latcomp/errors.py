@@ -16,4 +16,14 @@ class ModelMismatchError(CodecError):
 
 
 class InputError(CodecError):
-    """An image or array to compress is unreadable, of the wrong size or mode, or out of range."""
+    """An input is unusable: an image or array to compress that is unreadable, of the wrong size or
+    mode, or out of range, or an input that is not a regular file (a FIFO, a device) or too large."""
+
+
+class OutputError(CodecError):
+    """An output cannot be written safely: it exists (without ``--force``), it is a symbolic link or a
+    special file (never followed or replaced), or the operating system refused the write."""
+
+
+class LimitError(CodecError):
+    """A file or array is larger than a documented limit of this implementation (``docs/format.md``)."""

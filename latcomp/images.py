@@ -1,175 +1,276 @@
 """Reading images to compress and writing decoded ones (Pillow, numpy; no torch).
 
-Inputs: any image Pillow reads, a directory of images (sorted by name), an
-``.npz`` array (``x`` or its only array) or an IDX file (MNIST's ``*-ubyte[.gz]``).
-Pixels become float intensities in [0, 1]: 8-bit values are divided by 255,
-0/1 arrays and 1-bit images are taken as they are.
+Inputs (regular files of bounded size, or ``-`` for standard input, see
+:func:`latcomp.fileio.read_input`), recognized by their content: any image Pillow
+reads, an ``.npz`` (array ``x`` or its only array), an ``.npy`` or an IDX file
+(MNIST's ``*-ubyte[.gz]``); a directory gives its image files, sorted by name. An
+array's shape and type are checked from its header before its data is read.
+
+Pixels become float intensities in [0, 1]. Binary masks are binary at any scale:
+0/1 (bool, 1-bit images, or 0/1 numbers) and 0/255 values both give 0 and 1; other
+8-bit values are divided by 255, 16-bit ones by 65535 (exactly). Conversions that
+lose nothing (a gray palette, gray RGB, an opaque alpha channel) happen silently;
+lossy ones (transparency, colour, resizing) need ``resize=True`` and are each
+reported through ``warn``.
 
 Outputs: a PNG per image (8-bit grayscale for one channel), a directory of PNGs,
-or an ``.npz`` with the uint8 array ``x``; every file is written atomically.
+an ``.npz`` with the array ``x``, or a PNG on standard output; every output is
+written atomically and refused if it is a link or a special file (:mod:`latcomp.fileio`).
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
 import re
-import shutil
-import tempfile
+import warnings
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, read_idx
-from .errors import InputError
-from .fileio import atomic_write
+from .errors import InputError, LimitError, OutputError
+from .fileio import MAX_INPUT_BYTES, atomic_write, atomic_write_dir, read_input, write_stdout
 
 #: File name suffixes taken from a directory.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
                             ".pbm", ".ppm", ".pnm"})
-_IDX_NAME = re.compile(r"(ubyte|\.idx\d?)(\.gz)?$", re.IGNORECASE)
-#: Pillow modes taken as grayscale without ``--resize``.
-_GRAY_MODES = {"1", "L"}
-
-
-def is_array_file(path: Path) -> bool:
-    """True for ``.npz`` and IDX files (batches), False for image files."""
-    return path.suffix.lower() == ".npz" or bool(_IDX_NAME.search(path.name))
+#: ``warn(message)`` is told about every lossy conversion (default: :func:`warnings.warn`).
+Warn = Callable[[str], None]
+_IDX_NDIM = {0x0801: 1, 0x0803: 3}
+#: Largest image (width × height) read; larger ones are refused before they are decoded.
+MAX_IMAGE_PIXELS = 1 << 26
 
 
 def _intensities(arr: np.ndarray, source: str) -> np.ndarray:
-    """Array values → float64 in [0, 1] (0/1 and bool as they are, integers ≤ 255 divided by 255)."""
-    if arr.dtype == bool:
+    """Array values → float64 intensities in [0, 1] (module docstring: masks are binary at any scale)."""
+    if arr.dtype == bool or arr.size == 0:
         return arr.astype(np.float64)
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise InputError(f"{source}: float values must be finite")
+    low, high = arr.min(), arr.max()
     if arr.dtype.kind in "iu":
-        if arr.size and (arr.min() < 0 or arr.max() > 255):
+        if low < 0 or high > 255:
             raise InputError(f"{source}: integer values must be in 0..255")
-        return arr.astype(np.float64) if arr.size == 0 or arr.max() <= 1 else arr / 255.0
-    if arr.dtype.kind == "f":
-        if arr.size and (not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1):
-            raise InputError(f"{source}: float values must be finite and in [0, 1]")
+        return arr.astype(np.float64) if high <= 1 else arr / 255.0
+    if low >= 0 and high <= 1:
         return arr.astype(np.float64)
-    raise InputError(f"{source}: unsupported array dtype {arr.dtype}")
+    if np.all((arr == 0) | (arr == 255)):
+        return arr / 255.0
+    raise InputError(f"{source}: float values must be intensities in [0, 1] (or a 0/255 mask)")
 
 
-def read_array(path: Path) -> np.ndarray:
-    """An ``.npz`` (array ``x`` or its only array) or IDX file as float64 intensities in [0, 1]."""
-    if path.suffix.lower() == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                names = archive.files
-                if "x" in names:
-                    arr = archive["x"]
-                elif len(names) == 1:
-                    arr = archive[names[0]]
-                else:
-                    raise InputError(f"{path}: .npz holds {len(names)} arrays {names}; name the images 'x'")
-        except InputError:
-            raise
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-            raise InputError(f"{path}: unreadable .npz ({exc})") from None
+def _check_header(shape: tuple[int, ...], dtype: np.dtype, source: str,
+                  image_shape: tuple[int, int, int]) -> None:
+    """Check an array's shape and type from its file header, before its data is read."""
+    from .codec import MAX_PIXELS, image_layout
+
+    if dtype.kind not in "biuf" or dtype.hasobject:
+        raise InputError(f"{source}: unsupported array dtype {dtype}")
+    size = int(np.prod(shape, dtype=object))
+    if size > MAX_PIXELS or size * dtype.itemsize > MAX_INPUT_BYTES:
+        raise LimitError(f"{source}: array of shape {shape} and type {dtype} is larger than the limits of "
+                         f"{MAX_PIXELS} pixels and {MAX_INPUT_BYTES} bytes")
+    try:
+        image_layout(tuple(shape), image_shape)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+
+
+def _read_exactly(stream: io.BufferedIOBase, size: int, source: str) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise InputError(f"{source}: truncated array data ({len(data)} of {size} bytes)")
+    return data
+
+
+def _npy_array(stream: io.BufferedIOBase, source: str, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """An ``.npy`` stream: header first (shape and type checked), then exactly the data it announces."""
+    fmt = np.lib.format
+    version = fmt.read_magic(stream)
+    read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+    if read_header is None:
+        raise InputError(f"{source}: unsupported .npy version {version}")
+    shape, fortran, dtype = read_header(stream)
+    _check_header(shape, dtype, source, image_shape)
+    data = _read_exactly(stream, int(np.prod(shape)) * dtype.itemsize, source)
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _npz_array(data: bytes, source: str, image_shape: tuple[int, int, int]) -> np.ndarray:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = [name[:-4] for name in archive.namelist() if name.endswith(".npy")]
+        if "x" not in names and len(names) != 1:
+            raise InputError(f"{source}: .npz holds {len(names)} arrays {names}; name the images 'x'")
+        with archive.open(("x" if "x" in names else names[0]) + ".npy") as member:
+            return _npy_array(member, source, image_shape)
+
+
+def _idx_array(data: bytes, source: str, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """An IDX file of unsigned bytes (gzipped or not): header first (dims checked), then exactly its data."""
+    stream = gzip.GzipFile(fileobj=io.BytesIO(data)) if data[:2] == b"\x1f\x8b" else io.BytesIO(data)
+    magic = int.from_bytes(stream.read(4), "big")
+    if magic not in _IDX_NDIM:
+        raise InputError(f"{source}: bad IDX magic 0x{magic:08x}; expected 0x00000801 or 0x00000803")
+    head = _read_exactly(stream, 4 * _IDX_NDIM[magic], source)
+    dims = tuple(int.from_bytes(head[i:i + 4], "big") for i in range(0, len(head), 4))
+    _check_header(dims, np.dtype(np.uint8), source, image_shape)
+    body = _read_exactly(stream, int(np.prod(dims)), source)
+    if stream.read(1):
+        raise InputError(f"{source}: trailing data after the IDX array of shape {dims}")
+    return np.frombuffer(body, np.uint8).reshape(dims)
+
+
+def read_array(data: bytes, source: str, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """The bytes of an ``.npz``, ``.npy`` or IDX file as float64 intensities in [0, 1]."""
+    try:
+        if data.startswith(b"PK"):
+            arr = _npz_array(data, source, image_shape)
+        elif data.startswith(b"\x93NUMPY"):
+            arr = _npy_array(io.BytesIO(data), source, image_shape)
+        else:
+            arr = _idx_array(data, source, image_shape)
+    except (InputError, LimitError):
+        raise
+    except (OSError, ValueError, EOFError, KeyError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
+            zlib.error) as exc:
+        raise InputError(f"{source}: unreadable array file ({exc})") from None
+    return _intensities(arr, source)
+
+
+def _is_array(data: bytes) -> bool:
+    """True for the bytes of an ``.npz``, ``.npy``, IDX or gzip (IDX) file, False for images."""
+    return data.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY", b"\x1f\x8b", b"\x00\x00\x08\x01",
+                            b"\x00\x00\x08\x03"))
+
+
+def _image_pixels(img, channels: int) -> tuple[np.ndarray, list[str]]:
+    """A Pillow image as float intensities (H, W, channels), and the lossy steps this took."""
+    lost = []
+    palette = img.mode in ("P", "PA")
+    if palette:
+        img = img.convert("RGBA")  # exact; losses show below as colour or transparency
+    elif img.mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "F") and not img.mode.startswith("I;16"):
+        lost.append(f"colour mode {img.mode} converted to RGB")
+        img = img.convert("RGBA")
+    arr = np.asarray(img)
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    if arr.shape[-1] in (2, 4):
+        if np.any(arr[..., -1] < (65535 if arr.dtype == np.uint16 else 255)):
+            lost.append("alpha channel dropped, losing its transparency")
+        arr = arr[..., :-1]
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize > 1 and arr.size and arr.max() > 1:
+        if arr.min() < 0 or arr.max() > 65535:
+            raise InputError(f"{img.mode} image values must be in 0..65535")
+        x = arr / 65535.0  # 16-bit intensities, exactly
     else:
-        try:
-            arr = read_idx(path)
-        except DataError as exc:
-            raise InputError(str(exc)) from None
-    return _intensities(arr, str(path))
+        x = _intensities(arr, f"{img.mode} image")
+    if x.shape[-1] == 3 and channels == 1:
+        if np.all(x[..., :1] == x[..., 1:]):
+            x = x[..., :1]  # gray: exact
+        else:
+            lost.append(f"{'palette ' * palette}colours converted to grayscale")
+            x = x @ np.array([[0.299], [0.587], [0.114]])  # ITU-R 601-2 luma, as Pillow's "L"
+    elif x.shape[-1] == 1 and channels == 3:
+        x = np.repeat(x, 3, axis=-1)
+    return x, lost
 
 
-def read_image(path: Path, image_shape: tuple[int, int, int], resize: bool = False) -> np.ndarray:
-    """One image file as float64 intensities (H, W) or (H, W, C) for the model's ``image_shape``.
+def _resample(x: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize float intensities (H, W, C) to (height, width, C) with Lanczos, clipped to [0, 1]."""
+    from PIL import Image
 
-    The image must already have the model's size and mode (grayscale: Pillow ``L``
-    or ``1``) unless ``resize``, which converts the mode and resamples (Lanczos).
+    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(x[..., c], np.float32), "F")
+                         .resize((width, height), Image.Resampling.LANCZOS)) for c in range(x.shape[-1])]
+    return np.clip(np.stack(planes, axis=-1).astype(np.float64), 0.0, 1.0)
+
+
+def read_image(data: bytes, source: str, image_shape: tuple[int, int, int], resize: bool = False,
+               warn: Warn | None = None) -> np.ndarray:
+    """The bytes of one image file as float64 intensities (H, W) or (H, W, C) for the model's ``image_shape``.
+
+    Conversions that lose nothing are silent. A lossy one (transparency, colour, another
+    size) is an :class:`InputError` unless ``resize``; then each is reported to ``warn``.
     """
     from PIL import Image, UnidentifiedImageError
 
     h, w, c = image_shape
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.size[0] * img.size[1] > MAX_IMAGE_PIXELS:
+                raise LimitError(f"{source}: image of {img.size[0]}×{img.size[1]} pixels is larger than the limit "
+                                 f"of {MAX_IMAGE_PIXELS} pixels")
             img.load()
-            mode, size = img.mode, img.size
-            want_mode = "L" if c == 1 else "RGB"
-            if c == 1 and mode == "P" and _gray_palette(img):
-                img, mode = img.convert("L"), "L"
-            if c == 1 and mode not in _GRAY_MODES or c == 3 and mode != "RGB":
-                if not resize:
-                    raise InputError(f"{path}: image mode {mode} but the model takes "
-                                     f"{'grayscale' if c == 1 else 'RGB'} images; pass --resize to convert")
-                img = img.convert(want_mode)
-            if size != (w, h):
-                if not resize:
-                    raise InputError(f"{path}: image is {size[0]}×{size[1]} but the model takes {w}×{h}; "
-                                     f"pass --resize to resample")
-                img = img.convert(want_mode).resize((w, h), Image.Resampling.LANCZOS)
-            arr = np.asarray(img)
-    except InputError:
+            mode, (width, height) = img.mode, img.size
+            x, lost = _image_pixels(img, c)
+    except LimitError:
         raise
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory") from None
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
     except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image Pillow can read") from None
+        raise InputError(f"{source}: not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{path}: unreadable image ({exc})") from None
-    if arr.dtype == bool:
-        return arr.astype(np.float64)
-    return arr.astype(np.float64) / 255.0
+        raise InputError(f"{source}: unreadable image ({exc})") from None
+    if lost and not resize:
+        raise InputError(f"{source}: image mode {mode} but the model takes {'grayscale' if c == 1 else 'RGB'} "
+                         f"images, and converting it is lossy: {lost[0]}; pass --resize to convert")
+    if (width, height) != (w, h):
+        if not resize:
+            raise InputError(f"{source}: image is {width}×{height} but the model takes {w}×{h}; "
+                             f"pass --resize to resample")
+        lost.append(f"resized from {width}×{height} to {w}×{h}")
+        x = _resample(x, w, h)
+    for step in lost:
+        (warn or warnings.warn)(f"{source}: {step}")
+    return x[..., 0] if c == 1 else x
 
 
-def _gray_palette(img) -> bool:
-    """True if a palette image only uses gray colours (r = g = b), as PNG optimizers write."""
-    try:
-        palette = np.asarray(img.getpalette() or [], np.int64)
-        rgb = palette[:len(palette) // 3 * 3].reshape(-1, 3)[np.unique(np.asarray(img))]
-    except (IndexError, ValueError):
-        return False
-    return len(rgb) > 0 and bool(np.all(rgb[:, 0] == rgb[:, 1]) and np.all(rgb[:, 1] == rgb[:, 2]))
-
-
-def list_inputs(inputs: list[Path]) -> list[Path]:
-    """Expand directories to their image files (sorted by name, hidden files skipped)."""
-    files: list[Path] = []
-    for path in inputs:
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir()
+def list_inputs(inputs: list[str | Path]) -> list[str]:
+    """Expand directories to their image files (sorted by name, hidden files skipped); ``-`` is stdin."""
+    files: list[str] = []
+    for item in map(str, inputs):
+        if item != "-" and os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).iterdir()
                            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise InputError(f"{path}: no image files in this directory")
+                raise InputError(f"{item}: no image files in this directory")
             files.extend(found)
-        elif not path.exists():
-            raise InputError(f"{path}: no such file or directory")
         else:
-            files.append(path)
+            files.append(item)
+    if files.count("-") > 1:
+        raise InputError("standard input (-) can be read only once")
     return files
 
 
-def load_inputs(inputs: list[Path], image_shape: tuple[int, int, int], resize: bool = False) -> np.ndarray:
+def load_inputs(inputs: list[str | Path], image_shape: tuple[int, int, int], resize: bool = False,
+                warn: Warn | None = None) -> np.ndarray:
     """Read the CLI inputs as one array of float intensities in [0, 1].
 
-    One image file gives an (H, W[, C]) array (a single-image container); one
-    ``.npz``/IDX file keeps its own layout; anything else is stacked to (N, H, W[, C]).
+    One image file gives an (H, W[, C]) array (a single-image container); one array file
+    keeps its own layout; anything else is stacked to (N, H, W[, C]). Every input is read
+    with :func:`latcomp.fileio.read_input`; the total is bounded by the codec's ``MAX_PIXELS``.
     """
+    from .codec import MAX_PIXELS, image_layout
+
     files = list_inputs(inputs)
     h, w, c = image_shape
     shape = (h, w) if c == 1 else (h, w, c)
-    if len(files) == 1 and len(inputs) == 1 and not inputs[0].is_dir():
-        path = files[0]
-        return read_array(path) if is_array_file(path) else read_image(path, image_shape, resize)
-    parts = []
+    parts, pixels = [], 0
     for path in files:
-        if is_array_file(path):
-            arr = read_array(path)
-            if arr.shape[1:] == shape:
-                parts.append(arr)
-            elif arr.ndim == 2 and arr.shape[1] == h * w * c:
-                parts.append(arr.reshape((-1, *shape)))
-            else:
-                raise InputError(f"{path}: array of shape {arr.shape} does not hold {h}×{w}×{c} images")
-        else:
-            parts.append(read_image(path, image_shape, resize)[None])
+        source = "standard input" if path == "-" else path
+        data = read_input(path)
+        arr = read_array(data, source, image_shape) if _is_array(data) else \
+            read_image(data, source, image_shape, resize, warn)
+        pixels += arr.size
+        if pixels > MAX_PIXELS:
+            raise LimitError(f"the inputs hold more than the limit of {MAX_PIXELS} pixels per file; "
+                             f"split them into several files")
+        if len(files) == 1 and not os.path.isdir(str(inputs[0])):
+            return arr
+        parts.append(arr.reshape((-1, *shape)) if image_layout(arr.shape, image_shape) != "single" else arr[None])
     return np.concatenate(parts)
 
 
@@ -182,8 +283,6 @@ def binarize(images: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def _png_bytes(image_u8: np.ndarray) -> bytes:
-    import io
-
     from PIL import Image
 
     buf = io.BytesIO()
@@ -191,70 +290,79 @@ def _png_bytes(image_u8: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_png(path: Path, image_u8: np.ndarray) -> None:
-    """Write one uint8 image (H, W) or (H, W, C) as PNG, atomically."""
+def write_png(path: str | Path, image_u8: np.ndarray, force: bool = False) -> None:
+    """Write one uint8 image (H, W) or (H, W, C) as PNG, atomically; ``-`` is standard output.
+
+    An existing file is replaced only with ``force``; two writers of a new name cannot both succeed.
+    """
     data = _png_bytes(image_u8)
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    if str(path) == "-":
+        write_stdout(data)
+    else:
+        atomic_write(path, lambda tmp: tmp.write_bytes(data), overwrite=force)
 
 
-def write_npz(path: Path, images_u8: np.ndarray) -> None:
-    """Write images as the uint8 array ``x`` of a compressed ``.npz``, atomically."""
+def write_npz(path: str | Path, images: np.ndarray, force: bool = False) -> None:
+    """Write images as the array ``x`` of a compressed ``.npz``, atomically (replacing only with ``force``)."""
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, x=images_u8)
+            np.savez_compressed(f, x=images)
 
-    atomic_write(path, write)
+    atomic_write(path, write, overwrite=force)
 
 
-def write_png_dir(directory: Path, images_u8: np.ndarray, force: bool = False) -> list[Path]:
+_PNG_NAME = re.compile(r"[0-9]+\.png")
+
+
+def check_png_dir(directory: str | Path, force: bool) -> None:
+    """Refuse a directory output before any work: see :func:`latcomp.fileio.check_output`, and, since
+    ``force`` replaces the whole directory, one that holds anything but decoded images (``NNNNN.png``)."""
+    from .fileio import check_output
+
+    check_output(directory, force, directory=True)
+    if os.path.isdir(directory):
+        other = sorted(name for name in os.listdir(directory) if not _PNG_NAME.fullmatch(name))
+        if other:
+            raise OutputError(f"{directory} holds files that latcomp did not write ({other[0]}); "
+                              f"refusing to replace it")
+
+
+def write_png_dir(directory: str | Path, images_u8: np.ndarray, force: bool = False) -> list[Path]:
     """Write images as ``00000.png``, ``00001.png``… into ``directory``.
 
-    A new directory is filled under a temporary name and renamed into place, so it
-    appears complete or not at all. An existing directory needs ``force``; its files
-    of the same names are then replaced one by one (each atomically).
+    The images are written into a new directory that then takes the name in one step: a
+    new directory appears complete or not at all, and with ``force`` an existing one (of
+    decoded images only, :func:`check_png_dir`) is replaced as a whole, so no image of an
+    earlier, larger batch remains.
     """
+    directory = Path(directory)
     width = max(5, len(str(len(images_u8) - 1)))
     names = [f"{i:0{width}d}.png" for i in range(len(images_u8))]
-    if directory.exists() and not force:
-        raise FileExistsError(f"{directory} exists; pass --force to overwrite")
-    if directory.exists() and not directory.is_dir():
-        raise FileExistsError(f"{directory} exists and is not a directory")
-    parent = directory.parent
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=parent))
-    try:
-        for name, image in zip(names, images_u8):
+    check_png_dir(directory, force)
+
+    def fill(tmp: Path) -> None:
+        for name, image in zip(names, images_u8, strict=True):
             (tmp / name).write_bytes(_png_bytes(image))
-        if directory.exists():
-            for name in names:
-                os.replace(tmp / name, directory / name)
-            tmp.rmdir()
-        else:
-            os.chmod(tmp, 0o777 & ~_umask())
-            os.rename(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_write_dir(directory, fill, overwrite=force)
     return [directory / name for name in names]
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def output_kind(out: str, count: int) -> str:
+    """What ``decode`` writes to OUT, by its form: ``"stdout"``, ``"png"``, ``"npz"`` or ``"dir"``.
 
-
-def output_kind(out: Path, count: int, layout: str) -> str:
-    """Where ``decode`` writes: ``"npz"`` for an .npz OUT, ``"png"`` for one image, else ``"dir"``.
-
-    One image goes to a PNG when it was encoded as a single image or OUT ends in
-    ``.png``; a batch cannot go to a ``.png`` (InputError).
+    ``-`` is standard output (one image, as PNG); a name ending in ``/`` or naming an existing
+    directory, or one without an extension, is a directory; ``.png`` (one image) and ``.npz``
+    are those formats. Any other extension is an error, never PNG bytes under a wrong name.
     """
-    suffix = out.suffix.lower()
-    if suffix == ".npz":
-        return "npz"
-    if count == 1 and (layout == "single" or suffix == ".png"):
-        return "png"
-    if suffix == ".png":
-        raise InputError(f"the file holds {count} images; give a directory or an .npz as OUT")
-    return "dir"
-
+    if out != "-" and (out.endswith(("/", os.sep)) or os.path.isdir(out)):
+        return "dir"
+    suffix = Path(out).suffix.lower()
+    if out == "-" or suffix == ".png":
+        if count != 1:
+            raise InputError(f"the file holds {count} images; give a directory or an .npz as OUT")
+        return "stdout" if out == "-" else "png"
+    if suffix in (".npz", ""):
+        return suffix[1:] or "dir"
+    raise OutputError(f"{out}: unknown output type {suffix}; OUT must end in .png (one image) or .npz, be a "
+                      f"directory (end it with /), or be - (standard output)")

@@ -25,7 +25,6 @@ from .modelfile import load_model, read_config
 from .results import machine_info
 from .train import LOG, evaluate, read_train_log
 
-
 DESCRIPTIONS = {
     "lattice-vae": "the paper's MNIST lattice VAE on the latent lattice `{lattice}`: a learned scale per lattice "
                    "block (for `z` blocks the step Δ_i), Laplace prior with learned scales b_i, the sequential box "

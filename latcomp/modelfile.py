@@ -10,29 +10,35 @@ name, plus the frozen entropy-model parameters under ``codec.``) and
 Loading never executes code (no pickle): the architecture is looked up by name
 in :data:`latcomp.registry.MODELS` and the tensors are read with safetensors. The
 numpy loader (:func:`load_weights_numpy`) lets the codec run without torch.
+
+Both loaders read the files the same way: only regular files of bounded size (a
+``config.json`` that is a FIFO or a link to ``/dev/zero`` fails at once), checked
+against :mod:`latcomp.schema` (config types and ranges, every tensor float32, finite
+and of the shape the architecture implies). Every problem is one
+:class:`ModelFileError` line naming the file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import schema
 from .fileio import atomic_write, atomic_write_text
+from .schema import CODEC_PREFIX, FORMAT, FORMAT_VERSION, SchemaError
 
-FORMAT = "latcomp-model"
-FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-#: Prefix of the frozen entropy-model tensors (``model.codec_tensors()``) in the weights file.
-CODEC_PREFIX = "codec."
 
-#: The shipped default model, used by ``encode``/``decode``/``bench`` when none is named.
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "mnist-lattice-vae"
+#: The shipped default model, used by ``encode``/``decode``/``bench`` when none is named. It is
+#: package data (installed with the wheel); ``models/mnist-lattice-vae`` in the repository links to it.
+DEFAULT_MODEL = Path(__file__).resolve().parent / "shipped-models" / "mnist-lattice-vae"
 
 
 class ModelFileError(Exception):
@@ -55,63 +61,75 @@ def save_model(model: Any, directory: str | Path, training: dict[str, Any] | Non
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
-    """Read and validate a model directory's config.json."""
+    """Read and validate a model directory's config.json (:func:`latcomp.schema.parse_config`)."""
     path = Path(directory) / CONFIG
+    raw = _read_regular_file(path, schema.MAX_CONFIG_BYTES,
+                             missing=f"no such model config (is {directory} a latcomp model directory?)")
     try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model config (is {directory} a latcomp model directory?)") from None
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{path}: unreadable model config ({exc})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a latcomp model config")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: model format version {config.get('format_version')!r} "
-                             f"is not supported (this latcomp reads version {FORMAT_VERSION})")
-    return config
+        return schema.parse_config(raw)
+    except SchemaError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
 
 
 def load_model(directory: str | Path = DEFAULT_MODEL) -> Any:
-    """Build the torch model named by the config and load its weights (no code execution)."""
-    from safetensors.torch import load_file
+    """Build the torch model named by the config and load its validated weights (no code execution)."""
+    import torch
 
     from latcomp.nn.registry import build_model
 
     config = read_config(directory)
+    tensors, _ = _read_weights(directory, config)
     model = build_model(config["architecture"], **config["hparams"])
-    tensors = _read_tensors(directory, load_file)
-    try:
-        model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(CODEC_PREFIX)})
-    except RuntimeError as exc:
-        raise ModelFileError(f"{_weights_path(directory)}: weights do not match the config "
-                             f"({str(exc).splitlines()[0]})") from None
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()
+                           if not k.startswith(CODEC_PREFIX)})
     return model.eval()
 
 
 def load_weights_numpy(directory: str | Path = DEFAULT_MODEL) -> tuple[dict[str, np.ndarray], str]:
-    """The model's tensors as numpy arrays and the SHA-256 of the weights file, without torch.
+    """The model's validated tensors as numpy arrays and the SHA-256 of the weights file, without torch.
 
     The digest is the model identity stored in compressed files; both come from
     one read of the file.
     """
+    return _read_weights(directory, read_config(directory))
+
+
+def _read_weights(directory: str | Path, config: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
+    """Read the weights file once, check it against the (validated) config, return tensors and digest."""
     from safetensors.numpy import load
 
-    path = _weights_path(directory)
-    raw = path.read_bytes()
-    return _read_tensors(directory, lambda _: load(raw)), hashlib.sha256(raw).hexdigest()
-
-
-def _read_tensors(directory: str | Path, load_file: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-    """Read the weights with a safetensors loader, reporting a damaged file as ModelFileError."""
-    path = _weights_path(directory)
-    try:
-        return load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise ModelFileError(f"{path}: not a readable safetensors file ({exc})") from None
-
-
-def _weights_path(directory: str | Path) -> Path:
     path = Path(directory) / WEIGHTS
-    if not path.is_file():
-        raise ModelFileError(f"{path}: model weights are missing")
-    return path
+    shapes = schema.expected_tensors(config["architecture"], config["hparams"])
+    raw = _read_regular_file(path, schema.max_weights_bytes(shapes), missing="model weights are missing")
+    try:
+        tensors = load(raw)
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise ModelFileError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None
+    try:
+        schema.check_tensors(shapes, tensors)
+    except SchemaError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    return tensors, hashlib.sha256(raw).hexdigest()
+
+
+def _read_regular_file(path: Path, limit: int, missing: str) -> bytes:
+    """The bytes of ``path``, a regular file (symbolic links followed) of at most ``limit`` bytes.
+
+    Opened non-blocking so that a FIFO cannot hang the open; devices, FIFOs and
+    directories are refused before anything is read.
+    """
+    try:
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ModelFileError(f"{path}: not a regular file")
+            if info.st_size > limit:
+                raise ModelFileError(f"{path}: {info.st_size} bytes, more than the limit of {limit}")
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: {missing}") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: {exc.strerror or exc}") from None
+    if len(data) > limit:  # the file grew after fstat
+        raise ModelFileError(f"{path}: more than the limit of {limit} bytes")
+    return data

@@ -39,7 +39,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
 #: ``progress(stage, done, total)``, as in :mod:`latcomp.codec`.
 Progress = Callable[[str, int, int], None]
 #: ``log_weights(model, d, samples, generator)`` → (N, samples) tensor of log p(w) + log Q(d|w) − log q(w|d).

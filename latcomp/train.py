@@ -10,6 +10,11 @@ from the checkpoint at the end of epoch e−1 computes exactly what an
 uninterrupted run would have. The checkpoint is one safetensors file (model +
 Adam state, with the run state and the epoch log as JSON metadata) replaced
 atomically after every epoch; ``train-log.jsonl`` is rewritten from it.
+
+Nothing is lost by mistake: a new run refuses a non-empty directory unless told
+to start over (``force``), resuming needs a checkpoint, impossible settings fail
+before any work, and a non-finite loss stops the run before it is saved
+(:class:`TrainingError`), so the files on disk stay those of the last good epoch.
 """
 
 from __future__ import annotations
@@ -17,22 +22,29 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from latcomp.nn.registry import build_model
+
 from .data import dynamic_mnist_images, load_dataset
 from .fileio import atomic_write, atomic_write_text
-from latcomp.nn.registry import build_model
-from .modelfile import save_model
+from .modelfile import CONFIG, WEIGHTS, save_model
 
 CHECKPOINT = "checkpoint.safetensors"
 LOG = "train-log.jsonl"
+#: The files of a run: what ``force`` removes before starting over (anything else in the directory stays).
+RUN_FILES = (WEIGHTS, CONFIG, CHECKPOINT, LOG)
 NATS_PER_BIT = math.log(2.0)
+
+
+class TrainingError(Exception):
+    """A run cannot start or go on: impossible settings, an unreadable checkpoint, or a diverging loss."""
 
 
 @dataclass
@@ -138,6 +150,7 @@ def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch
         batch = data[order[step * cfg.batch_size:(step + 1) * cfg.batch_size]]
         out = model(batch, generator=gen)
         loss = out.loss.mean()
+        _require_finite(loss.item(), f"training loss at epoch {epoch}, step {step + 1}", epoch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -165,21 +178,46 @@ def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
-def load_checkpoint(path: Path) -> tuple[TrainConfig, RunState, dict[str, torch.Tensor], dict[str, Any]]:
-    """Inverse of :func:`save_checkpoint`: config, run state, model state dict, optimizer state dict."""
-    from safetensors import safe_open
+def _require_finite(value: float, what: str, epoch: int) -> None:
+    """Stop the run (TrainingError) before a NaN or infinite loss can be saved."""
+    if not math.isfinite(value):
+        raise TrainingError(f"the {what} is {value}: training diverged and was stopped before saving "
+                            f"anything of epoch {epoch} (try a smaller learning rate)")
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    model_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+
+def read_checkpoint_config(out: str | Path) -> TrainConfig:
+    """The settings recorded in the checkpoint of run directory ``out`` (FileNotFoundError if there is none)."""
+    return load_checkpoint(Path(out) / CHECKPOINT, tensors=False)[0]
+
+
+def load_checkpoint(path: Path, tensors: bool = True
+                    ) -> tuple[TrainConfig, RunState, dict[str, torch.Tensor], dict[str, Any]]:
+    """Inverse of :func:`save_checkpoint`: config, run state, model state dict, optimizer state dict.
+
+    ``tensors=False`` reads only the metadata (the state dicts come back empty). A missing
+    checkpoint is FileNotFoundError; a damaged one is TrainingError.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.parent}: no checkpoint to resume ({path.name} is missing); "
+                                f"leave out --resume to start a new run")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+            loaded = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
+        config, state = TrainConfig(**json.loads(meta["config"])), RunState(**json.loads(meta["state"]))
+        param_groups = json.loads(meta["param_groups"])
+    except (SafetensorError, ValueError, KeyError, TypeError) as exc:
+        raise TrainingError(f"{path}: unreadable checkpoint ({str(exc).splitlines()[0]})") from None
+    model_sd = {k[6:]: v for k, v in loaded.items() if k.startswith("model.")}
     opt_state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
+    for key, value in loaded.items():
         if key.startswith("optim."):
             _, idx, name = key.split(".", 2)
             opt_state.setdefault(int(idx), {})[name] = value
-    opt_sd = {"state": opt_state, "param_groups": json.loads(meta["param_groups"])}
-    return TrainConfig(**json.loads(meta["config"])), RunState(**json.loads(meta["state"])), model_sd, opt_sd
+    return config, state, model_sd, {"state": opt_state, "param_groups": param_groups}
 
 
 def _load_split(cfg: TrainConfig, split: str) -> torch.Tensor:
@@ -196,26 +234,43 @@ def _epoch_data(cfg: TrainConfig, train: torch.Tensor, gen: torch.Generator) -> 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
           reporter: Reporter | None = None,
-          data: tuple[np.ndarray, np.ndarray] | None = None) -> RunState:
+          data: tuple[np.ndarray, np.ndarray] | None = None, force: bool = False) -> RunState:
     """Train (or resume) a model into directory ``out``; return the final run state.
 
-    With ``resume`` the run continues from ``out``'s checkpoint with the
+    A new run needs ``out`` to be missing or empty (FileExistsError otherwise);
+    ``force`` starts over in a non-empty directory, removing the files of a previous
+    run (:data:`RUN_FILES`) once every check has passed. With ``resume`` the run
+    continues from ``out``'s checkpoint (FileNotFoundError if there is none) with the
     checkpoint's settings; only ``data_dir`` and ``max_epochs`` are taken from ``cfg``.
     ``data`` = (train, valid) binary arrays (N, 784) replaces ``cfg.dataset``.
+    A batch larger than the training set, no validation data or a non-finite loss is
+    :class:`TrainingError`.
 
     ``out`` receives ``model.safetensors`` + ``config.json`` (the best model so
     far), ``checkpoint.safetensors`` (the last epoch) and ``train-log.jsonl``.
     """
+    if resume and force:
+        raise ValueError("resume and force exclude each other")
     reporter = reporter or _Silent()
     out = Path(out)
     ckpt = out / CHECKPOINT
-    if resume and ckpt.exists():
+    if resume:
         saved, state, model_sd, opt_sd = load_checkpoint(ckpt)
         cfg = replace(saved, data_dir=cfg.data_dir, max_epochs=cfg.max_epochs)
-    elif ckpt.exists():
-        raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it")
     else:
+        _check_new_run_dir(out, force)
         state, model_sd, opt_sd = RunState(), None, None
+    if data is None:
+        train_data, valid_data = _load_split(cfg, "train"), _load_split(cfg, "valid")
+    else:
+        train_data, valid_data = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in data)
+    if cfg.batch_size > len(train_data):
+        raise TrainingError(f"the batch size {cfg.batch_size} is larger than the {len(train_data)} training images")
+    if len(valid_data) == 0:
+        raise TrainingError("there are no validation images")
+    if force:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.architecture, **cfg.hparams())
@@ -223,15 +278,12 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
     if model_sd is not None:
         model.load_state_dict(model_sd)
         opt.load_state_dict(opt_sd)
-    if data is None:
-        train_data, valid_data = _load_split(cfg, "train"), _load_split(cfg, "valid")
-    else:
-        train_data, valid_data = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in data)
     while not _finished(cfg, state):
         start = time.perf_counter()
         epoch = state.epoch + 1
         tr = _train_epoch(model, opt, train_data, cfg, epoch, reporter)
         va = evaluate(model, valid_data)
+        _require_finite(va["loss"], f"validation loss after epoch {epoch}", epoch)
         seconds = time.perf_counter() - start
         improved = bool(va["loss"] < state.best_valid)
         record = {"epoch": epoch, "train_loss": tr["loss"], "train_rate_nats": tr["rate_nats"],
@@ -247,6 +299,19 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
         atomic_write_text(out / LOG, "".join(json.dumps(r) + "\n" for r in state.log))
         reporter.epoch(record)
     return state
+
+
+def _check_new_run_dir(out: Path, force: bool) -> None:
+    """A new run goes into a missing or empty directory, or anywhere with ``force``."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} exists and is not a directory")
+    if force or not out.exists() or not any(out.iterdir()):
+        return
+    if (out / CHECKPOINT).exists():
+        raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it "
+                              f"or --force to start over")
+    raise FileExistsError(f"{out} is not empty; pass --force to train into it anyway (files of a previous "
+                          f"run are replaced, other files are kept)")
 
 
 def _finished(cfg: TrainConfig, state: RunState) -> bool:

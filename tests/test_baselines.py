@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from conftest import synthetic_binary
 
 import latcomp.train as train_module
+from latcomp.cli import ARCHITECTURES, cli
+from latcomp.modelfile import load_model, read_config, save_model
 from latcomp.nn.baselines import (
     GaussianLatticeVAE,
     GaussianVAE,
@@ -21,8 +23,6 @@ from latcomp.nn.baselines import (
     gaussian_kl,
     nearest_codeword,
 )
-from latcomp.cli import ARCHITECTURES, cli
-from latcomp.modelfile import load_model, read_config, save_model
 from latcomp.nn.models import bernoulli_nll
 from latcomp.nn.registry import MODELS, build_model
 from latcomp.train import TrainConfig, evaluate

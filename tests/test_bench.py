@@ -8,8 +8,15 @@ import pytest
 import torch
 from conftest import synthetic_binary
 
-from latcomp.bench import (bench_table_markdown, plot_rate_vs_distortion, plot_rate_vs_nll, plot_validation_curves,
-                           run_bench, write_bench, write_plots)
+from latcomp.bench import (
+    bench_table_markdown,
+    plot_rate_vs_distortion,
+    plot_rate_vs_nll,
+    plot_validation_curves,
+    run_bench,
+    write_bench,
+    write_plots,
+)
 from latcomp.modelfile import ModelFileError, save_model
 from latcomp.nn.registry import build_model
 
@@ -125,3 +132,47 @@ def test_cli_help_lists_options():
     for option in ("--split", "--is-samples", "--dithers", "--data-dir", "--json", "--markdown", "--plot",
                    "--no-bitstream"):
         assert option in out.stdout
+
+
+def test_cli_help_says_how_long_the_default_k_takes():
+    out = _latcomp("bench", "--help")
+    assert "K = 1000 takes about 7 minutes per model" in " ".join(out.stdout.split())
+
+
+def test_the_table_stays_readable_at_80_columns(result):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from latcomp.cli import print_bench_table
+
+    for width, compact in ((80, True), (250, False)):
+        text = StringIO()
+        print_bench_table(Console(file=text, width=width), result)
+        lines = text.getvalue().splitlines()
+        assert max(len(line) for line in lines) <= width and "…" not in text.getvalue()
+        assert ("estimate (bits)" in text.getvalue()) is not compact
+        assert all(m["name"] in text.getvalue() for m in result["models"])
+
+
+def test_plot_colours_are_fixed_per_model_kind(result, model_dirs, monkeypatch):
+    import matplotlib.colors as mcolors
+
+    from latcomp import bench
+
+    figures = []
+    monkeypatch.setattr(bench, "_save", lambda fig, path: figures.append(fig) or path)
+    reordered = {**result, "models": result["models"][::-1]}
+    for res in (result, reordered):
+        plot_rate_vs_nll(res, "x.png")
+        plot_rate_vs_distortion(res, "x.png")
+    plot_validation_curves(model_dirs[::-1], "x.png")
+    colours = {}
+    for fig in figures:
+        for line in fig.axes[0].get_lines():
+            label = line.get_label()
+            arch = next((a for a in bench.KIND_COLOURS if f"({a}" in label or label.startswith(a)), None)
+            if arch:
+                colours.setdefault(arch, set()).add(mcolors.to_hex(line.get_color()))
+    assert set(colours) == {"lattice-vae", "gaussian", "st-scalar"}
+    assert all(c == {mcolors.to_hex(bench.KIND_COLOURS[a])} for a, c in colours.items()), colours

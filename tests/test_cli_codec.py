@@ -93,7 +93,8 @@ def test_batches_directory_npz_and_idx(capsys, tmp_path, pngs, small_model, digi
 
 def test_encode_input_errors_are_one_line(capsys, tmp_path, small_model, digits):
     big = save_png(tmp_path / "big.png", np.kron(digits[0], np.ones((2, 2), np.uint8)) * 255)
-    rgb = save_png(tmp_path / "rgb.png", digits[0] * 255, "RGB")
+    red = np.stack([digits[0] * 255, np.zeros_like(digits[0]), np.zeros_like(digits[0])], axis=-1)
+    rgb = save_png(tmp_path / "rgb.png", red)  # colour: converting it is lossy (a gray RGB image is not)
     gray = save_png(tmp_path / "gray.png", (digits[0] * 100 + 50).astype(np.uint8))
     cases = [
         ([str(big)], "56×56"), ([str(rgb)], "mode RGB"), ([str(gray), "--lossless"], "--threshold"),

@@ -8,8 +8,7 @@ import constriction
 import numpy as np
 import pytest
 import torch
-from codec_fixtures import (REPO, digits, huge_model, other_model, sharp_model,  # noqa: F401
-                            small_model, synthetic_binary)
+from codec_fixtures import REPO, digits, huge_model, other_model, sharp_model, small_model, synthetic_binary  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,9 +16,9 @@ from latcomp import codec
 from latcomp.codec import compress, decompress, load_model, read_header
 from latcomp.container import FIXED_BYTES, pack, unpack
 from latcomp.entropy.lattice_code import MAX_COORD, LatticeCode, support_radius
-from latcomp.lattices import ProductLattice
-from latcomp.latent_codecs import LatticeLatentCodec
 from latcomp.errors import CodecError, FormatError, InputError, ModelMismatchError
+from latcomp.latent_codecs import LatticeLatentCodec
+from latcomp.lattices import ProductLattice
 from latcomp.modelfile import load_model as load_torch_model
 
 # --------------------------------------------------------------------------- round trips
@@ -237,7 +236,7 @@ def _reseal(data: bytes, payload: bytes) -> bytes:
 
 
 def test_crafted_payloads_with_valid_checksums_are_errors(small_model, small_files):
-    for mode, data in small_files.items():
+    for data in small_files.values():
         _, payload = unpack(data)
         for i in range(len(payload) * 8):
             corrupt = bytearray(payload)

@@ -10,11 +10,13 @@ import pytest
 
 from latcomp.container import (
     FIXED_BYTES,
+    FLAG_STORED,
     MAGIC,
     MAX_COUNT,
     MIN_HEADER_BYTES,
     VERSIONS,
     Header,
+    content_crc,
     pack,
     payload_to_words,
     unpack,
@@ -111,8 +113,8 @@ def test_wrong_magic_version_and_flags():
         unpack(b"\x89PNG\r\n\x1a\n" + bytes(100))
     with pytest.raises(FormatError, match="empty"):
         unpack(b"")
-    with pytest.raises(FormatError, match="version 2"):
-        unpack(_resealed(_fixed(version=2) + bytes([1, 28, 28, 1, 0])))
+    with pytest.raises(FormatError, match="version 3"):
+        unpack(_resealed(_fixed(version=3) + bytes([1, 28, 28, 1, 0])))
     with pytest.raises(FormatError, match="flags"):
         unpack(_resealed(_fixed(flags=0x80) + bytes([1, 28, 28, 1, 0])))
     with pytest.raises(FormatError, match="layout"):
@@ -132,3 +134,36 @@ def test_payload_words_round_trip_without_trailing_zero_bytes():
 def test_errors_are_codec_errors():
     assert issubclass(FormatError, CodecError)
     assert not issubclass(FormatError, (ValueError, OSError))
+
+
+def test_stored_pixels_flag_is_version_2_only():
+    """Bit 3 (pixels stored raw) needs version 2 and the lossless mode; readers of version 1 files, and
+    readers that know no bit 3, refuse it (docs/format.md)."""
+    stored = header(lossless=True, stored=True, lattice="z*40")
+    raw = bytes(98)  # 784 pixels, 1 bit each
+    data = pack(stored, raw + b"\x07")
+    h, payload = unpack(data)
+    assert (h.version, h.stored, h.stored_bytes, h.lattice) == (2, True, 98, "z*40") and payload == raw + b"\x07"
+    assert data[4] == 2 and data[5] & FLAG_STORED
+    for bad in (dict(lattice=""), dict(lossless=False)):  # version 1 / lossy cannot say "stored"
+        with pytest.raises(FormatError, match="stored pixels"):
+            pack(header(**{"lossless": True, "stored": True, "lattice": "z*40", **bad}), raw)
+    with pytest.raises(FormatError, match="shorter than"):
+        pack(stored, raw[:-1])
+    v1 = bytearray(pack(header(lossless=True), b"\x07"))  # a version 1 file with bit 3 set is refused
+    v1[5] |= FLAG_STORED
+    head_len = unpack(pack(header(lossless=True), b"\x07"))[0].header_bytes
+    v1[head_len - 4:head_len] = struct.pack("<I", zlib.crc32(bytes(v1[:head_len - 4])))
+    with pytest.raises(FormatError, match="unknown flags"):
+        unpack(bytes(v1))
+
+
+def test_content_crc_of_parts_and_unmaterialized_zeros():
+    rng = np.random.default_rng(0)
+    k = rng.integers(-9, 9, (3, 5))
+    for n, zeros in [(0, 0), (5, 0), (13, 7), (16, 1000), (8, 3), (0, 20), (1, 1 << 21)]:
+        pixels = (rng.random(n) < 0.5).astype(np.uint8)
+        whole = np.concatenate([pixels, np.zeros(zeros, np.uint8)])
+        for cut in {0, n // 3, n}:
+            assert content_crc(k, [pixels[:cut], pixels[cut:]], zeros) == content_crc(k, whole)
+    assert content_crc(k) == zlib.crc32(k.astype("<i8").tobytes())

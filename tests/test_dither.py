@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from latcomp.latent_codecs import LatticeLatentCodec
 from latcomp.lattices import ProductLattice
 from latcomp.lattices.dither import seeded_uniforms
-from latcomp.latent_codecs import LatticeLatentCodec
 
 
 def test_recipe_is_pcg64_top_53_bits():

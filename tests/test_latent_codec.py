@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from latcomp.lattices import ProductLattice
 from latcomp.latent_codecs import LatticeLatentCodec
+from latcomp.lattices import ProductLattice
 
 RNG = np.random.default_rng(5)
 

@@ -212,7 +212,7 @@ def exact_det(rows: list[list[int | Fraction]]) -> Fraction:
         det *= a[c][c]
         for r in range(c + 1, n):
             f = a[r][c] / a[c][c]
-            a[r] = [x - f * y for x, y in zip(a[r], a[c])]
+            a[r] = [x - f * y for x, y in zip(a[r], a[c], strict=True)]
     return det
 
 
@@ -230,7 +230,7 @@ def solve_lower_triangular(basis: list[list[Fraction]], p: list[Fraction]) -> li
 
 def weight_distribution(words: np.ndarray) -> dict[int, int]:
     weights, counts = np.unique(words.sum(1), return_counts=True)
-    return dict(zip(weights.tolist(), counts.tolist()))
+    return dict(zip(weights.tolist(), counts.tolist(), strict=True))
 
 
 def test_golay_code_has_4096_words_with_the_known_weights():
@@ -511,7 +511,7 @@ def test_dither_product_is_exact(name):
         exact = [sum(Fraction(v[r, j]) * basis[j][i] for j in range(lat.dim)) for i in range(lat.dim)]
         assert [Fraction(c) for c in w[r]] == exact
         nearest = lat.nearest(w[r:r + 1])[0]
-        assert [Fraction(c) for c in u[r]] == [e - Fraction(p) for e, p in zip(exact, nearest)]
+        assert [Fraction(c) for c in u[r]] == [e - Fraction(p) for e, p in zip(exact, nearest, strict=True)]
 
 
 # --------------------------------------------------------------------------- product lattices
@@ -557,7 +557,7 @@ def test_known_part_is_the_sum_over_later_coordinates():
     k = rng.integers(-1000, 1001, (50, lat.dim))
     # brute force: Σ_{j>i} k_j B[j, i] = k·(B − diag B), block by block
     expected = np.concatenate([k[:, s:s + b.dim] @ (b.basis - np.diag(b.steps))
-                               for s, b in zip(lat.starts, lat.blocks)], axis=1)
+                               for s, b in zip(lat.starts, lat.blocks, strict=True)], axis=1)
     for level in range(lat.levels.max() + 1):
         part = lat.known_part(k, level)
         assert_bitwise_equal(part, expected[:, lat.levels == level])
@@ -577,7 +577,7 @@ def test_product_agrees_blockwise_with_the_unit_lattices():
     v = rng.random((100, lat.dim))
     k, p, u = lat.quantize(y), lat.point(lat.quantize(y)), lat.cell_uniform(v)
     assert k.dtype == np.int64
-    for s, b in zip(lat.starts, lat.blocks):
+    for s, b in zip(lat.starts, lat.blocks, strict=True):
         cols = slice(s, s + b.dim)
         assert np.array_equal(k[:, cols], b.quantize(y[:, cols]))
         assert np.array_equal(p[:, cols], b.nearest(y[:, cols]))

@@ -6,8 +6,7 @@ import json
 import pytest
 import torch
 
-from latcomp.modelfile import (CONFIG, WEIGHTS, ModelFileError, load_model, load_weights_numpy, read_config,
-                               save_model)
+from latcomp.modelfile import CONFIG, WEIGHTS, ModelFileError, load_model, load_weights_numpy, read_config, save_model
 from latcomp.nn.models import LatticeVAE
 
 
@@ -23,7 +22,7 @@ def test_round_trip(saved):
     model, path = saved
     loaded = load_model(path)
     assert loaded.hparams == model.hparams
-    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     config = read_config(path)
     assert config["format_version"] == 1 and config["training"] == {"note": "test"}

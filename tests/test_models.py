@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from latcomp.entropy.laplace import laplace_log_mass
 from latcomp.nn.layers import GatedLinear
 from latcomp.nn.models import LatticeVAE
 from latcomp.nn.registry import build_model
-from latcomp.entropy.laplace import laplace_log_mass
 
 
 def test_architecture_is_the_papers():

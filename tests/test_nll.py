@@ -7,11 +7,11 @@ import pytest
 import torch
 from conftest import synthetic_binary
 
+from latcomp.entropy.laplace import laplace_log_density
+from latcomp.nll import importance_sampled_nll, supports_nll
 from latcomp.nn.baselines import GaussianVAE
 from latcomp.nn.models import LatticeVAE
 from latcomp.nn.registry import build_model
-from latcomp.nll import importance_sampled_nll, supports_nll
-from latcomp.entropy.laplace import laplace_log_density
 from latcomp.train import evaluate
 
 DATA_DIM = 12  # few pixels: the posterior is broad, so IS converges quickly and quadrature is easy

@@ -11,8 +11,8 @@ import torch
 from codec_fixtures import small_model  # noqa: F401
 
 from latcomp.exact import networks as numpy_model
-from latcomp.modelfile import load_model, load_weights_numpy
 from latcomp.exact.networks import ExactLinear, NumpyLatticeVAE, build_numpy_model, exact_sigmoid, quantize_rows
+from latcomp.modelfile import load_model, load_weights_numpy
 
 
 def _adapter(directory):
@@ -82,7 +82,7 @@ def test_exact_linear_equals_exact_rational_arithmetic():
     got = x_int @ weight_t
     for n in range(3):
         for r in range(6):
-            exact = sum(int(a) * int(b) for a, b in zip(x_int[n], weight_t[:, r]))
+            exact = sum(int(a) * int(b) for a, b in zip(x_int[n], weight_t[:, r], strict=True))
             assert Fraction(got[n, r]) == exact
     # reversed summation order gives the same bits
     assert np.array_equal(x_int[:, ::-1] @ weight_t[::-1], got)

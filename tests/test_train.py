@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import synthetic_binary
+
 from latcomp.modelfile import WEIGHTS, load_model, read_config
 from latcomp.train import CHECKPOINT, LOG, TrainConfig, evaluate, load_checkpoint, train
 
@@ -57,11 +57,12 @@ def test_existing_run_needs_resume(tmp_path, tiny_data):
 
 
 SCRIPT = """
-import sys, numpy as np
-from latcomp.train import TrainConfig, train
+import os, sys, numpy as np
+from latcomp.train import CHECKPOINT, TrainConfig, train
 data = np.load(sys.argv[1])
 cfg = TrainConfig(max_epochs=int(sys.argv[3]), hidden=32, latent=6, batch_size=20, lr=1e-3)
-train(cfg, sys.argv[2], resume=True, data=(data["train"], data["valid"]))
+resume = os.path.exists(os.path.join(sys.argv[2], CHECKPOINT))
+train(cfg, sys.argv[2], resume=resume, data=(data["train"], data["valid"]))
 """
 
 

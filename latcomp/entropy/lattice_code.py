@@ -185,7 +185,8 @@ def _push_escapes(coder: constriction.stream.stack.AnsCoder, k: np.ndarray, clip
     if not excess.size:
         return
     ndig = sum((excess >= np.uint64(1 << (16 * j))).astype(np.int32) for j in range(_DIGITS))
-    digits = [((e >> np.uint64(16 * j)) & np.uint64(0xFFFF)) for e, nd in zip(excess, ndig) for j in range(nd)]
+    digits = [((e >> np.uint64(16 * j)) & np.uint64(0xFFFF))
+              for e, nd in zip(excess, ndig, strict=True) for j in range(nd)]
     if digits:
         coder.encode_reverse(np.array(digits, np.int64).astype(np.int32), _model.Uniform(1 << 16))
     coder.encode_reverse(ndig.astype(np.int32), _model.Uniform(_DIGITS + 1))

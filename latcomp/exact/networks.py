@@ -165,7 +165,7 @@ def mlp_layers(weights: dict[str, np.ndarray], prefix: str) -> list[tuple[str, t
             raise ModelShapeError(f"missing tensor {key}.weight (or {key}.h.weight)")
         i += 1
     prev = None
-    for kind, tensors in layers:
+    for _, tensors in layers:
         w = tensors[0]
         if w.ndim != 2 or (prev is not None and w.shape[1] != prev):
             raise ModelShapeError(f"{prefix}: inconsistent layer shapes")
@@ -266,7 +266,7 @@ class NumpyLatticeVAE:
         b = _tensor(weights, "codec.prior.b")
         try:
             self.latent = LatticeLatentCodec.from_spec(hparams.get("lattice", "z"), latent, delta, b)
-            self.latent.code  # validates the shapes and values of the entropy parameters
+            _ = self.latent.code  # builds the entropy model now: validates its parameters
         except ValueError as exc:
             raise ModelShapeError(str(exc)) from None
 

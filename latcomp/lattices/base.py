@@ -248,7 +248,7 @@ def triangular_basis(generators: list[list[Fraction | int]]) -> list[list[Fracti
         for i in range(j - 1, -1, -1):
             q = round(basis[j][i] / basis[i][i])
             if q:
-                basis[j] = [a - q * b for a, b in zip(basis[j], basis[i])]
+                basis[j] = [a - q * b for a, b in zip(basis[j], basis[i], strict=True)]
     return basis
 
 

@@ -16,7 +16,8 @@ class Hexagonal(Lattice):
     """A2 with basis (1, 0), (½, √3/2): the union of R = Z × √3Z and R + (½, √3/2).
 
     Points are written as k1·(√3/2) with k1 an integer, as k·B writes them (so
-    coords/point round-trip bit for bit). Each coset is decoded by rounding, the nearer of the two candidates wins (ties: R).
+    coords/point round-trip bit for bit). Each coset is decoded by rounding, the nearer of
+    the two candidates wins (ties: R).
     Only element-wise IEEE operations in a fixed order, so the result is the same on
     every machine although √3 is irrational. G = 5/(36√3) ≈ 0.0801875.
     """

@@ -99,7 +99,7 @@ class ProductLattice:
         """(lattice, columns (blocks, n)) for each kind of block."""
         out = []
         for name in dict.fromkeys(self.names):
-            starts = [s for s, n in zip(self.starts, self.names) if n == name]
+            starts = [s for s, n in zip(self.starts, self.names, strict=True) if n == name]
             lat = unit_lattice(name)
             out.append((lat, np.array([np.arange(s, s + lat.dim) for s in starts])))
         return out

@@ -51,7 +51,6 @@ from torch import nn
 
 from latcomp.nn.models import AutoEncoder, Output
 
-
 # --------------------------------------------------------------------------- Gaussian VAEs
 
 

@@ -25,6 +25,6 @@ def gated_mlp(sizes: list[int]) -> nn.Sequential:
     ``gated_mlp([40, 300, 300, 784])`` whose output are the Bernoulli logits
     (the sigmoid of the paper's last layer is applied inside the likelihood).
     """
-    layers: list[nn.Module] = [GatedLinear(i, o) for i, o in zip(sizes[:-2], sizes[1:-1])]
+    layers: list[nn.Module] = [GatedLinear(i, o) for i, o in zip(sizes[:-2], sizes[1:-1], strict=True)]
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return nn.Sequential(*layers)

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from latcomp.lattices.product import ProductLattice
 from latcomp.latent_codecs.lattice import LatticeLatentCodec
+from latcomp.lattices.product import ProductLattice
 from latcomp.nn.layers import gated_mlp
 
 

@@ -1,0 +1,190 @@
+"""What a model directory may contain, checked in one place for every loader.
+
+A model's ``config.json`` and ``model.safetensors`` come from outside (a download,
+another user, a damaged disk). Both loaders, the torch one
+(:func:`latcomp.modelfile.load_model`) and the codec's numpy one
+(:func:`latcomp.codec.load_model`, through :func:`latcomp.modelfile.load_weights_numpy`),
+validate them here before anything is built from them:
+
+* the JSON is at most :data:`MAX_CONFIG_BYTES` and :data:`MAX_JSON_DEPTH` levels deep
+  (checked before parsing, so deep nesting cannot exhaust the stack);
+* the architecture is a known name and ``hparams`` has exactly its keys, with the right
+  types and bounded values (:data:`INT_LIMITS`; λ finite and positive; a valid lattice spec);
+* the weights file holds exactly the tensors the architecture implies
+  (:func:`expected_tensors`), each float32, finite and of the implied shape, and is no
+  larger than those tensors plus :data:`MAX_HEADER_BYTES`.
+
+Every check raises :class:`SchemaError` with a one-line description of the problem;
+:mod:`latcomp.modelfile` adds the file's name. No torch here: the codec runs without it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from latcomp.lattices.product import parse_spec
+
+FORMAT = "latcomp-model"
+FORMAT_VERSION = 1
+#: Prefix of the frozen entropy-model tensors (``model.codec_tensors()``) in the weights file.
+CODEC_PREFIX = "codec."
+
+MAX_CONFIG_BYTES = 1 << 20
+MAX_JSON_DEPTH = 16
+#: Room for the safetensors header (names, shapes, offsets) on top of the tensor bytes.
+MAX_HEADER_BYTES = 1 << 20
+#: Inclusive upper bounds of the integer hyper-parameters (all must be ≥ 1).
+INT_LIMITS = {"data_dim": 1 << 20, "hidden": 1 << 16, "latent": 4096, "levels": 1 << 16}
+MAX_LATTICE_SPEC = 1000
+
+_COMMON = ("data_dim", "hidden", "latent", "lam")
+#: Architecture → (extra required hparams, extra optional hparams). A lattice-vae file
+#: without "lattice" predates lattices other than Z and means the rectangular lattice.
+ARCHITECTURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "gaussian": ((), ()),
+    "gaussian-lattice": ((), ()),
+    "lattice-vae": ((), ("lattice",)),
+    "st-scalar": (("levels",), ()),
+    "st-vector": (("levels",), ()),
+}
+#: Dimension k of one quantizer word of the straight-through models (latent must be a multiple).
+WORD_DIM = {"st-scalar": 1, "st-vector": 2}
+_TOP_LEVEL = {"format", "format_version", "architecture", "hparams", "training"}
+
+
+class SchemaError(Exception):
+    """A model config or weights file breaks the schema; the message names the problem, not the file."""
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """A short one-line repr of a value from a file (which may be huge or contain newlines)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in JSON ``text`` (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for bracket in re.findall(r"[\[\]{}]", re.sub(r'"(?:[^"\\]|\\.)*"', "", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def parse_config(raw: bytes) -> dict[str, Any]:
+    """Parse and check a ``config.json``: size, depth, format and version, architecture and hparams."""
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise SchemaError(f"{len(raw)} bytes, more than the {MAX_CONFIG_BYTES} a model config may have")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SchemaError("not UTF-8 text") from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise SchemaError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise SchemaError(f"not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise SchemaError("not a latcomp model config")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise SchemaError(f"model format version {_show(config.get('format_version'))} is not supported "
+                          f"(this latcomp reads version {FORMAT_VERSION})")
+    unknown = sorted(set(config) - _TOP_LEVEL)
+    if unknown:
+        raise SchemaError(f"unexpected keys {_show(unknown, 80)}")
+    check_hparams(config.get("architecture"), config.get("hparams"))
+    if not isinstance(config.get("training", {}), dict):
+        raise SchemaError("training must be an object")
+    return config
+
+
+def check_hparams(architecture: Any, hparams: Any) -> None:
+    """Check an architecture name and its hyper-parameters (keys, types, ranges, lattice spec)."""
+    if not isinstance(architecture, str) or architecture not in ARCHITECTURES:
+        raise SchemaError(f"unknown architecture {_show(architecture)}; known: {', '.join(ARCHITECTURES)}")
+    if not isinstance(hparams, dict):
+        raise SchemaError("hparams must be an object")
+    required, optional = ARCHITECTURES[architecture]
+    required = _COMMON + required
+    missing = [k for k in required if k not in hparams]
+    unexpected = [k for k in hparams if k not in required + optional]
+    if missing or unexpected:
+        problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
+            ([f"unexpected {_show(unexpected, 80)}"] if unexpected else [])
+        raise SchemaError(f"hparams of {architecture}: {'; '.join(problems)}")
+    for key, limit in INT_LIMITS.items():
+        value = hparams.get(key, 1)
+        if type(value) is not int or not 1 <= value <= limit:
+            raise SchemaError(f"hparams.{key} must be an integer from 1 to {limit}, got {_show(value)}")
+    lam = hparams["lam"]
+    if type(lam) not in (int, float) or not (math.isfinite(lam) and lam > 0):
+        raise SchemaError(f"hparams.lam must be a finite positive number, got {_show(lam)}")
+    if hparams["latent"] % WORD_DIM.get(architecture, 1):
+        raise SchemaError(f"hparams.latent of {architecture} must be a multiple of {WORD_DIM[architecture]}")
+    if architecture == "lattice-vae":
+        lattice = hparams.get("lattice", "z")
+        if not isinstance(lattice, str) or len(lattice) > MAX_LATTICE_SPEC:
+            raise SchemaError(f"hparams.lattice must be a lattice spec string, got {_show(lattice)}")
+        try:
+            parse_spec(lattice, hparams["latent"])
+        except ValueError as exc:
+            raise SchemaError(f"hparams.lattice: {exc}") from None
+
+
+def _gated_mlp(prefix: str, sizes: list[int]) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of :func:`latcomp.nn.layers.gated_mlp` (gated layers h, g, then a linear layer)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1], strict=True)):
+        for gate in "hg":
+            shapes.update({f"{prefix}.{i}.{gate}.weight": (n_out, n_in), f"{prefix}.{i}.{gate}.bias": (n_out,)})
+    last = len(sizes) - 2
+    shapes.update({f"{prefix}.{last}.weight": (sizes[-1], sizes[-2]), f"{prefix}.{last}.bias": (sizes[-1],)})
+    return shapes
+
+
+def expected_tensors(architecture: str, hparams: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Name → shape of every tensor in the weights file of a model with valid (checked) hparams."""
+    data_dim, hidden, latent = hparams["data_dim"], hparams["hidden"], hparams["latent"]
+    encoder_out = 2 * latent if architecture == "gaussian" else latent  # (μ, log σ²)
+    shapes = {**_gated_mlp("encoder", [data_dim, hidden, hidden, encoder_out]),
+              **_gated_mlp("decoder", [latent, hidden, hidden, data_dim])}
+    if architecture == "lattice-vae":
+        blocks = len(parse_spec(hparams.get("lattice", "z"), latent))
+        shapes.update({"log_delta": (blocks,), "log_b": (latent,),
+                       CODEC_PREFIX + "lattice.delta": (blocks,), CODEC_PREFIX + "prior.b": (latent,)})
+    elif architecture == "gaussian-lattice":
+        shapes["log_sigma"] = (latent,)
+    elif architecture in WORD_DIM:
+        quantizers, word, levels = latent // WORD_DIM[architecture], WORD_DIM[architecture], hparams["levels"]
+        shapes.update(codebook=(quantizers, levels, word), code_logits=(quantizers, levels))
+    return shapes
+
+
+def max_weights_bytes(shapes: dict[str, tuple[int, ...]]) -> int:
+    """The largest weights file these tensors can make: float32 data plus a header allowance."""
+    return 4 * sum(math.prod(shape) for shape in shapes.values()) + MAX_HEADER_BYTES
+
+
+def check_tensors(shapes: dict[str, tuple[int, ...]], tensors: dict[str, np.ndarray]) -> None:
+    """Exactly the tensors of ``shapes``, each float32, of that shape and finite."""
+    missing = [name for name in shapes if name not in tensors]
+    unexpected = [name for name in tensors if name not in shapes]
+    if missing or unexpected:
+        problems = ([f"missing {_show(missing, 80)}"] if missing else []) + \
+            ([f"unexpected {_show(unexpected, 80)}"] if unexpected else [])
+        raise SchemaError(f"the weights do not match the config: {'; '.join(problems)}")
+    for name, shape in shapes.items():
+        tensor = tensors[name]
+        if tensor.dtype != np.float32:
+            raise SchemaError(f"tensor {name} is {tensor.dtype}, not float32")
+        if tensor.shape != shape:
+            raise SchemaError(f"tensor {name} has shape {tensor.shape}; the config implies {shape} "
+                              f"(the weights do not match the config)")
+        if not np.isfinite(tensor).all():
+            raise SchemaError(f"tensor {name} has non-finite values (NaN or infinity)")
