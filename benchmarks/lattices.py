@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.codec import _theorem1_bits
+from latcomp.bench import spaced_subset
 from latcomp.codec import code_lengths, compress, decompress, load_model, read_header
 from latcomp.data import load_dataset
 from latcomp.nll import ACTIVE_RATIO
@@ -174,13 +175,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.lattices", description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--limit", type=int, default=None, help="Use the first N test digits only.")
+    parser.add_argument("--images", type=int, default=None,
+                        help="Use N evenly spaced test digits (the split is sorted by class).")
     parser.add_argument("--gap-digits", type=int, default=1000)
     parser.add_argument("--cell-samples", type=int, default=2048)
     parser.add_argument("--fresh-dithers", type=int, default=10)
     parser.add_argument("--out-dir", type=Path, default=None)
+    parser.add_argument("--name", default="lattices", help="Results file name (NAME.json, NAME.md).")
     args = parser.parse_args(argv)
-    x = load_dataset("binarized-mnist", "test", args.data_dir)[:args.limit]
+    x = load_dataset("binarized-mnist", "test", args.data_dir)
+    if args.images:
+        x = spaced_subset(x, args.images)
     res = {"images": len(x), "models": [], "machine": machine_info()}
     for model in args.models:
         print(f"{model} ...", file=sys.stderr)
@@ -190,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     res["machine"] = machine_info()
     command = " ".join(["python -m benchmarks.lattices", *argv])
     kwargs = {"out_dir": args.out_dir} if args.out_dir else {}
-    for path in write_results("lattices", res, to_markdown(res, command), command, **kwargs):
+    for path in write_results(args.name, res, to_markdown(res, command), command, **kwargs):
         print(f"wrote {path}", file=sys.stderr)
 
 

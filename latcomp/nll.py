@@ -85,33 +85,38 @@ def lattice_log_weights(model: nn.Module, d: torch.Tensor, samples: int,
 ACTIVE_RATIO = 0.05
 
 
+def _block_sizes(lattice: Any) -> torch.Tensor:
+    return torch.tensor([float(block.dim) for block in lattice.blocks], dtype=torch.float64)
+
+
 def defensive_lattice_log_weights(model: nn.Module, d: torch.Tensor, samples: int,
                                   generator: torch.Generator) -> torch.Tensor:
     """Lattice VAE, defensive proposal: w = e_c(d) − e, block by block
 
-        e_b ~ ½·Uniform(cell_b) + ½·N(0, diag w_i²)   on active blocks,
-        e_b ~ Uniform(cell_b)                          on dead ones,
+        e_b ~ ½·Uniform(cell_b) + ½·N(0, σ_b² I)   on active blocks,
+        e_b ~ Uniform(cell_b)                       on dead ones,
 
-    with w_i the box width of coordinate i. Unlike the cell proposal it covers all of
-    R^m on the active blocks, so the estimate converges to −log p(d) as K grows; the
-    cell component keeps the weights bounded where the posterior fills the cell.
+    with σ_b = V_b^{1/n_b} the edge of a cube of the cell's volume (Δ_i for a ``z`` block).
+    Unlike the cell proposal it covers all of R^m on the active blocks, so the estimate
+    converges to −log p(d) as K grows; the cell component keeps the weights bounded where
+    the posterior fills the cell.
     Draws are shared by the examples of a pass, as for :func:`lattice_log_weights`.
     """
     x = model.encoder(d)
     latent = model.latent_codec()
     lattice, dtype = latent.lattice, x.dtype
     block_of = torch.from_numpy(lattice.block_of)
-    width = latent.width.to(dtype)
+    sigma = (latent.block_log_volumes() / _block_sizes(lattice)).exp().to(dtype)[block_of]
     ratio = (latent.b / latent.width).detach().numpy()
     active = torch.from_numpy(np.maximum.reduceat(ratio, lattice.starts) >= ACTIVE_RATIO)
     v = torch.rand((1, samples, x.shape[1]), generator=generator, dtype=dtype)
     cell = latent.dither(v).to(dtype)
-    gauss = torch.randn((1, samples, x.shape[1]), generator=generator, dtype=dtype) * width
+    gauss = torch.randn((1, samples, x.shape[1]), generator=generator, dtype=dtype) * sigma
     pick_gauss = (torch.rand((1, samples, lattice.num_blocks), generator=generator) < 0.5) & active
     e = torch.where(pick_gauss[..., block_of], gauss, cell)
     inside = torch.from_numpy(latent.in_cell(e.numpy()))
     log_cell = -latent.block_log_volumes().to(dtype)
-    log_gauss_coord = -0.5 * ((e / width).square() + _LOG_2PI) - width.log()
+    log_gauss_coord = -0.5 * ((e / sigma).square() + _LOG_2PI) - sigma.log()
     log_gauss = torch.zeros(e.shape[:-1] + (lattice.num_blocks,), dtype=dtype).index_add_(-1, block_of,
                                                                                         log_gauss_coord)
     mixture = torch.logaddexp(torch.where(inside, log_cell, torch.tensor(-math.inf, dtype=dtype)), log_gauss)
