@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import REPO, synthetic_binary
 
-__all__ = ["small_model", "sharp_model", "huge_model", "other_model", "digits", "make_model", "run_latcomp",
+__all__ = ["cli", "small_model", "sharp_model", "huge_model", "other_model", "digits", "make_model", "run_latcomp",
            "REPO", "synthetic_binary"]
 
 
@@ -70,6 +70,18 @@ def other_model(tmp_path_factory) -> Path:
 def digits() -> np.ndarray:
     """Synthetic binary 28×28 'digits', uint8 (64, 28, 28)."""
     return synthetic_binary(64, seed=3).reshape(64, 28, 28)
+
+
+def cli(capsys, *args: str) -> tuple[int, str]:
+    """Run the CLI in-process; return (exit status, stderr)."""
+    from latcomp.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    return code, capsys.readouterr().err
 
 
 def run_latcomp(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,

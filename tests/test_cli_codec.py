@@ -8,21 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from codec_fixtures import digits, other_model, run_latcomp, small_model  # noqa: F401
+from codec_fixtures import cli, digits, other_model, run_latcomp, small_model  # noqa: F401
 from PIL import Image
 
-from latcomp.cli import main
 from latcomp.codec import compress, decompress, load_model, read_header
-
-
-def cli(capsys, *args: str) -> tuple[int, str]:
-    """Run the CLI in-process; return (exit status, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
 
 
 def save_png(path: Path, image_u8: np.ndarray, mode: str | None = None) -> Path:

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from codec_fixtures import REPO, digits, make_model, sharp_model, small_model  # noqa: F401
+from codec_fixtures import REPO, cli, digits, make_model, sharp_model, small_model  # noqa: F401
 
-from latcomp.cli import main
 from latcomp.codec import MAX_PIXELS, compress, decompress, load_model
 from latcomp.container import pack, unpack
 from latcomp.errors import CodecError, FormatError, LimitError
@@ -37,16 +36,6 @@ from latcomp.errors import CodecError, FormatError, LimitError
 MB = 1 << 20
 #: The issue's target: no hostile file makes decode use more than this (time and traced memory).
 PEAK_BYTES = 200 * MB
-
-
-def cli(capsys, *args: str) -> tuple[int, str]:
-    """Run the CLI in-process; return (exit status, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
 
 
 def measured(work) -> tuple[BaseException | None, float, int]:

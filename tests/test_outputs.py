@@ -21,23 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from codec_fixtures import REPO, digits, sharp_model, small_model  # noqa: F401
+from codec_fixtures import REPO, cli, digits, sharp_model, small_model  # noqa: F401
 from PIL import Image
 
 from latcomp import container, fileio
 from latcomp.cli import main
 from latcomp.codec import compress, decompress, read_header
 from latcomp.errors import FormatError
-
-
-def cli(capsys, *args: str) -> tuple[int, str]:
-    """Run the CLI in-process; return (exit status, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
 
 
 def run(*args: str, stdin: bytes | None = None, timeout: float = 60, **popen: object) -> subprocess.CompletedProcess:
