@@ -28,8 +28,8 @@ from .train import LOG, evaluate, read_train_log
 DESCRIPTIONS = {
     "lattice-vae": "the paper's MNIST lattice VAE on the latent lattice `{lattice}`: a learned scale per lattice "
                    "block (for `z` blocks the step Δ_i), Laplace prior with learned scales b_i, the sequential box "
-                   "code of docs/lattices.md as rate (for `z` Eq. 15 with erratum 1): the training rate is the "
-                   "real code length.",
+                   "code of docs/lattices.md as rate (for `z` Eq. 15 with erratum 1 of docs/errata.md): the "
+                   "training rate is the real code length.",
     "gaussian-lattice": "the paper's Gaussian lattice VAE: posterior N(μ(d), diag σ²) with σ learned per dimension "
                         "but not data dependent, prior N(0, I) — the stand-in for an ideal high-dimensional lattice.",
     "gaussian": "a standard Gaussian VAE: posterior N(μ(d), diag σ(d)²), prior N(0, I).",

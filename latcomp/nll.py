@@ -5,7 +5,7 @@ For a generative model W ~ p(w), D ~ Q(·|w) and an approximate posterior q(w|d)
     log p(d) ≈ logsumexp_k [log p(w_k) + log Q(d|w_k) − log q(w_k|d)] − log K,   w_k ~ q(·|d),
 
 a lower bound of log p(d) in expectation that tightens as K grows; K = 1 is the ELBO.
-The models' generative model and proposal (READING-NOTES.md, Section 3.3):
+The models' generative model and proposal (Section 3.3):
 
 * ``lattice-vae``: W ~ g, the box prior of :mod:`latcomp.latent_codecs.lattice` (for the
   rectangular lattice f_{X̂−U}, the Laplace prior convolved with the cell's uniform, per

@@ -1,4 +1,4 @@
-"""Baselines of issue 4: Gaussian (lattice) VAEs and straight-through quantizers (Appendix A.2)."""
+"""Baselines: Gaussian (lattice) VAEs and straight-through quantizers (Appendix A.2)."""
 
 import json
 import math

@@ -11,7 +11,7 @@ B, DELTA = 0.7, 0.5
 
 
 def paper_displayed_formula(eta, delta, b):
-    """The two-case formula as printed in Section 4 (READING-NOTES erratum 1: it is Δ·density)."""
+    """The two-case formula as printed in Section 4 (erratum 1 in docs/errata.md: it is Δ·density)."""
     inside = 1 - 0.5 * np.exp(-delta / (2 * b)) * (np.exp(-eta / b) + np.exp(eta / b))
     outside = 0.5 * np.exp(-np.abs(eta) / b) * (np.exp(delta / (2 * b)) - np.exp(-delta / (2 * b)))
     return np.where(np.abs(eta) < delta / 2, inside, outside)

@@ -1,7 +1,7 @@
 """The Laplacian prior of Section 4 and the density of X̂ − U.
 
 Per dimension, X̂ ~ Laplace(0, b) and U ~ Uniform(−Δ/2, Δ/2) independent. Then
-(READING-NOTES.md, erratum 1)
+(erratum 1 in docs/errata.md)
 
     f_{X̂−U}(η) = (F_b(η + Δ/2) − F_b(η − Δ/2)) / Δ,
 

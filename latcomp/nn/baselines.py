@@ -1,4 +1,4 @@
-"""Baselines for the lattice VAE, with the same contract and networks (issue 4).
+"""Baselines for the lattice VAE, with the same contract and networks (Table 1, Figure 4).
 
 Every model maps binary images d (N, data_dim) to an :class:`~latcomp.models.Output`
 of per-example terms, ``loss = distortion + λ·rate`` (Eq. 15's form), rate in nats,
