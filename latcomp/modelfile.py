@@ -23,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import site
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +38,22 @@ from .schema import CODEC_PREFIX, FORMAT, FORMAT_VERSION, SchemaError
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
-#: The shipped default model, used by ``encode``/``decode``/``bench`` when none is named. It is
-#: package data (installed with the wheel); ``models/mnist-lattice-vae`` in the repository links to it.
-DEFAULT_MODEL = Path(__file__).resolve().parent / "shipped-models" / "mnist-lattice-vae"
+_SHIPPED = Path("models") / "mnist-lattice-vae"
+
+
+def _shipped_model() -> Path:
+    """Where the shipped model lies: the checkout's ``models/`` (source or editable install),
+    else the data files a wheel installs under ``<prefix>/share/latcomp/`` (pyproject.toml)."""
+    checkout = Path(__file__).resolve().parents[1] / _SHIPPED
+    for candidate in (checkout, Path(sys.prefix) / "share" / "latcomp" / _SHIPPED,
+                      Path(site.getuserbase()) / "share" / "latcomp" / _SHIPPED):
+        if (candidate / CONFIG).is_file():
+            return candidate
+    return checkout
+
+
+#: The shipped default model, used by ``encode``/``decode``/``bench`` when none is named.
+DEFAULT_MODEL = _shipped_model()
 
 
 class ModelFileError(Exception):

@@ -5,7 +5,6 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ import torch
 from conftest import REPO, synthetic_binary
 from safetensors.numpy import load_file, save_file
 
-import latcomp
 from latcomp import codec
 from latcomp.bench import run_bench
 from latcomp.cli import ARCHITECTURES as CLI_ARCHITECTURES
@@ -214,15 +212,13 @@ def test_nan_model_is_refused_by_bench_and_codec(model_dir):
 # --------------------------------------------------------------------------- packaging and torch
 
 
-def test_the_default_model_is_package_data():
+def test_the_default_model_is_installed_with_the_package():
+    """A source tree uses models/; a wheel installs the same files as data files (see .ci/run)."""
     tomllib = pytest.importorskip("tomllib")
-    package = Path(latcomp.__file__).resolve().parent
-    assert package in DEFAULT_MODEL.parents  # found the same way by editable and normal installs
-    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["latcomp"]
-    shipped = {path for pattern in patterns for path in package.glob(pattern)}
-    assert {DEFAULT_MODEL / CONFIG, DEFAULT_MODEL / WEIGHTS} <= shipped
-    for name in (CONFIG, WEIGHTS):  # the repository's models/ directory shows the same files
-        assert (REPO / "models" / "mnist-lattice-vae" / name).read_bytes() == (DEFAULT_MODEL / name).read_bytes()
+    assert DEFAULT_MODEL == REPO / "models" / "mnist-lattice-vae"
+    data_files = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    installed = {REPO / path for path in data_files["share/latcomp/models/mnist-lattice-vae"]}
+    assert installed == {DEFAULT_MODEL / CONFIG, DEFAULT_MODEL / WEIGHTS}
 
 
 NO_TORCH = """
