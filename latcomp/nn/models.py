@@ -107,6 +107,10 @@ class LatticeVAE(AutoEncoder):
         """The latent codec with the current (differentiable) scales."""
         return LatticeLatentCodec(self.product, self.delta, self.b)
 
+    def noise_shape(self, d: torch.Tensor) -> tuple[int, int]:
+        """The shape (N, latent) of the uniforms ``v`` that :meth:`forward` draws for a batch ``d``, a row each."""
+        return d.shape[0], self.hparams["latent"]
+
     def forward(self, d: torch.Tensor, v: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> Output:
         """Training objective Eq. 15 with one dither per example.
