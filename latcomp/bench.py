@@ -23,7 +23,6 @@ or line style.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +33,7 @@ import numpy as np
 
 from .fileio import atomic_write_text
 from .modelfile import read_config
-from .results import machine_info, write_results
+from .results import machine_info, write_json, write_results
 
 #: ``progress(stage, done, total)``; ``stage`` names the model and the step.
 Progress = Callable[[str, int, int], None]
@@ -264,8 +263,7 @@ def write_bench(res: dict[str, Any], command: str, json_path: str | Path | None 
         return list(write_results(js.stem, res, markdown, command, js.parent))
     written = []
     if js:
-        atomic_write_text(js, json.dumps({**res, "command": command}, indent=2, default=float) + "\n")
-        written.append(js)
+        written.append(write_json(js, res, command))
     if md:
         atomic_write_text(md, markdown)
         written.append(md)

@@ -316,9 +316,17 @@ def info(infile: str) -> None:
 # --------------------------------------------------------------------------- bench
 
 
+#: Options of ``latcomp bench`` for one mode only (the other refuses them).
+_PHOTO_ONLY = ("peers", "peer_codecs", "extra_curves", "repeats", "cold_runs")
+_MNIST_ONLY = ("split", "is_samples", "dithers", "no_bitstream", "defensive")
+
+
 @cli.command()
-@click.argument("model_dirs", metavar="MODEL_DIR...", nargs=-1, required=True,
-                type=click.Path(file_okay=False, path_type=Path))
+@click.argument("model_dirs", metavar="[MODEL_DIR]...", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--photo", is_flag=True,
+              help="Photo models on the Kodak images against JPEG, WebP, AVIF and JPEG XL: RD curves (real "
+                   "files), BD-rates, cold-start decode time. MODEL_DIR... defaults to the shipped photo models "
+                   "q1 … q4 that exist.")
 @click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True,
               help="Dataset split to evaluate on (each model's own dataset).")
 @click.option("--is-samples", type=click.IntRange(min=0), default=1000, show_default=True, metavar="K",
@@ -328,23 +336,46 @@ def info(infile: str) -> None:
 @click.option("--dithers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Dithers per image for the rate/distortion/−ELBO estimates.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory with the dataset files (default: $LATCOMP_DATA, else download to the cache).")
+              help="Directory with the dataset files (default: $LATCOMP_DATA, else download to the cache). "
+                   "--photo: the Kodak folder or a data root holding kodak/ (default: $LATCOMP_DATA, else "
+                   "../shared/data).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the results (and the command) as JSON.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the results table as Markdown.")
-@click.option("--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write PNG figures (rate vs NLL, rate vs distortion, validation curves) into this directory.")
+              help="Write the results table as Markdown (--photo: the whole report).")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
+              help="Write PNG figures (rate vs NLL, rate vs distortion, validation curves) into this directory; "
+                   "--photo: the RD plot (PSNR and MS-SSIM against bpp) as this PNG file.")
 @click.option("--no-bitstream", is_flag=True, help="Do not code the split; report the lattice VAE's rate estimate.")
 @click.option("--images", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Use N evenly spaced images of the split (default: all; the test split is sorted by class).")
+              help="Use N evenly spaced images of the split (default: all; the test split is sorted by class); "
+                   "--photo: the first N Kodak images (quick runs).")
 @click.option("--defensive", is_flag=True,
               help="Also estimate the lattice VAE's NLL with the defensive proposal (½ cell + ½ Gaussian per "
                    "active block), which unlike the cell proposal converges to −log p; doubles the IS time.")
-def bench(model_dirs: tuple[Path, ...], split: str, is_samples: int, dithers: int, data_dir: Path | None,
-          json_path: Path | None, markdown_path: Path | None, plot_dir: Path | None, no_bitstream: bool,
-          defensive: bool, images: int | None) -> None:
+@click.option("--peers", default="run", show_default=True, metavar="run|FILE|none",
+              help="--photo: measure the peer codecs in this run (about 25 minutes for all of them on the 24 "
+                   "images, 2 cores), take their curves from an earlier report (e.g. "
+                   "docs/results/photo-peers.json; the report says so), or leave them out.")
+@click.option("--peer-codecs", default=None, metavar="LIST",
+              help="--photo: only these peers, comma-separated: jpeg, jpeg-opt, webp, avif, jxl.")
+@click.option("--extra-curve", "extra_curves", multiple=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="--photo: add the curves of another report (a photo bench or photo-peers JSON, or the "
+                   "CompressAI peer's); repeatable.")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, metavar="N",
+              help="--photo: timed runs per image and setting (the median is reported).")
+@click.option("--cold-runs", type=click.IntRange(min=0), default=3, show_default=True, metavar="N",
+              help="--photo: fresh `python -m latcomp decode` processes per model for the cold-start time "
+                   "(median; 0: skip).")
+@click.pass_context
+def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: str, is_samples: int, dithers: int,
+          data_dir: Path | None, json_path: Path | None, markdown_path: Path | None, plot_path: Path | None,
+          no_bitstream: bool, defensive: bool, images: int | None, **photo_options: Any) -> None:
     """Rate (bits/image, from real bitstreams where possible), distortion, −ELBO and IS NLL of models.
+
+    With --photo: photo models against the classical codecs on Kodak (tables on stdout; JSON,
+    Markdown report and RD plot on request).
 
     The table on stdout has fewer columns when the terminal is too narrow for all of
     them; --json and --markdown always have every column.
@@ -354,7 +385,17 @@ def bench(model_dirs: tuple[Path, ...], split: str, is_samples: int, dithers: in
 
     from .bench import run_bench, write_bench, write_plots
 
-    for path in (json_path, markdown_path):
+    given = {p.name for p in ctx.command.params
+             if ctx.get_parameter_source(p.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    flags = {p.name: max(p.opts, key=len) for p in ctx.command.params}
+    wrong = sorted(flags[n] for n in given & set(_MNIST_ONLY if photo else _PHOTO_ONLY))
+    if wrong:
+        raise click.UsageError(f"{', '.join(wrong)} {'do not apply' if photo else 'apply only'} with --photo")
+    if not photo and not model_dirs:
+        raise click.UsageError("Missing argument 'MODEL_DIR...'.")
+    if not photo and plot_path is not None and plot_path.is_file():
+        raise click.BadParameter(f"Directory '{plot_path}' is a file.", param_hint="'--plot'")
+    for path in (json_path, markdown_path, plot_path if photo else None):
         if path is not None and not path.absolute().parent.is_dir():
             raise FileNotFoundError(f"{path.parent}: output directory does not exist")
     console = Console(stderr=True)
@@ -367,16 +408,92 @@ def bench(model_dirs: tuple[Path, ...], split: str, is_samples: int, dithers: in
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        res = run_bench(list(model_dirs), split=split, is_samples=is_samples, dithers=dithers,
-                        data_dir=str(data_dir) if data_dir else None, progress=report, bitstream=not no_bitstream,
-                        defensive=defensive, images=images)
-    print_bench_table(Console(), res)
-    command = shlex.join(["latcomp", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else "latcomp bench"
-    for path in write_bench(res, command, json_path, markdown_path):
-        console.print(f"wrote {path}")
-    if plot_dir is not None:
-        for path in write_plots(res, list(model_dirs), plot_dir):
+        if photo:
+            result = _run_photo_bench(model_dirs, data_dir, images, report, **photo_options)
+        else:
+            res = run_bench(list(model_dirs), split=split, is_samples=is_samples, dithers=dithers,
+                            data_dir=str(data_dir) if data_dir else None, progress=report,
+                            bitstream=not no_bitstream, defensive=defensive, images=images)
+    if photo:
+        from .photo.bench import write_photo_report
+
+        for name, why in result.meta["skipped"].items():
+            _warn(f"peer {name} skipped: {why}")
+        _print_photo_bench(Console(), result)
+        for path in write_photo_report(result, _bench_command(), json_path, markdown_path, plot_path):
             console.print(f"wrote {path}")
+        return
+    print_bench_table(Console(), res)
+    for path in write_bench(res, _bench_command(), json_path, markdown_path):
+        console.print(f"wrote {path}")
+    if plot_path is not None:
+        for path in write_plots(res, list(model_dirs), plot_path):
+            console.print(f"wrote {path}")
+
+
+def _bench_command() -> str:
+    """The command line of this ``latcomp bench`` run, for the reports."""
+    return shlex.join(["latcomp", *sys.argv[1:]]) if sys.argv[1:2] == ["bench"] else "latcomp bench"
+
+
+def _run_photo_bench(model_dirs: tuple[Path, ...], data_dir: Path | None, images: int | None, report: Any,
+                     peers: str, peer_codecs: str | None, extra_curves: tuple[Path, ...], repeats: int,
+                     cold_runs: int) -> Any:
+    """Measure for ``latcomp bench --photo`` (:func:`latcomp.photo.bench.run_photo_bench`; ``report``: the
+    progress callback), after checking every input: peer list, report files, models, the data."""
+    import importlib.util
+
+    from .photo import bench as photo_bench
+    from .photo.rd import codec_names, load_kodak
+
+    try:
+        names = codec_names(peer_codecs) if peer_codecs else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--peer-codecs'") from None
+    if names and peers == "none":
+        raise click.UsageError("--peer-codecs chooses among the peers; --peers none leaves them out")
+    for path in [*extra_curves, *([] if peers in ("run", "none") else [Path(peers)])]:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such report file")
+    if importlib.util.find_spec("bjontegaard") is None:
+        raise click.ClickException("BD-rates need the bjontegaard package: pip install 'latcomp[bench]'")
+    models = list(model_dirs) or photo_bench.default_models()
+    if not models:
+        raise click.UsageError("no shipped photo models (models/photo-q1 … photo-q4) here; name MODEL_DIR...")
+    for directory in models:  # before reading the images
+        photo_bench.model_info(directory)
+    kodak, data = load_kodak(data_dir, images)
+    if data["not_kodak"]:
+        _warn(f"{', '.join(data['not_kodak'])} in {data['folder']} are not the Kodak originals (their pixel "
+              "checksums differ); the report says so")
+    return photo_bench.run_photo_bench(models, kodak, data, peers, names, extra_curves, repeats, cold_runs,
+                                       progress=report)
+
+
+def _print_photo_bench(console: Any, result: Any) -> None:
+    """The latcomp points and the BD-rates of a photo bench as rich tables (80 columns wide)."""
+    from rich import box
+    from rich.table import Table
+
+    from .photo.bench import bd_rows, point_rows
+
+    data = result.meta["data"]
+    tables = [(f"latcomp on {data['images']} Kodak images (PSNR-RGB, MS-SSIM in dB; seconds per image; "
+               "cold: a fresh decode process)",
+               ("curve", "model (λ)", "bpp", "PSNR", "MS-SSIM", "enc", "dec", "cold"),
+               point_rows(result)),
+              ("BD-rate of curve against curve (negative: fewer bits at equal quality; PSNR-RGB and "
+               "MS-SSIM dB, cubic and Akima interpolation)",
+               ("curve", "against", "PSNR\ncubic", "PSNR\nAkima", "MS-SSIM\ncubic", "MS-SSIM\nAkima"),
+               bd_rows(result))]
+    for title, columns, rows in tables:
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("curve", "model (λ)", "against") else "right",
+                             no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
 
 
 def print_bench_table(console: Any, res: dict[str, Any]) -> None:

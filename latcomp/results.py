@@ -55,7 +55,14 @@ def write_results(name: str, res: dict[str, Any], markdown: str, command: str,
     """Write ``name.json`` (results + command + machine) and ``name.md`` atomically; return the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    js, md = out_dir / f"{name}.json", out_dir / f"{name}.md"
-    atomic_write_text(js, json.dumps({**res, "command": command}, indent=2, default=float) + "\n")
+    md = out_dir / f"{name}.md"
+    js = write_json(out_dir / f"{name}.json", res, command)
     atomic_write_text(md, markdown)
     return js, md
+
+
+def write_json(path: str | os.PathLike, res: dict[str, Any], command: str) -> Path:
+    """Write ``res`` and the command that made it as indented JSON, atomically; return the path."""
+    path = Path(path)
+    atomic_write_text(path, json.dumps({**res, "command": command}, indent=2, default=float) + "\n")
+    return path

@@ -1,4 +1,5 @@
-"""PSNR, MS-SSIM and BD-rate (latcomp.photo_metrics) and the photo-peers benchmark, on synthetic images."""
+"""PSNR, MS-SSIM and BD-rate (latcomp.photo_metrics), the peer codecs and reports of latcomp.photo.rd and
+the photo-peers benchmark script, on synthetic images."""
 
 import io
 import json
@@ -8,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import photo_peers as pp
+from benchmarks import photo_peers
+from latcomp.data import DataError
+from latcomp.photo import rd
 from latcomp.photo_metrics import bd_rate, gaussian_window, ms_ssim, ms_ssim_db, psnr_rgb
 
 
@@ -162,14 +165,14 @@ MAGIC = {"JPEG": b"\xff\xd8", "JPEG (optimize)": b"\xff\xd8", "WebP": b"RIFF", "
          "JPEG XL": b"\xff\x0a"}
 
 
-def codec_or_skip(name: str) -> pp.Codec:
+def codec_or_skip(name: str) -> rd.Codec:
     try:
-        return pp.CODECS[name]()
-    except pp.CodecUnavailable as e:
+        return rd.CODECS[name]()
+    except rd.CodecUnavailable as e:
         pytest.skip(f"{name}: {e}")
 
 
-@pytest.mark.parametrize("name", list(pp.CODECS))
+@pytest.mark.parametrize("name", list(rd.CODECS))
 def test_codec_round_trip(name):
     codec = codec_or_skip(name)
     img = synthetic_photo(48, 64)
@@ -201,17 +204,17 @@ def test_jpeg_is_420_and_optimize_only_shrinks():
 
 def test_kodak_dir_missing_and_env(tmp_path, monkeypatch):
     monkeypatch.delenv("LATCOMP_DATA", raising=False)
-    with pytest.raises(FileNotFoundError, match="LATCOMP_DATA"):
-        pp.kodak_dir(tmp_path)
+    with pytest.raises(DataError, match="LATCOMP_DATA"):
+        rd.kodak_dir(tmp_path)
     (tmp_path / "kodak").mkdir()
     Image.fromarray(synthetic_photo(8, 8)).save(tmp_path / "kodak" / "kodim01.png")
     monkeypatch.setenv("LATCOMP_DATA", str(tmp_path))
-    assert pp.kodak_dir() == tmp_path / "kodak"
+    assert rd.kodak_dir() == tmp_path / "kodak"
 
 
 def test_main_without_data_says_so(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        pp.main(["--data-dir", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path)])
+        photo_peers.main(["--data-dir", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path)])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Kodak images" in err and "LATCOMP_DATA" in err
@@ -224,13 +227,13 @@ def test_main_writes_report(tmp_path, capsys):
     for i in range(2):
         Image.fromarray(synthetic_photo(168, 176, seed=i)).save(root / "kodak" / f"kodim{i + 1:02d}.png")
     out = tmp_path / "out"
-    pp.main(["--data-dir", str(root), "--codecs", "JPEG,WebP", "--repeats", "1", "--out-dir", str(out)])
+    photo_peers.main(["--data-dir", str(root), "--codecs", "JPEG,WebP", "--repeats", "1", "--out-dir", str(out)])
     md = (out / "photo-peers.md").read_text()
     assert "BD-rate against JPEG" in md and "| WebP |" in md and "--codecs JPEG,WebP" in md
     assert (out / "photo-peers.png").read_bytes()[:4] == b"\x89PNG"
     res = json.loads((out / "photo-peers.json").read_text())
     assert res["data"]["images"] == 2 and [c["name"] for c in res["curves"]] == ["JPEG", "WebP"]
-    assert len(res["curves"][0]["points"]) == len(pp.QUALITIES)
+    assert len(res["curves"][0]["points"]) == len(rd.QUALITIES)
     assert len(res["curves"][0]["points"][0]["per_image"]) == 2
 
 
@@ -238,12 +241,12 @@ def test_another_curve_joins_the_report(tmp_path):
     """A new codec (here a stand-in) measured with measure_curve joins the peers' table, BD-rates and plot."""
     images = [("a", synthetic_photo(168, 176)), ("b", synthetic_photo(176, 168, seed=3))]
     jpeg = codec_or_skip("JPEG")
-    peers = [pp.codec_curve(jpeg, images, repeats=1, log=lambda s: None)]
+    peers = [rd.codec_curve(jpeg, images, repeats=1, log=lambda s: None)]
     meta = {"machine": {"cpu": "test", "cpu_count": 1, "platform": "test", "load_average": None},
             "versions": {}, "data": {"folder": "synthetic", "images": 2, "pixels": 2 * 168 * 176},
             "date": "now", "wall_s": 1.0, "repeats": 1}
-    pp.write_report(peers, meta, "first", tmp_path)
-    loaded = pp.load_curves(tmp_path / "photo-peers.json")
+    rd.write_report(peers, meta, "first", tmp_path / "photo-peers.json")
+    loaded = rd.load_curves(tmp_path / "photo-peers.json")
     assert [p.bpp for p in loaded[0].points] == [p.bpp for p in peers[0].points]
 
     def encode(img, q):  # "a new codec": JPEG at 4:4:4
@@ -251,9 +254,12 @@ def test_another_curve_joins_the_report(tmp_path):
         Image.fromarray(img).save(buf, format="JPEG", quality=q, subsampling="4:4:4")
         return buf.getvalue()
 
-    new = pp.measure_curve("latcomp", encode, pp.pillow_decode, (30, 50, 70, 90), images, repeats=1,
+    new = rd.measure_curve("latcomp", encode, rd.pillow_decode, (30, 50, 70, 90), images, repeats=1,
                            setting_name="quality", log=lambda s: None)
-    pp.write_report([*loaded, new], meta, "second", tmp_path)
-    md = (tmp_path / "photo-peers.md").read_text()
+    paths = [tmp_path / "b.json", tmp_path / "b.md", tmp_path / "b.png"]
+    written = rd.write_report([*loaded, new], meta, "second", *paths)
+    assert written == [tmp_path / "b.json", tmp_path / "b.png", tmp_path / "b.md"]
+    md = (tmp_path / "b.md").read_text()
+    assert "![RD curves](b.png)" in md and "`b.json`" in md
     assert "| latcomp |" in md and "### latcomp" in md
-    assert pp.curve_colours(["JPEG", "latcomp"])["latcomp"] not in pp.CURVE_COLOURS.values()
+    assert rd.curve_colours(["JPEG", "latcomp"])["latcomp"] not in rd.CURVE_COLOURS.values()
