@@ -277,19 +277,21 @@ def decode(infile: str, out: str, model: Path | None, force: bool, quiet: bool) 
             check_png_dir(path, force)
         elif target != "stdout":
             check_output(path, force)
-        try:
+        try:  # 8-bit pixels chunk by chunk: lossless 0/1, lossy the 8-bit means (no float64 copy of the images)
             images = _run_with_progress("decode", header.count, quiet, lambda report: decompress(
-                data, model or DEFAULT_MODEL, progress=report))
+                data, model or DEFAULT_MODEL, progress=report, dtype="uint8"))
         except CodecError as exc:
             raise type(exc)(f"{name}: {exc}") from None
-        h, w, c = header.image_shape
-        pixels = to_uint8(images).reshape((header.count, h, w) if c == 1 else (header.count, h, w, c))
-        if target in ("png", "stdout"):
-            write_png(out if target == "stdout" else path, pixels[0], force=force)
-        elif target == "npz":  # the layout given to encode; lossless: 0/1 pixels, lossy: 8-bit means
-            write_npz(path, images if header.lossless else to_uint8(images), force=force)
+        if target == "npz":  # the layout given to encode; lossless: 0/1 pixels, lossy: 8-bit means
+            write_npz(path, images, force=force)
         else:
-            write_png_dir(path, pixels, force=force)
+            h, w, c = header.image_shape
+            pixels = (to_uint8(images) if header.lossless else images).reshape(
+                (header.count, h, w) if c == 1 else (header.count, h, w, c))
+            if target in ("png", "stdout"):
+                write_png(out if target == "stdout" else path, pixels[0], force=force)
+            else:
+                write_png_dir(path, pixels, force=force)
     if not quiet:
         click.echo(f"{'standard output' if out == '-' else out}: {header.count} image{'s' * (header.count != 1)} "
                    f"({header.mode}) from {name}", err=True)

@@ -18,7 +18,10 @@ whose coded pixels would take more room than the raw bits stores them raw instea
 Decoding a file costs what its content costs, whatever its header claims: claims
 beyond what the payload can hold (at least ``min_bits_per_item`` per image) or
 beyond :data:`MAX_PIXELS` are refused up front, the lattice coordinates are popped
-in chunks that stop at an empty stream, and an empty stream ends the pixels.
+in chunks that stop at an empty stream, and an empty stream ends the pixels. The
+decoder holds the coordinates k and the output, never all the dithers (they are
+recomputed from the seed a few rows at a time) nor a float64 copy of the output
+when 8-bit pixels are asked for (``decompress(..., dtype=np.uint8)``).
 
 Everything the decoder recomputes (dither, entropy parameters, network outputs) is bit-identical
 on every machine, thread count and batch size; a CRC32 of the decoded content
@@ -45,6 +48,7 @@ import constriction
 import numpy as np
 
 from latcomp.entropy.bernoulli import BernoulliPixelModel
+from latcomp.entropy.lattice_code import SYMBOL_CHUNK, DitherRows
 from latcomp.exact.networks import CHUNK, CodecModel, ModelShapeError, build_numpy_model
 from latcomp.latent_codecs.lattice import LatticeLatentCodec
 
@@ -63,9 +67,6 @@ MAX_PIXELS = 1 << 28
 #: Fewest bits one coded pixel can take: constriction's 24-bit Bernoulli model leaves at least
 #: 2^-24 of the probability to each of the two values.
 PIXEL_MIN_BITS = -math.log2(1.0 - 2.0**-24)
-#: Symbols per call of the entropy coder for the lattice coordinates (see :class:`_CheckedCoder`).
-SYMBOL_CHUNK = 1 << 16
-
 #: ``progress(stage, done, total)`` is called while coding large batches.
 Progress = Callable[[str, int, int], None]
 ModelLike = Union[str, os.PathLike, "LoadedModel"]
@@ -194,9 +195,18 @@ def _restore_layout(x: np.ndarray, layout: str, image_shape: tuple[int, int, int
     return x.reshape((x.shape[0], *shape))
 
 
+#: :func:`to_uint8` converts this many values at a time (a float64 copy of this size, not of a whole batch).
+_UINT8_BLOCK = 1 << 20
+
+
 def to_uint8(mean: np.ndarray) -> np.ndarray:
-    """Decoder means in [0, 1] (or 0/1 pixels) → 8-bit intensities round(255·x)."""
-    return np.rint(np.asarray(mean, np.float64) * 255.0).astype(np.uint8)
+    """Decoder means in [0, 1] (or 0/1 pixels) → 8-bit intensities round(255·x), of the same shape."""
+    flat = np.asarray(mean).reshape(-1)
+    out = np.empty(flat.shape, np.uint8)
+    for start in range(0, flat.size, _UINT8_BLOCK):
+        part = slice(start, start + _UINT8_BLOCK)
+        out[part] = np.rint(flat[part].astype(np.float64) * 255.0).astype(np.uint8)
+    return out.reshape(np.shape(mean))
 
 
 # --------------------------------------------------------------------------- compress / decompress
@@ -206,6 +216,26 @@ def _chunks(n: int) -> list[slice]:
     return [slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
 
 
+class _SeededDither:
+    """The dithers of a file's ``count`` images, computed from the seed when a slice of rows is read.
+
+    Reading ``u[a:b]`` gives ``seeded_dither(seed, count)[a:b]`` bit for bit, without the
+    N × dim float64 array (:class:`latcomp.entropy.lattice_code.DitherRows`).
+    """
+
+    def __init__(self, latent: LatticeLatentCodec, seed: int, count: int):
+        self.latent, self.seed, self.count = latent, seed, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, step = rows.indices(self.count)
+        if step != 1:
+            raise IndexError("dithers are read by contiguous slices of rows")
+        return self.latent.seeded_dither(self.seed, max(stop - start, 0), start)
+
+
 class _CheckedCoder:
     """An ANS coder that codes the lattice coordinates in chunks and never decodes them from an empty stream.
 
@@ -213,10 +243,11 @@ class _CheckedCoder:
     ever), so a header that claims more images than its payload holds would make the decoder
     work through all of them. :meth:`decode` pops the coordinate symbols (the calls with
     parameter arrays) at most :data:`SYMBOL_CHUNK` at a time and raises ``error`` if the stream
-    is empty before a chunk. :meth:`encode_reverse` pushes the same chunks (the bytes are those
-    of one call) and raises in the mirror position, so the encoder never writes a stream the
-    decoder refuses (only coordinates of exactly −R at the end of the stream could make one:
-    docs/format.md, "Empty stream"). Escapes and everything else go to the wrapped coder.
+    is empty before a chunk (the lattice code makes one call per chunk of a group's symbols).
+    :meth:`encode_reverse` pushes the same chunks (the bytes are those of one call) and raises
+    in the mirror position, so the encoder never writes a stream the decoder refuses (only
+    coordinates of exactly −R at the end of the stream could make one: docs/format.md, "Empty
+    stream"). Escapes and everything else go to the wrapped coder.
     """
 
     def __init__(self, coder: Any, error: CodecError):
@@ -227,7 +258,9 @@ class _CheckedCoder:
 
     def _check(self) -> None:
         if self.coder.is_empty():
-            raise self.error
+            # a new exception each time: raising ``self.error`` itself would give it a traceback through this
+            # frame, a reference cycle that kept the decoder's arrays alive until the next full collection
+            raise type(self.error)(*self.error.args)
 
     def decode(self, model: Any, *params: Any) -> np.ndarray:
         n = 0 if not params or np.ndim(params[0]) == 0 else len(params[0])  # not decode(model, count)
@@ -311,21 +344,27 @@ def read_header(data: bytes) -> Header:
     return unpack(data)[0]
 
 
-def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: Progress | None = None) -> np.ndarray:
+def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: Progress | None = None,
+               dtype: Any = None) -> np.ndarray:
     """Decode a container made by :func:`compress` with the same model.
 
     Returns the images in the layout given to :func:`compress`: for a lossless file
     the exact binary pixels (uint8 0/1); for a lossy file the decoder's mean image
     Q(D=1 | Z − U) as float64 in [0, 1] (:func:`to_uint8` gives 8-bit pixels).
+    ``dtype=numpy.uint8`` asks for 8-bit pixels instead: a lossy file's means come as
+    ``to_uint8`` of them, converted chunk by chunk (no N × H·W·C float64 array), and a
+    lossless file's pixels as above.
     Raises :class:`FormatError` for malformed or corrupt data and
     :class:`ModelMismatchError` for a file written with another model; never
     returns wrong images silently.
     """
+    if dtype is not None and np.dtype(dtype) != np.uint8:
+        raise ValueError(f"decompress returns float64 means or uint8 pixels (dtype None or uint8), not {dtype}")
     header, payload = unpack(data)
     m = load_model(model)
     _check_claims(header, m)
     n, size = header.count, int(np.prod(m.image_shape))
-    u = m.latent.seeded_dither(header.seed, n)
+    u = _SeededDither(m.latent, header.seed, n)
     try:
         coder = constriction.stream.stack.AnsCoder(payload_to_words(payload[header.stored_bytes:]))
         k = m.latent.code.pop(_CheckedCoder(coder, FormatError(
@@ -346,19 +385,40 @@ def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: Progress
         raise FormatError("decoded content does not match its checksum: the file is corrupt "
                           "(or was written by an incompatible latcomp)")
     if header.lossless:
-        out = np.zeros((n, size), np.uint8)  # the images after the end of the stream stay 0
-        row = 0
-        while parts:
-            part = parts.pop(0)
-            out[row:row + len(part)] = part
-            row += len(part)
+        out = _joined(parts, n, size)
     else:
-        out = np.empty((n, int(np.prod(m.image_shape))), np.float64)
-        for part in _chunks(n):
-            out[part] = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))
-            if progress:
-                progress("decode", part.stop, n)
+        out = _mean_images(m, k, u, np.float64 if dtype is None else np.uint8, progress)
     return _restore_layout(out, header.layout, m.image_shape)
+
+
+def _joined(parts: list[np.ndarray], n: int, size: int) -> np.ndarray:
+    """The decoded pixel chunks as one (n, size) uint8 array; the rows after them are 0.
+
+    The chunks are released as they are copied; a single chunk that holds every row is
+    returned as it is.
+    """
+    if len(parts) == 1 and len(parts[0]) == n:
+        return parts[0]
+    out = np.zeros((n, size), np.uint8)
+    row = 0
+    while parts:
+        part = parts.pop(0)
+        out[row:row + len(part)] = part
+        row += len(part)
+    return out
+
+
+def _mean_images(m: LoadedModel, k: np.ndarray, u: DitherRows, dtype: type, progress: Progress | None
+                 ) -> np.ndarray:
+    """The lossy images Q(D=1 | Z − U), chunk by chunk: float64 means, or (``np.uint8``) their :func:`to_uint8`."""
+    n = len(k)
+    out = np.empty((n, int(np.prod(m.image_shape))), dtype)
+    for part in _chunks(n):
+        probs = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))
+        out[part] = probs if dtype is np.float64 else to_uint8(probs)
+        if progress:
+            progress("decode", part.stop, n)
+    return out
 
 
 def _check_claims(header: Header, m: LoadedModel) -> None:
@@ -389,7 +449,7 @@ def _check_claims(header: Header, m: LoadedModel) -> None:
                          f"the limit of {MAX_PIXELS} pixels per file")
 
 
-def _pop_pixels(coder: Any, m: LoadedModel, k: np.ndarray, u: np.ndarray, progress: Progress | None
+def _pop_pixels(coder: Any, m: LoadedModel, k: np.ndarray, u: DitherRows, progress: Progress | None
                 ) -> tuple[list[np.ndarray], int]:
     """Pop the coded pixels, chunk by chunk: the decoded chunks and the number of images left.
 

@@ -12,6 +12,7 @@ to them) fail at once, and an array's header is checked before its data is read.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import gzip
 import io
 import os
@@ -32,6 +33,7 @@ from codec_fixtures import REPO, cli, digits, make_model, sharp_model, small_mod
 from latcomp.codec import MAX_PIXELS, compress, decompress, load_model
 from latcomp.container import pack, unpack
 from latcomp.errors import CodecError, FormatError, LimitError
+from latcomp.modelfile import DEFAULT_MODEL
 
 MB = 1 << 20
 #: The issue's target: no hostile file makes decode use more than this (time and traced memory).
@@ -95,6 +97,42 @@ def test_bombs_fail_in_bounded_time_and_memory(peaked_model, name):
     assert isinstance(raised, CodecError), (name, raised)
     # memory is the deterministic guard here; decode times are measured by the benchmarks
     assert peak < PEAK_BYTES, (name, seconds, peak / MB)
+
+
+def test_a_megabyte_of_random_payload_claiming_the_most_images_with_the_shipped_model():
+    """The issue's case: with the shipped model, 1 MiB of random payload bytes can claim the most (lossless) images
+    allowed (the plausibility bound lets 1 MiB hold them), so the decoder pops lattice points until the stream ends
+    (a lossy claim takes the same path). It must do so within the memory target: it held all N × 40 dithers and
+    float64 copies of all the coordinates of a level (628 MiB traced); now the coordinates k (105 MiB) and a few
+    arrays of about 2^16 values (benchmarks/hostile.py)."""
+    m = load_model(DEFAULT_MODEL)
+    header, _ = unpack(compress(np.zeros((1, 28, 28), np.uint8), m, seed=1))
+    data = pack(dataclasses.replace(header, count=MAX_PIXELS // 784, layout="batch", lossless=True),
+                _random_payload(MB - 100))
+    assert len(data) <= MB
+    raised, seconds, peak = measured(lambda: decompress(data, m))
+    assert isinstance(raised, FormatError) and "stream ends" in str(raised), raised  # not refused up front
+    assert peak < PEAK_BYTES, (seconds, peak / MB)
+
+
+def test_a_refused_file_leaves_no_memory_behind(peaked_model):
+    """The decoder's arrays are freed as soon as its error is handled, not at the next run of the cycle collector:
+    the error raised at an empty stream was one stored instance, whose traceback held the decoder's frames."""
+    data = _bombs(peaked_model)["a real lossy digit claiming the most images"]
+    load_model(peaked_model)
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        try:
+            decompress(data, peaked_model)
+        except FormatError:
+            pass
+        left = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert left < 2 * MB, left / MB
 
 
 def test_the_plausibility_bound_is_tight_and_counts_the_pixels(small_model, peaked_model, monkeypatch):

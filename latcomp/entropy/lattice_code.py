@@ -21,11 +21,20 @@ Coding order on the ANS stack (pops): level 0 (the last coordinate of every bloc
 escapes, level 1, its escapes, …; pushes are the exact reverse. All parameters come
 from the float32 values of the model file by one fixed float64 recipe (products and
 divisions only), so encoder and decoder build bit-identical models.
+
+Memory: the symbols of each group of equal radius go through the coder in calls of
+:data:`SYMBOL_CHUNK` symbols (row-major over the group, a new call every 2^16 symbols),
+and the means of a call are computed for its rows and the group's columns only; the
+escapes are found a block of rows at a time. Besides k itself, coding needs a few
+arrays of about 2^16 values, and the dithers ``u`` are read by row slices, so they
+may be computed on demand (:class:`DitherRows`) instead of held.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import Protocol
 
 import constriction
 import numpy as np
@@ -42,11 +51,46 @@ MIN_RADIUS, MAX_RADIUS = 16, 1 << 22
 MAX_COORD = (1 << 62) - 1
 #: Largest |k_i| for the other blocks: keeps Σ k_j·B[j, i] exact in float64.
 MAX_LATTICE_COORD = (1 << 40) - 1
+#: The coordinate symbols of a group are coded in calls of this many (docs/format.md, "Empty stream").
+SYMBOL_CHUNK = 1 << 16
 #: Escape payload: number of 16-bit digits (0–4) with Uniform(5), then the digits.
 _DIGITS = 4
 _LN2 = math.log(2.0)
 
 _model = constriction.stream.model
+
+
+class DitherRows(Protocol):
+    """Dithers read by rows: ``len(u)`` rows, ``u[a:b]`` rows a … b−1 as float64 (b − a, dim).
+
+    A numpy array (N, dim) is one; an object that computes the rows of a slice when asked
+    keeps a decoder from holding all N·dim dithers.
+    """
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rows: slice) -> np.ndarray: ...
+
+
+def row_blocks(n: int, width: int) -> Iterator[slice]:
+    """Slices of the rows 0 … n−1 in blocks of about :data:`SYMBOL_CHUNK` values of ``width`` each (≥ 1 row)."""
+    step = max(1, SYMBOL_CHUNK // max(width, 1))
+    for start in range(0, n, step):
+        yield slice(start, min(start + step, n))
+
+
+def symbol_chunks(n: int, width: int) -> list[tuple[slice, slice]]:
+    """The calls that code n × ``width`` symbols (row-major): every SYMBOL_CHUNK symbols a new one.
+
+    Each call is (rows, part): the rows it touches and the slice of their raveled symbols
+    (rows × width, row-major) it codes.
+    """
+    out = []
+    for start in range(0, n * width, SYMBOL_CHUNK):
+        stop = min(start + SYMBOL_CHUNK, n * width)
+        first, last = start // width, -(-stop // width)
+        out.append((slice(first, last), slice(start - first * width, stop - first * width)))
+    return out
 
 
 def support_radius(scale: np.ndarray) -> np.ndarray:
@@ -116,45 +160,63 @@ class LatticeCode:
         limit = self.max_coord.astype(np.float64) + 1.0
         return np.clip(np.clip(coords, -limit, limit).astype(np.int64), -self.max_coord, self.max_coord)
 
-    def _means(self, k: np.ndarray, u: np.ndarray, level: int, cols: np.ndarray) -> np.ndarray:
-        """(u_i − s_i·c_i)/w_i for the coordinates of ``level`` (float64, the fixed recipe)."""
-        known = self.lattice.known_part(k, level)
-        return (np.asarray(u, np.float64)[:, cols] - self.scale[cols] * known) / self.width[cols]
+    def _means(self, k: np.ndarray, u: DitherRows, rows: slice, level: int, cols: np.ndarray) -> np.ndarray:
+        """(u_i − s_i·c_i)/w_i for ``rows`` and the columns ``cols`` of ``level`` (float64, the fixed recipe)."""
+        known = self.lattice.known_part(k[rows], level, cols)
+        return (self._dither_columns(u, rows, cols) - self.scale[cols] * known) / self.width[cols]
 
-    def _params(self, mean: np.ndarray, cols: np.ndarray, dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = mean.shape[0]
-        return (np.ascontiguousarray(mean[:, dims]).ravel(),
-                np.ascontiguousarray(np.broadcast_to(self.coded_scale[cols[dims]], (n, dims.size))).ravel())
+    def _dither_columns(self, u: DitherRows, rows: slice, cols: np.ndarray) -> np.ndarray:
+        """u[rows][:, cols] as float64, reading about SYMBOL_CHUNK dithers at a time."""
+        parts = [np.asarray(u[rows.start + block.start:rows.start + block.stop], np.float64)[:, cols]
+                 for block in row_blocks(rows.stop - rows.start, self.dim)]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
-    def push(self, coder: constriction.stream.stack.AnsCoder, k: np.ndarray, u: np.ndarray) -> None:
+    def _calls(self, k: np.ndarray, u: DitherRows, level: int, cols: np.ndarray
+               ) -> Iterator[tuple[slice, slice, np.ndarray, np.ndarray]]:
+        """The coder calls of one group: (rows, part, means, scales) with the parameters of its symbols."""
+        for rows, part in symbol_chunks(len(k), cols.size):
+            mean = self._means(k, u, rows, level, cols).ravel()[part]
+            scale = np.tile(self.coded_scale[cols], rows.stop - rows.start)[part]
+            yield rows, part, mean, scale
+
+    def push(self, coder: constriction.stream.stack.AnsCoder, k: np.ndarray, u: DitherRows) -> None:
         """Push coordinates ``k`` (N, dim) int64 given dithers ``u`` (N, dim) onto the ANS stack."""
         k = np.asarray(k, np.int64)
-        if np.any(np.abs(k) > self.max_coord):
+        if any(np.any(np.abs(k[rows]) > self.max_coord) for rows in row_blocks(len(k), self.dim)):
             raise ValueError("lattice coordinates exceed the largest codable value")
         for level, cols, groups in reversed(self.levels):
-            kl = k[:, cols]
-            radius = self.radius[cols]
-            clipped = np.clip(kl, -radius, radius)
-            _push_escapes(coder, kl, clipped, radius)
-            mean = self._means(k, u, level, cols)
+            rows, where = self._escapes(k, cols)
+            _push_escapes(coder, (np.abs(k[rows, where]) - self.radius[where]).astype(np.uint64))
             for r, dims in reversed(groups):
-                m, s = self._params(mean, cols, dims)
-                coder.encode_reverse(np.ascontiguousarray(clipped[:, dims]).ravel().astype(np.int32),
-                                     self._families[r], m, s)
+                group = cols[dims]
+                for rows, part, mean, scale in reversed(list(self._calls(k, u, level, group))):
+                    symbols = np.clip(k[rows][:, group], -r, r).ravel()[part].astype(np.int32)
+                    coder.encode_reverse(symbols, self._families[r], mean, scale)
 
-    def pop(self, coder: constriction.stream.stack.AnsCoder, u: np.ndarray) -> np.ndarray:
-        """Pop coordinates k (N, dim) int64 given dithers ``u`` (N, dim); FormatError if invalid."""
-        u = np.asarray(u, np.float64)
-        k = np.zeros(u.shape, np.int64)
+    def pop(self, coder: constriction.stream.stack.AnsCoder, u: DitherRows) -> np.ndarray:
+        """Pop coordinates k (N, dim) int64 given dithers ``u`` (N rows); FormatError if invalid."""
+        k = np.zeros((len(u), self.dim), np.int64)
         for level, cols, groups in self.levels:
-            mean = self._means(k, u, level, cols)
-            kl = np.empty(mean.shape, np.int64)
             for r, dims in groups:
-                m, s = self._params(mean, cols, dims)
-                kl[:, dims] = coder.decode(self._families[r], m, s).reshape(mean.shape[0], dims.size)
-            _pop_escapes(coder, kl, self.radius[cols], self.max_coord[cols])
-            k[:, cols] = kl
+                group = cols[dims]
+                for rows, part, mean, scale in self._calls(k, u, level, group):
+                    block = k[rows][:, group]
+                    flat = block.ravel()  # row-major (a copy: fancy indexing may return another layout)
+                    flat[part] = coder.decode(self._families[r], mean, scale)
+                    k[rows, group] = flat.reshape(block.shape)
+            rows, where = self._escapes(k, cols)
+            excess = _pop_escapes(coder, (self.max_coord[where] - self.radius[where]).astype(np.uint64))
+            k[rows, where] = np.sign(k[rows, where]) * (self.radius[where] + excess.astype(np.int64))
         return k
+
+    def _escapes(self, k: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns (row-major over k[:, cols]) of the coordinates with |k_i| ≥ R_i, by row blocks."""
+        radius, found = self.radius[cols], []
+        for rows in row_blocks(len(k), cols.size):
+            flat = np.flatnonzero(np.abs(k[rows][:, cols]) >= radius)
+            found.append(flat + rows.start * cols.size)
+        where = np.concatenate(found) if found else np.zeros(0, np.int64)
+        return where // cols.size, cols[where % cols.size]
 
     def log2_prob(self, k: np.ndarray, u: np.ndarray) -> np.ndarray:
         """log2 P(k_i | k_{j>i}, u) per coordinate (the ideal code length is minus its sum)."""
@@ -178,10 +240,8 @@ class LatticeCode:
         return float(-np.log2(p_max).sum())
 
 
-def _push_escapes(coder: constriction.stream.stack.AnsCoder, k: np.ndarray, clipped: np.ndarray,
-                  radius: np.ndarray) -> None:
-    escaped = np.abs(clipped) == radius
-    excess = (np.abs(k[escaped]) - np.broadcast_to(radius, k.shape)[escaped]).astype(np.uint64)
+def _push_escapes(coder: constriction.stream.stack.AnsCoder, excess: np.ndarray) -> None:
+    """Push the escape payload of the excesses |k_i| − R_i (uint64) of a level's escaped positions."""
     if not excess.size:
         return
     ndig = sum((excess >= np.uint64(1 << (16 * j))).astype(np.int32) for j in range(_DIGITS))
@@ -192,13 +252,11 @@ def _push_escapes(coder: constriction.stream.stack.AnsCoder, k: np.ndarray, clip
     coder.encode_reverse(ndig.astype(np.int32), _model.Uniform(_DIGITS + 1))
 
 
-def _pop_escapes(coder: constriction.stream.stack.AnsCoder, k: np.ndarray, radius: np.ndarray,
-                 max_coord: np.ndarray) -> None:
-    """Replace the escaped symbols ±R_i of ``k`` (in place) by their full values."""
-    escaped = np.abs(k) == radius
-    count = int(escaped.sum())
+def _pop_escapes(coder: constriction.stream.stack.AnsCoder, room: np.ndarray) -> np.ndarray:
+    """Pop the excesses of a level's escaped positions; ``room`` is max_coord − R_i of each (uint64)."""
+    count = room.size
     if not count:
-        return
+        return np.zeros(0, np.uint64)
     ndig = coder.decode(_model.Uniform(_DIGITS + 1), count).astype(np.int64)
     total = int(ndig.sum())
     digits = coder.decode(_model.Uniform(1 << 16), total).astype(np.uint64) if total else np.zeros(0, np.uint64)
@@ -208,8 +266,6 @@ def _pop_escapes(coder: constriction.stream.stack.AnsCoder, k: np.ndarray, radiu
         has = ndig > j
         excess[has] |= digits[(ends - ndig)[has] + j] << np.uint64(16 * j)
     top = digits[ends[ndig > 0] - 1]
-    r = np.broadcast_to(radius, k.shape)[escaped]
-    limit = np.broadcast_to(max_coord, k.shape)[escaped]
-    if np.any(top == 0) or np.any(excess > (limit - r).astype(np.uint64)):
+    if np.any(top == 0) or np.any(excess > room):
         raise FormatError("corrupt payload (invalid escape code)")
-    k[escaped] = np.sign(k[escaped]) * (r + excess.astype(np.int64))
+    return excess

@@ -125,9 +125,13 @@ class LatticeLatentCodec:
         """The entropy model P(Ẑ|U) (numpy; built on first use from float64 copies of the parameters)."""
         return LatticeCode(self.lattice, np.asarray(self.delta, np.float64), np.asarray(self.b, np.float64))
 
-    def seeded_dither(self, seed: int, count: int) -> np.ndarray:
-        """``count`` dithers (float64 (count, dim)) from the 64-bit ``seed``: the shared randomness of a file."""
-        return self.dither(seeded_uniforms(seed, (count, self.dim)))
+    def seeded_dither(self, seed: int, count: int, start: int = 0) -> np.ndarray:
+        """``count`` dithers (float64 (count, dim)) from the 64-bit ``seed``: the shared randomness of a file.
+
+        ``start`` gives rows ``start … start + count − 1`` of the file's dithers (those of its
+        images from ``start`` on), so they can be computed a few rows at a time.
+        """
+        return self.dither(seeded_uniforms(seed, (count, self.dim), start * self.dim))
 
     def quantize(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Integer coordinates k of Z = K_Λ(x + u) (int64, clamped to what a file can hold)."""

@@ -15,10 +15,19 @@ import numpy as np
 _TWO_POW_MINUS_53 = 1.0 / 9007199254740992.0
 
 
-def seeded_uniforms(seed: int, shape: tuple[int, ...]) -> np.ndarray:
-    """Float64 uniforms on [0, 1) of ``shape`` from PCG64(seed), by the fixed 53-bit recipe."""
+def seeded_uniforms(seed: int, shape: tuple[int, ...], start: int = 0) -> np.ndarray:
+    """Float64 uniforms on [0, 1) of ``shape`` from PCG64(seed), by the fixed 53-bit recipe.
+
+    ``start`` skips that many words of the stream first (``PCG64.advance``), so a long
+    stream can be computed part by part: the parts are the slices of the whole.
+    """
     if not 0 <= seed < 2**64:
         raise ValueError(f"dither seed must be in [0, 2**64), got {seed}")
+    if start < 0:
+        raise ValueError(f"dither start must be non-negative, got {start}")
     n = int(np.prod(shape, dtype=np.int64))
-    words = np.random.PCG64(seed).random_raw(n).astype(np.uint64)
+    generator = np.random.PCG64(seed)
+    if start:
+        generator.advance(start)
+    words = generator.random_raw(n).astype(np.uint64)
     return ((words >> np.uint64(11)).astype(np.float64) * _TWO_POW_MINUS_53).reshape(shape)

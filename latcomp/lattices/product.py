@@ -139,14 +139,18 @@ class ProductLattice:
         """Uniforms on [0, 1)^dim → dither uniform on the unit product's Voronoi cell (blockwise)."""
         return self._blockwise("cell_uniform", np.asarray(v, np.float64), np.float64)
 
-    def known_part(self, k: np.ndarray, level: int) -> np.ndarray:
+    def known_part(self, k: np.ndarray, level: int, cols: np.ndarray | None = None) -> np.ndarray:
         """For the coordinates at ``level``: Σ_{j>i} k_j·B[j, i] (unit scale), given k of the lower levels.
 
         These are the coordinates coded at step ``level`` of the sequential code; the
         sum uses only coordinates of earlier levels. Exact (dyadic bases, |k| < 2^40).
+        ``cols`` restricts the result to some of the level's coordinates (in that order);
+        each column is the same whether or not the others are computed.
         """
-        k = np.asarray(k, np.float64)
-        cols = np.flatnonzero(self.levels == level)
+        cols = np.flatnonzero(self.levels == level) if cols is None else np.asarray(cols, np.int64)
+        if np.any(self.levels[cols] != level):
+            raise ValueError(f"known_part: columns not at level {level}")
+        k = np.asarray(k)  # each column it reads is converted to float64 on its own: no float64 copy of k
         out = np.zeros(k.shape[:-1] + (len(cols),))
         for pos, i in enumerate(cols):
             b = self.block_of[i]
@@ -155,5 +159,5 @@ class ProductLattice:
             for j in range(local + 1, lat.dim):   # fixed order: exact anyway
                 coef = lat.basis[j, local]
                 if coef != 0.0:
-                    out[..., pos] += k[..., start + j] * coef
+                    out[..., pos] += k[..., start + j].astype(np.float64) * coef
         return out

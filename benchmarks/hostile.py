@@ -1,0 +1,357 @@
+"""Hostile-input benchmark: what decoding costs when a file lies, and what a genuine 1 MiB file costs.
+
+Run ``python -m benchmarks.hostile`` (``--help`` for options). For each case it measures the
+wall time of one untraced decode and, in a second decode, the peak memory traced by
+``tracemalloc`` (numpy's arrays included):
+
+* ``random payload, lossless`` / ``random payload, lossy``: 1 MiB of random payload bytes
+  under a valid header of the shipped default model that claims the most images allowed
+  (``MAX_PIXELS // 784``);
+* ``genuine lossy file, CLI`` / ``genuine lossless file, CLI``: a genuine file of at most 1 MiB
+  (the MNIST test digits, repeated) decoded as ``latcomp decode FILE -o OUT.npz`` does
+  (in-process, writing the .npz);
+
+each of these four files also by ``latcomp decode FILE -o OUT.npz`` in a fresh interpreter:
+its wall time and maximum resident set size (what a user of the command sees);
+and, in this process:
+
+* the four bombs of ``tests/test_hostile_inputs.py``, with the same kind of model (8
+  dimensions whose lattice points cost ~2·10^-5 bits, which makes count bombs possible);
+* a bounded fuzz run: seeded mutations of small real files (payload bytes, lengths, the
+  claimed count, raw bytes), each decoded under ``tracemalloc``: the outcomes and the worst
+  time and memory of one case;
+
+and writes ``docs/results/hostile.json`` and ``hostile.md`` (with the command and the
+machine). ``--baseline FILE`` adds the numbers of an earlier run's JSON (e.g. of the code
+before a change) beside the new ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import gc
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latcomp.codec import MAX_PIXELS, compress, decompress, load_model
+from latcomp.container import pack, unpack
+from latcomp.data import load_dataset
+from latcomp.errors import CodecError
+from latcomp.modelfile import DEFAULT_MODEL
+from latcomp.results import machine_info, write_results
+
+REPO = Path(__file__).resolve().parents[1]
+MIB = 1 << 20
+#: The largest count a header may claim for 28×28 images.
+MOST = MAX_PIXELS // 784
+
+
+def outcome(work: Callable[..., Any], *args: Any) -> str:
+    """``"ok"`` if ``work(*args)`` returns, else the name of the exception it raised."""
+    try:
+        work(*args)
+    except Exception as exc:  # noqa: BLE001 - reported, not handled
+        return type(exc).__name__
+    return "ok"
+
+
+def measure(work: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """The outcome and wall seconds of an untraced ``work(*args)``, and the traced peak (MiB) of a second call."""
+    gc.collect()
+    start = time.perf_counter()
+    result = outcome(work, *args)
+    seconds = time.perf_counter() - start
+    gc.collect()
+    tracemalloc.start()
+    try:
+        traced = outcome(work, *args)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert traced == result, (result, traced)
+    return {"outcome": result, "seconds": seconds, "peak_mib": peak / MIB}
+
+
+def random_payload(size: int, seed: int = 0) -> bytes:
+    """``size`` random bytes that are a well-formed payload (an ANS stream never ends in a zero byte)."""
+    payload = bytearray(np.random.default_rng(seed).bytes(size))
+    payload[-1] |= 1
+    return bytes(payload)
+
+
+def claiming(data: bytes, count: int, payload: bytes | None = None, lossless: bool | None = None) -> bytes:
+    """``data`` re-packed (every checksum valid) claiming ``count`` images, with another payload or mode if given."""
+    header, original = unpack(data)
+    header = dataclasses.replace(header, count=count, layout="batch",
+                                 lossless=header.lossless if lossless is None else lossless)
+    return pack(header, original if payload is None else payload)
+
+
+def peaked_model(directory: Path) -> Path:
+    """The model of the bombs of tests/test_hostile_inputs.py: 8 dimensions, Δ = 1, b = e^-6 (torch, once)."""
+    import torch
+
+    from latcomp.modelfile import save_model
+    from latcomp.nn.models import LatticeVAE
+
+    torch.manual_seed(4)
+    model = LatticeVAE(hidden=32, latent=8)
+    with torch.no_grad():
+        model.log_delta.zero_()
+        model.log_b.fill_(-6.0)
+    save_model(model, directory)
+    return directory
+
+
+def bombs(model: Path) -> dict[str, bytes]:
+    """The decompression bombs of tests/test_hostile_inputs.py (valid checksums, impossible counts)."""
+    lossy = compress(np.zeros((1, 28, 28), np.uint8), model, seed=1)
+    lossless = compress(np.eye(28, dtype=np.uint8), model, lossless=True, seed=1)
+    return {"2^24 images, 40-byte payload": claiming(lossy, 1 << 24, random_payload(40)),
+            "the most images allowed, 32 random bytes, lossless": claiming(lossy, MOST, random_payload(32), True),
+            "a real lossless digit claiming the most images": claiming(lossless, MOST),
+            "a real lossy digit claiming the most images": claiming(lossy, MOST)}
+
+
+def genuine_file(model: Any, digits: np.ndarray, lossless: bool, limit: int = MIB) -> bytes:
+    """A file of at most ``limit`` bytes holding as many of ``digits`` (repeated) as fit."""
+    per_digit = len(compress(digits, model, lossless=lossless, seed=0)) / len(digits)
+    count = int(limit / per_digit * 0.995)
+    while True:
+        data = compress(np.resize(digits, (count, digits.shape[1])), model, lossless=lossless, seed=0)
+        if len(data) <= limit:
+            return data
+        count = int(count * limit / len(data) * 0.999)
+
+
+def mutant(rng: np.random.Generator, data: bytes) -> bytes:
+    """One seeded mutation of a real container: payload bytes, its length or the count, resealed; or raw damage."""
+    header, payload = unpack(data)
+    body, pos, kind = bytearray(payload), int(rng.integers(0, len(payload))), int(rng.integers(0, 6))
+    if kind == 0:
+        body[pos] ^= 1 << int(rng.integers(0, 8))
+    elif kind == 1:
+        del body[pos:]
+    elif kind == 2:
+        body[pos:pos] = rng.bytes(int(rng.integers(1, 9)))
+    elif kind == 3:
+        try:
+            return claiming(data, int(rng.choice([2, 3, 1000, 1 << 16, 1 << 20, MOST])))
+        except CodecError:  # e.g. more stored pixels than the payload has
+            return data
+    elif kind == 4:
+        raw = bytearray(data)
+        raw[int(rng.integers(0, len(raw)))] ^= 1 << int(rng.integers(0, 8))
+        return bytes(raw)
+    else:
+        return data[:int(rng.integers(0, len(data)))] + rng.bytes(int(rng.integers(0, 64)))
+    try:
+        return pack(header, bytes(body))
+    except CodecError:  # e.g. a payload that now ends in a zero byte
+        return data
+
+
+def fuzz(corpus: list[tuple[bytes, Any]], cases: int, seed: int = 12345) -> dict[str, Any]:
+    """Decode ``cases`` mutants of the corpus files under tracemalloc: outcomes, worst seconds and peak."""
+    rng = np.random.default_rng(seed)
+    expected = [np.ravel(decompress(data, model)) for data, model in corpus]
+    counts: dict[str, int] = {}
+    worst_seconds = worst_peak = 0.0
+    tracemalloc.start()
+    try:
+        for case in range(cases):
+            data, model = corpus[case % len(corpus)]
+            bad = mutant(rng, data)
+            tracemalloc.reset_peak()
+            start = time.perf_counter()
+            try:
+                out = decompress(bad, model)
+                result = "same images" if np.array_equal(np.ravel(out), expected[case % len(corpus)]) else "WRONG"
+            except CodecError:
+                result = "CodecError"
+            except Exception as exc:  # noqa: BLE001 - a bug, reported
+                result = f"BUG {type(exc).__name__}"
+            worst_seconds = max(worst_seconds, time.perf_counter() - start)
+            worst_peak = max(worst_peak, tracemalloc.get_traced_memory()[1] / MIB)
+            counts[result] = counts.get(result, 0) + 1
+    finally:
+        tracemalloc.stop()
+    return {"cases": cases, "outcomes": counts, "max_seconds": worst_seconds, "max_peak_mib": worst_peak}
+
+
+def code_version() -> str:
+    """``git describe --always --dirty`` of the measured checkout ("unknown" outside git)."""
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True,
+                              timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+#: ``latcomp ARGS``, then the process's peak resident set size in kB: VmHWM of /proc/self/status (Linux), which
+#: starts afresh at exec (``ru_maxrss`` keeps the high-water mark of the process that forked it).
+_CLI_WITH_RSS = ("import sys\nfrom latcomp.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+                 "    hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+                 "    print('MAXRSS', hwm[0], file=sys.stderr)\n")
+
+
+def cli_process(*args: str) -> dict[str, float]:
+    """Wall seconds and peak resident memory (MiB) of ``latcomp ARGS`` in a fresh interpreter (start-up included)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _CLI_WITH_RSS, *args], capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    return {"process_seconds": seconds, "process_max_rss_mib": int(proc.stderr.rsplit("MAXRSS", 1)[1]) / 1024}
+
+
+def megabyte_cases(m: Any, data_dir: str | Path | None, tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """The 1 MiB files: random payloads claiming the most images, and genuine lossy and lossless files."""
+    from latcomp.cli import main as cli_main
+
+    cases: dict[str, dict[str, Any]] = {}
+    files: dict[str, Path] = {}
+    lossy = compress(np.zeros((1, 28, 28), np.uint8), m, seed=1)
+    for mode, lossless in (("lossless", True), ("lossy", False)):
+        name = f"random payload, {mode}"
+        log(name)
+        data = claiming(lossy, MOST, random_payload(MIB - 100), lossless)
+        files[name] = tmp / f"random-{mode}.lat"
+        files[name].write_bytes(data)
+        cases[name] = {"file_bytes": len(data), "claimed_images": MOST, **measure(decompress, data, m)}
+    digits = load_dataset("binarized-mnist", "test", data_dir)
+    for mode, lossless in (("lossy", False), ("lossless", True)):
+        name = f"genuine {mode} file, CLI"
+        log(name)
+        start = time.perf_counter()
+        data = genuine_file(m, digits, lossless)
+        made = time.perf_counter() - start
+        files[name] = tmp / f"genuine-{mode}.lat"
+        files[name].write_bytes(data)
+        count = unpack(data)[0].count
+        content = {"pixels, uint8": count * 784 / MIB, "lattice coordinates, int64": count * m.latent.dim * 8 / MIB}
+        cases[name] = {"file_bytes": len(data), "images": count, "seconds_to_make_it": made, "content_mib": content,
+                       **measure(cli_main, ["decode", str(files[name]), "-o", str(tmp / "out.npz"), "-q", "--force"])}
+    for name, path in files.items():
+        log(f"{name}: a fresh process")
+        cases[name].update(cli_process("decode", str(path), "-o", str(tmp / "out.npz"), "-q", "--force", "--model",
+                                       str(m.directory)))
+    return cases
+
+
+def bombs_and_fuzz(m: Any, fuzz_cases: int, tmp: Path, log: Callable[[str], None]) -> tuple[dict[str, Any], Any]:
+    """The bombs of tests/test_hostile_inputs.py, and the fuzz run (:func:`fuzz`)."""
+    log("bombs of tests/test_hostile_inputs.py")
+    peaked = load_model(peaked_model(tmp / "peaked"))
+    cases = {name: {"file_bytes": len(bomb), **measure(decompress, bomb, peaked)}
+             for name, bomb in bombs(peaked.directory).items()}
+    log(f"fuzz ({fuzz_cases} cases)")
+    x = (np.random.default_rng(2).random((3, 28, 28)) < 0.2).astype(np.uint8)
+    corpus = [(compress(x, m, seed=4), m), (compress(x[:1], m, lossless=True, seed=4), m),
+              (compress(x[:2], peaked, lossless=True, seed=4), peaked)]
+    return cases, fuzz(corpus, fuzz_cases)
+
+
+def run_benchmark(model: str | Path = DEFAULT_MODEL, data_dir: str | Path | None = None,
+                  fuzz_cases: int = 400, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure every case of the module docstring; a JSON-ready dict."""
+    m = load_model(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = megabyte_cases(m, data_dir, Path(tmp), log)
+        bomb_cases, fuzzed = bombs_and_fuzz(m, fuzz_cases, Path(tmp), log)
+    shown = Path(model).resolve()
+    shown = shown.relative_to(REPO) if shown.is_relative_to(REPO) else shown
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return {"model": str(shown), "code": code_version(), "cases": {**cases, **bomb_cases}, "fuzz": fuzzed,
+            "machine": machine_info(), "date": date}
+
+
+#: The table's measured columns: (key in a case, heading, decimals).
+_COLUMNS = [("seconds", "seconds", 2), ("peak_mib", "traced peak MiB", 0), ("process_seconds", "process seconds", 2),
+            ("process_max_rss_mib", "process max RSS MiB", 0)]
+
+
+def _cell(case: dict[str, Any], old: dict[str, Any] | None, key: str, decimals: int) -> str:
+    """``value`` or ``value (before)``; – where a case lacks it."""
+    if key not in case:
+        return "–"
+    text = f"{case[key]:,.{decimals}f}"
+    return f"{text} ({old[key]:,.{decimals}f})" if old and key in old else text
+
+
+def to_markdown(res: dict[str, Any], command: str, note: str, baseline: dict[str, Any] | None = None) -> str:
+    """A human-readable report of :func:`run_benchmark`'s results (and of a baseline run, if given)."""
+    mach = res["machine"]
+    lines = ["# Hostile inputs: decode time and memory", "",
+             f"Command: `{command}`  ", f"Date: {res['date']}, code {res['code']}  ",
+             f"Machine: {mach['cpu']}, {mach['cpu_count']} CPUs, load average "
+             f"{', '.join(f'{v:.2f}' for v in mach['load_average'] or [])}; {note}; OMP_NUM_THREADS="
+             f"{mach['threads']['OMP_NUM_THREADS']}; "
+             + ", ".join(f"{name} {version}" for name, version in mach["versions"].items()) + "  ",
+             f"Model: `{res['model']}` (the bombs: an 8-dimensional model whose lattice points cost ~2·10^-5 bits).  "]
+    if baseline:
+        bm = baseline["machine"]
+        lines.append(f"Before (in parentheses): `{baseline['command']}` on the code before the change "
+                     f"({baseline['code']}), {baseline['date']}, load average "
+                     f"{', '.join(f'{v:.2f}' for v in bm['load_average'] or [])}.  ")
+    lines += ["", "Seconds: one untraced decode in this process; traced peak: tracemalloc's peak in a second decode; "
+              "process: `latcomp decode FILE -o OUT.npz` in a fresh interpreter (start-up and model load included), "
+              "its wall time and maximum resident set size.", "",
+              "| case | file bytes | outcome | " + " | ".join(h for _, h, _ in _COLUMNS) + " |",
+              "|---|---:|---|" + "---:|" * len(_COLUMNS)]
+    for name, case in res["cases"].items():
+        old = (baseline or {}).get("cases", {}).get(name)
+        outcome = case["outcome"] if not old or old["outcome"] == case["outcome"] else \
+            f"{case['outcome']} ({old['outcome']})"
+        lines.append(f"| {name} | {case['file_bytes']:,} | {outcome} | "
+                     + " | ".join(_cell(case, old, key, d) for key, _, d in _COLUMNS) + " |")
+    lines.append("")
+    for name, case in res["cases"].items():
+        if "content_mib" in case:
+            content = ", ".join(f"{k} {v:.0f} MiB" for k, v in case["content_mib"].items())
+            lines.append(f"The {name.split(',')[0]} holds {case['images']:,} digits (content: {content}); "
+                         "`latcomp decode` writes them to an .npz.  ")
+    fz = res["fuzz"]
+    lines += ["", f"Fuzz: {fz['cases']} mutants of 3 small real files: "
+              + ", ".join(f"{k} {v}" for k, v in sorted(fz["outcomes"].items()))
+              + f"; worst case {fz['max_seconds']:.3f} s, {fz['max_peak_mib']:.1f} MiB traced."]
+    if baseline:
+        bf = baseline["fuzz"]
+        lines.append("Before: " + ", ".join(f"{k} {v}" for k, v in sorted(bf["outcomes"].items()))
+                     + f"; worst case {bf['max_seconds']:.3f} s, {bf['max_peak_mib']:.1f} MiB traced.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hostile", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped one)")
+    parser.add_argument("--data-dir", default=None, help="dataset directory (default: $LATCOMP_DATA or the cache)")
+    parser.add_argument("--fuzz-cases", type=int, default=400, help="number of fuzzed files")
+    parser.add_argument("--baseline", default=None, help="JSON of an earlier run to show beside this one")
+    parser.add_argument("--note", default="", help="what else the machine ran (stated in the report)")
+    parser.add_argument("--out-dir", default=str(REPO / "docs" / "results"), help="where hostile.{json,md} go")
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "-m", "benchmarks.hostile", *(sys.argv[1:] if argv is None else argv)])
+    res = run_benchmark(args.model, args.data_dir, args.fuzz_cases, log=lambda s: print(s, file=sys.stderr))
+    res["note"] = args.note
+    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    if baseline:
+        res["baseline"] = baseline
+    js, md = write_results("hostile", res, to_markdown(res, command, args.note, baseline), command, args.out_dir)
+    print(f"wrote {js} and {md}")
+
+
+if __name__ == "__main__":
+    main()
