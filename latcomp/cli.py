@@ -18,6 +18,7 @@ import click
 from click.core import ParameterSource
 
 from .data import DataError
+from .distributed import PeerFailed
 from .errors import CodecError
 from .modelfile import ModelFileError
 from .schema import ARCHITECTURES as _SCHEMA_ARCHITECTURES
@@ -48,8 +49,11 @@ class RichReporter:
             self.progress.stop()
 
     def batch(self, epoch: int, step: int, steps: int, metrics: dict[str, float]) -> None:
-        text = (f"loss {metrics['loss']:.2f}  rate {metrics['rate_bits']:.2f} bits  "
-                f"distortion {metrics['distortion']:.2f}")
+        if "bpp" in metrics:
+            text = f"loss {metrics['loss']:.3f}  {metrics['bpp']:.3f} bpp  {metrics['psnr']:.2f} dB"
+        else:
+            text = (f"loss {metrics['loss']:.2f}  rate {metrics['rate_bits']:.2f} bits  "
+                    f"distortion {metrics['distortion']:.2f}")
         if self.task is None:  # started with the first step: an error before it prints only its own line
             self.progress.start()
             self.task = self.progress.add_task("train", total=steps, epoch=epoch, metrics=text)
@@ -57,10 +61,12 @@ class RichReporter:
 
     def epoch(self, r: dict[str, Any]) -> None:
         mark = "[green]*best*[/green]" if r["best"] else ""
-        self.console.print(
-            f"epoch {r['epoch']:4d}  train {r['train_loss']:.3f}  valid {r['valid_loss']:.3f} nats  "
-            f"rate {r['valid_rate_bits']:.2f} bits  distortion {r['valid_distortion']:.2f}  "
-            f"{r['seconds']:.1f}s {mark}")
+        if "valid_bpp" in r:
+            scores = f"valid {r['valid_loss']:.4f}  {r['valid_bpp']:.3f} bpp  {r['valid_psnr']:.2f} dB"
+        else:
+            scores = (f"valid {r['valid_loss']:.3f} nats  rate {r['valid_rate_bits']:.2f} bits  "
+                      f"distortion {r['valid_distortion']:.2f}")
+        self.console.print(f"epoch {r['epoch']:4d}  train {r['train_loss']:.3f}  {scores}  {r['seconds']:.1f}s {mark}")
 
 
 #: The architectures of the model-file schema (the same names as latcomp.nn.registry.MODELS, tested),
@@ -77,10 +83,14 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--dataset", type=click.Choice(["binarized-mnist", "dynamic-mnist"]), default="binarized-mnist",
-              show_default=True, help="Static binarized MNIST (the paper's) or seeded dynamic binarization.")
+@click.option("--dataset", type=click.Choice(["binarized-mnist", "dynamic-mnist", "image-folder"]),
+              default="binarized-mnist", show_default=True,
+              help="Static binarized MNIST (the paper's), seeded dynamic binarization, or (photo models, "
+                   "their default) the images of --data-dir.")
 @click.option("--arch", "architecture", type=click.Choice(ARCHITECTURES), default="lattice-vae",
-              show_default=True, help="Model architecture: the lattice VAE or a baseline.")
+              show_default=True, help="Model architecture: the MNIST lattice VAE, a baseline, or the photo "
+                                      "model photo-factorized (its defaults: --latent 128 --lam 0.013 "
+                                      "--batch-size 8 --lr 3e-4 --clip 1 --patience 20).")
 @click.option("--model", "deprecated_model", type=click.Choice(ARCHITECTURES), default=None, hidden=True,
               help="Deprecated name of --arch.")
 @click.option("--levels", type=click.IntRange(2, INT_LIMITS["levels"]), default=4, show_default=True,
@@ -93,12 +103,24 @@ def cli() -> None:
 @click.option("--latent", type=click.IntRange(1, INT_LIMITS["latent"]), default=40, show_default=True,
               help="Latent dimension m.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Images per step; at most the size of the training set.")
+              help="Images per step (of all processes together under torchrun); at most the size of the "
+                   "training set.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True,
               help="Adam learning rate.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None, help="Stop after this many epochs.")
 @click.option("--patience", type=click.IntRange(min=1), default=50, show_default=True,
               help="Stop after this many epochs without a better validation loss.")
+@click.option("--channels", type=click.IntRange(1, INT_LIMITS["channels"]), default=64, show_default=True,
+              help="Photo model: hidden channels N of the convolutional transforms.")
+@click.option("--crop", type=click.IntRange(16, 4096), default=128, show_default=True,
+              help="Photo model: side of the random training crops (a multiple of 16).")
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=250, show_default=True,
+              help="Photo model: batches of random crops per epoch (one checkpoint and validation each).")
+@click.option("--clip", type=click.FloatRange(min=0), default=0.0,
+              help="Clip the gradient norm to this value (0: no clipping; photo default 1).")
+@click.option("--init", type=click.Path(file_okay=False, exists=True), default=None, metavar="MODEL_DIR",
+              help="Fine-tune: start from this model's weights (same network; a photo model may change --lam "
+                   "and --lattice, its channels then regrouped by activity).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory with the dataset files (default: $LATCOMP_DATA, else download to the cache).")
@@ -111,9 +133,33 @@ def cli() -> None:
 @click.pass_context
 def train(ctx: click.Context, out: Path, resume: bool, force: bool, deprecated_model: str | None,
           **options: Any) -> None:
-    """Train a model by dithered SGD; keeps the best-validation model in OUT."""
-    from .train import TrainConfig, TrainingError, read_checkpoint_config
+    """Train a model by dithered SGD; keeps the best-validation model in OUT.
+
+    Started by torchrun (several processes on one or more machines), the processes train one
+    model with DistributedDataParallel: --batch-size is the global batch (divisible by the number
+    of processes) and rank 0 alone reads and writes OUT (docs/training.md).
+    """
+    from .distributed import current_world
+    from .train import TrainingError
     from .train import train as run_training
+
+    world = current_world()
+    try:
+        cfg = world.from_main(lambda: _train_config(ctx, out, resume, force, deprecated_model, options))
+        with RichReporter() as reporter:
+            state = run_training(cfg, out, resume=resume, force=force, reporter=reporter)
+    except TrainingError as exc:
+        raise click.ClickException(str(exc)) from None
+    if world.main:
+        reporter.console.print(f"done: {state.epoch} epochs, best valid loss {state.best_valid:.3f} nats "
+                               f"at epoch {state.best_epoch}; model in {out}")
+
+
+def _train_config(ctx: click.Context, out: Path, resume: bool, force: bool, deprecated_model: str | None,
+                  options: dict[str, Any]) -> Any:
+    """The settings of ``latcomp train``: the command line's (a new run) or the checkpoint's (``--resume``),
+    checked before any work (UsageError)."""
+    from .train import default_config, read_checkpoint_config
 
     given = {name for name in options if ctx.get_parameter_source(name) in
              (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
@@ -126,21 +172,14 @@ def train(ctx: click.Context, out: Path, resume: bool, force: bool, deprecated_m
     if resume and force:
         raise click.UsageError("--resume and --force exclude each other")
     options["data_dir"] = str(options["data_dir"]) if options["data_dir"] else None
+    if resume:
+        return _resumed_config(ctx, read_checkpoint_config(out), options, given)
+    cfg = default_config(**{k: options[k] for k in given | {"architecture", "data_dir"}})
     try:
-        if resume:
-            cfg = _resumed_config(ctx, read_checkpoint_config(out), options, given)
-        else:
-            cfg = TrainConfig(**options)
-            try:
-                check_hparams(cfg.architecture, cfg.hparams())  # e.g. a bad lattice spec, before any work
-            except SchemaError as exc:
-                raise click.UsageError(f"invalid settings: {exc}") from None
-        with RichReporter() as reporter:
-            state = run_training(cfg, out, resume=resume, force=force, reporter=reporter)
-    except TrainingError as exc:
-        raise click.ClickException(str(exc)) from None
-    reporter.console.print(f"done: {state.epoch} epochs, best valid loss {state.best_valid:.3f} nats "
-                           f"at epoch {state.best_epoch}; model in {out}")
+        check_hparams(cfg.architecture, cfg.hparams())  # e.g. a bad lattice spec, before any work
+    except SchemaError as exc:
+        raise click.UsageError(f"invalid settings: {exc}") from None
+    return cfg
 
 
 def _resumed_config(ctx: click.Context, saved: Any, options: dict[str, Any], given: set[str]) -> Any:
@@ -209,6 +248,8 @@ def _run_with_progress(label: str, count: int, quiet: bool, work: Any) -> Any:
 @click.option("-o", "--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=str), required=True,
               help="Output container (.lat), or - for standard output.")
 @_MODEL_OPTION
+@click.option("-q", "--quality", type=click.IntRange(1, 4), default=3, show_default=True,
+              help="Photos: quality level of the shipped photo models, 1 (smallest files) to 4 (best images).")
 @click.option("--lossless", is_flag=True, help="Also code every pixel exactly (binary images only).")
 @click.option("--resize", is_flag=True,
               help="Convert images of another size or mode to the model's input (each lossy step is a warning).")
@@ -217,26 +258,32 @@ def _run_with_progress(label: str, count: int, quiet: bool, work: Any) -> Any:
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=None,
               help="Dither seed (default: random per file); fixes the output bytes.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it is an existing regular file.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success (warnings still are).")
-def encode(inputs: tuple[str, ...], out: str, model: Path | None, lossless: bool, resize: bool,
+@click.option("--quiet", is_flag=True, help="Print nothing on success (warnings still are).")
+def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, lossless: bool, resize: bool,
            threshold: float | None, seed: int | None, force: bool, quiet: bool) -> None:
-    """Compress images (files, directories, .npz/.npy or IDX arrays; - for standard input) into one .lat container."""
-    from .codec import compress, load_model, read_header
+    """Compress images (files, directories, .npz/.npy or IDX arrays; - for standard input) into one .lat container.
+
+    Photos of any size (RGB or grayscale) use the shipped photo model of --quality; 28×28
+    grayscale digits and arrays use the MNIST model; --model names any model directory.
+    """
+    from .codec import load_model, read_header
     from .fileio import atomic_write_bytes, check_output, signals_as_exceptions, write_stdout
-    from .images import binarize, load_inputs
+    from .images import is_digit_input, read_inputs
     from .modelfile import DEFAULT_MODEL
+    from .photo.codec import photo_model
 
     with signals_as_exceptions():
         if out != "-":
             check_output(out, force)
+        blobs = read_inputs(list(inputs))
+        digits = load_model(DEFAULT_MODEL) if model is None else None
+        if model is None and not is_digit_input(blobs, digits.image_shape):
+            model = photo_model(quality)
         loaded = load_model(model or DEFAULT_MODEL)
-        images = load_inputs(list(inputs), loaded.image_shape, resize=resize, warn=_warn)
-        if threshold is not None:
-            images = binarize(images, threshold)
-        count = 1 if images.shape in (loaded.image_shape, loaded.image_shape[:2]) else len(images)
-        data = _run_with_progress("encode", count, quiet,
-                                  lambda report: compress(images, loaded, lossless=lossless, seed=seed,
-                                                          progress=report))
+        if loaded.image_shape[0]:
+            data = _encode_digits(list(inputs), blobs, loaded, lossless, resize, threshold, seed, quiet)
+        else:
+            data = _encode_photos(blobs, loaded, lossless, resize, threshold, seed)
         if out == "-":
             write_stdout(data)
         else:
@@ -246,7 +293,39 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, lossless: bool
         click.echo(f"{'standard output' if out == '-' else out}: {header.count} image{'s' * (header.count != 1)}, "
                    f"{header.mode}{' (pixels stored raw)' * header.stored}, {len(data)} bytes "
                    f"(header {header.header_bytes}, payload {header.payload_bytes}), "
-                   f"{8 * len(data) / header.pixel_count:.4f} bits/pixel", err=True)
+                   f"{8 * len(data) / header.image_pixels:.4f} bits/pixel", err=True)
+
+
+def _encode_digits(inputs: list[str], blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, resize: bool,
+                   threshold: float | None, seed: int | None, quiet: bool) -> bytes:
+    """Fixed-size images (the MNIST model): read, binarize if asked, compress with a progress bar."""
+    from .codec import compress
+    from .images import binarize, load_inputs
+
+    images = load_inputs(inputs, loaded.image_shape, resize=resize, warn=_warn, blobs=blobs)
+    if threshold is not None:
+        images = binarize(images, threshold)
+    count = 1 if images.shape in (loaded.image_shape, loaded.image_shape[:2]) else len(images)
+    return _run_with_progress("encode", count, quiet,
+                              lambda report: compress(images, loaded, lossless=lossless, seed=seed,
+                                                      progress=report))
+
+
+def _encode_photos(blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, resize: bool,
+                   threshold: float | None, seed: int | None) -> bytes:
+    """Photos of any size (a photo model): one image gives a single-image file, several a batch."""
+    import numpy as np
+
+    from .errors import InputError
+    from .images import read_photo
+    from .photo.codec import compress
+
+    if lossless or resize or threshold is not None:
+        raise InputError("--lossless, --resize and --threshold apply to the MNIST digit model, not to photos")
+    photos = [read_photo(data, source, warn=_warn) for source, data in blobs]
+    if len({p.ndim for p in photos}) > 1:  # gray and colour in one file: gray becomes RGB (lossless)
+        photos = [p if p.ndim == 3 else np.repeat(p[..., None], 3, axis=-1) for p in photos]
+    return compress(photos[0] if len(photos) == 1 else photos, loaded, seed=seed)
 
 
 @cli.command()
@@ -256,14 +335,12 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, lossless: bool
                    "extension) or - (standard output, one image as PNG).")
 @_MODEL_OPTION
 @click.option("--force", is_flag=True, help="Replace OUT if it is an existing regular file or directory of images.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.option("--quiet", is_flag=True, help="Print nothing on success.")
 def decode(infile: str, out: str, model: Path | None, force: bool, quiet: bool) -> None:
     """Decompress a .lat container (- for standard input) to a PNG, an .npz or a directory of PNGs."""
-    from .codec import decompress, to_uint8
     from .errors import InputError
-    from .fileio import check_output, signals_as_exceptions
-    from .images import check_png_dir, output_kind, write_npz, write_png, write_png_dir
-    from .modelfile import DEFAULT_MODEL
+    from .fileio import signals_as_exceptions
+    from .images import output_kind
 
     name = _source_name(infile)
     with signals_as_exceptions():
@@ -272,29 +349,68 @@ def decode(infile: str, out: str, model: Path | None, force: bool, quiet: bool) 
             target = output_kind(out, header.count)
         except InputError as exc:
             raise InputError(f"{name}: {exc}") from None
-        path = Path(out)  # without a trailing slash: a link to a directory is not followed
-        if target == "dir":
-            check_png_dir(path, force)
-        elif target != "stdout":
-            check_output(path, force)
-        try:  # 8-bit pixels chunk by chunk: lossless 0/1, lossy the 8-bit means (no float64 copy of the images)
-            images = _run_with_progress("decode", header.count, quiet, lambda report: decompress(
-                data, model or DEFAULT_MODEL, progress=report, dtype="uint8"))
+        try:
+            (_decode_photos if header.sizes else _decode_digits)(data, header, target, out, model, force, quiet)
         except CodecError as exc:
             raise type(exc)(f"{name}: {exc}") from None
-        if target == "npz":  # the layout given to encode; lossless: 0/1 pixels, lossy: 8-bit means
-            write_npz(path, images, force=force)
-        else:
-            h, w, c = header.image_shape
-            pixels = (to_uint8(images) if header.lossless else images).reshape(
-                (header.count, h, w) if c == 1 else (header.count, h, w, c))
-            if target in ("png", "stdout"):
-                write_png(out if target == "stdout" else path, pixels[0], force=force)
-            else:
-                write_png_dir(path, pixels, force=force)
     if not quiet:
         click.echo(f"{'standard output' if out == '-' else out}: {header.count} image{'s' * (header.count != 1)} "
                    f"({header.mode}) from {name}", err=True)
+
+
+def _check_target(target: str, out: str, force: bool) -> Path:
+    """Refuse an output before any decoding work (see :func:`latcomp.fileio.check_output`)."""
+    from .fileio import check_output
+    from .images import check_png_dir
+
+    path = Path(out)  # without a trailing slash: a link to a directory is not followed
+    if target == "dir":
+        check_png_dir(path, force)
+    elif target != "stdout":
+        check_output(path, force)
+    return path
+
+
+def _decode_digits(data: bytes, header: Any, target: str, out: str, model: Path | None, force: bool,
+                   quiet: bool) -> None:
+    """Fixed-size images: decode (8-bit pixels chunk by chunk) and write the PNG, .npz or directory."""
+    from .codec import decompress, to_uint8
+    from .images import write_npz, write_png, write_png_dir
+    from .modelfile import DEFAULT_MODEL
+
+    path = _check_target(target, out, force)
+    # 8-bit pixels chunk by chunk: lossless 0/1, lossy the 8-bit means (no float64 copy of the images)
+    images = _run_with_progress("decode", header.count, quiet, lambda report: decompress(
+        data, model or DEFAULT_MODEL, progress=report, dtype="uint8"))
+    if target == "npz":  # the layout given to encode; lossless: 0/1 pixels, lossy: 8-bit means
+        write_npz(path, images, force=force)
+        return
+    h, w, c = header.image_shape
+    pixels = (to_uint8(images) if header.lossless else images).reshape(
+        (header.count, h, w) if c == 1 else (header.count, h, w, c))
+    if target in ("png", "stdout"):
+        write_png(out if target == "stdout" else path, pixels[0], force=force)
+    else:
+        write_png_dir(path, pixels, force=force)
+
+
+def _decode_photos(data: bytes, header: Any, target: str, out: str, model: Path | None, force: bool,
+                   quiet: bool) -> None:
+    """Photos (format version 3): decode with the model the file names and write PNGs of their own sizes."""
+    from .errors import InputError
+    from .images import write_png, write_png_dir
+    from .photo.codec import decompress
+
+    if target == "npz":
+        raise InputError("photos of their own sizes are written as PNG files (a .png, a directory or -), "
+                         "not as one .npz array")
+    path = _check_target(target, out, force)
+    images = decompress(data, model)
+    images = [images] if header.layout == "single" else images
+    if target in ("png", "stdout"):
+        write_png(out if target == "stdout" else path, images[0], force=force)
+    else:
+        write_png_dir(path, images, force=force)
 
 
 @cli.command()
@@ -302,17 +418,25 @@ def decode(infile: str, out: str, model: Path | None, force: bool, quiet: bool) 
 def info(infile: str) -> None:
     """Print the header of a .lat container (after checking its checksums; needs no model)."""
     data, h = _read_container(infile)
-    height, width, channels = h.image_shape
+    channels = h.channels
     rows = [("file", _source_name(infile)), ("format version", h.version), ("model id", h.model_id.hex()),
             ("lattice", h.lattice or "z (rectangular)"),
             ("mode", "lossless, pixels stored raw" if h.stored else h.mode),
             ("images", f"{h.count} (layout {h.layout})"),
-            ("image size", f"{height}×{width}, {channels} channel{'s' * (channels != 1)}"),
+            ("image size", f"{_sizes(h)}, {channels} channel{'s' * (channels != 1)}"),
             ("dither seed", h.seed),
             ("size", f"{len(data)} bytes (header {h.header_bytes}, payload {h.payload_bytes})"),
-            ("bits per pixel", f"{8 * len(data) / h.pixel_count:.4f}")]
+            ("bits per pixel", f"{8 * len(data) / h.image_pixels:.4f}")]
     for key, value in rows:
         click.echo(f"{key + ':':16}{value}")
+
+
+def _sizes(h: Any, shown: int = 4) -> str:
+    """Image sizes as height×width: the one of a fixed-size file, or each image's (the first few)."""
+    if not h.sizes:
+        return f"{h.image_shape[0]}×{h.image_shape[1]}"
+    text = ", ".join(f"{height}×{width}" for height, width in h.sizes[:shown])
+    return text + (f", … ({len(h.sizes) - shown} more)" if len(h.sizes) > shown else "")
 
 
 # --------------------------------------------------------------------------- bench
@@ -543,13 +667,17 @@ def main(argv: list[str] | None = None) -> None:
     User errors are click's usage errors, the library's own exceptions (:data:`USER_ERRORS`),
     operating-system errors (no space, read-only file system, name too long, permission
     denied, …), running out of memory, and torch missing for a command that needs it.
-    Every other exception is a bug and propagates with its traceback.
+    Every other exception is a bug and propagates with its traceback. In a torchrun run, a
+    process whose peer failed (:class:`latcomp.distributed.PeerFailed`) exits 1 silently: the
+    peer prints the line.
     """
     try:
         cli.main(args=argv, prog_name="latcomp", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("latcomp: interrupted", err=True)
         sys.exit(130)
+    except PeerFailed:  # another process of a torchrun run failed and printed why
+        sys.exit(1)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
     except USER_ERRORS as exc:

@@ -4,14 +4,17 @@ Layout (little-endian; varints are unsigned LEB128 in their shortest form)::
 
     offset  size  field
     0       4     magic  b"LATC"
-    4       1     format version (1: rectangular lattice; 2: lattice spec below, stored pixels)
+    4       1     format version (1: rectangular lattice; 2: lattice spec below, stored pixels;
+                  3: photos of any size, per-image sizes below)
     5       1     flags: bit 0 lossless; bits 1-2 array layout; bit 3 stored pixels (v2 only); bits 4-7 zero
     6       8     model id: the first 8 bytes of SHA-256 of the model's weights file
     14      8     dither seed (u64)
     22      4     CRC32 of the payload bytes
     26      4     CRC32 of the decoded content (lattice coordinates, then packed pixels)
     30      var   count N, height H, width W, channels C, payload length P (bytes)
-    [v2]    var   length L of the lattice spec, then L ASCII bytes (e.g. b"e8*2")
+                  [v3: count N, channels C, payload length P]
+    [v2, v3] var  length L of the lattice spec, then L ASCII bytes (e.g. b"e8*2")
+    [v3]    var   height H_i and width W_i of each of the N images
     …       4     CRC32 of all header bytes before it
     …       P     payload: the ANS stream, u32 words little-endian, trailing zero bytes dropped;
                   with stored pixels: first the raw pixels (numpy.packbits), then the ANS stream
@@ -40,7 +43,9 @@ from .errors import FormatError
 MAGIC = b"LATC"
 #: Version 1: the rectangular lattice (sequential code with one level). Version 2 adds the
 #: lattice spec: a reader must decode the coordinates level by level (docs/format.md).
-VERSIONS = (1, 2)
+VERSIONS = (1, 2, 3)
+#: Version 3 (photos): images of any size, each with its own height and width.
+PHOTO_VERSION = 3
 #: Longest lattice spec a header may carry, and its alphabet.
 MAX_SPEC_BYTES = 64
 _SPEC_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789*+")
@@ -56,6 +61,8 @@ MODEL_ID_BYTES = 8
 MAX_COUNT = 1 << 24
 MAX_SIDE = 1 << 16
 MAX_CHANNELS = 4
+#: Channels of a photo file: grayscale or RGB.
+PHOTO_CHANNELS = (1, 3)
 MAX_PAYLOAD = 1 << 34
 _FIXED = struct.Struct("<4sBB8sQII")
 #: Size of the fixed part of the header (before the varints).
@@ -82,12 +89,18 @@ class Header:
     lattice: str = ""
     #: The pixels are stored raw instead of coded (lossless only; needs version 2, i.e. a lattice spec).
     stored: bool = False
+    #: Version 3 (photos): (height, width) of every image; ``image_shape`` is then (0, 0, C).
+    sizes: tuple[tuple[int, int], ...] = ()
     #: Length of the header in bytes (set by :func:`unpack`/:func:`pack`).
     header_bytes: int = 0
 
     @property
     def version(self) -> int:
-        return 2 if self.lattice else 1
+        return PHOTO_VERSION if self.sizes else 2 if self.lattice else 1
+
+    @property
+    def channels(self) -> int:
+        return self.image_shape[2]
 
     @property
     def mode(self) -> str:
@@ -95,8 +108,15 @@ class Header:
 
     @property
     def pixel_count(self) -> int:
-        """N·H·W·C: the number of pixels the file decodes to."""
+        """N·H·W·C (version 3: Σ H_i·W_i·C): the number of pixels the file decodes to."""
+        if self.sizes:
+            return sum(h * w for h, w in self.sizes) * self.channels
         return self.count * self.image_shape[0] * self.image_shape[1] * self.image_shape[2]
+
+    @property
+    def image_pixels(self) -> int:
+        """N·H·W (version 3: Σ H_i·W_i): the pixels of the images, the denominator of bits per pixel."""
+        return self.pixel_count // self.channels
 
     @property
     def stored_bytes(self) -> int:
@@ -140,9 +160,12 @@ def _check_fields(h: Header) -> None:
         raise FormatError("seed out of range")
     if not 1 <= h.count <= MAX_COUNT:
         raise FormatError(f"image count {h.count} out of range (1..{MAX_COUNT})")
-    height, width, channels = h.image_shape
-    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and 1 <= channels <= MAX_CHANNELS):
-        raise FormatError(f"image shape {h.image_shape} out of range")
+    if h.sizes:
+        _check_photo_fields(h)
+    else:
+        height, width, channels = h.image_shape
+        if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and 1 <= channels <= MAX_CHANNELS):
+            raise FormatError(f"image shape {h.image_shape} out of range")
     if h.layout == "single" and h.count != 1:
         raise FormatError("corrupt header (single-image layout with several images)")
     if not 0 <= h.payload_bytes <= MAX_PAYLOAD:
@@ -157,6 +180,23 @@ def _check_fields(h: Header) -> None:
                           f"{h.stored_bytes} bytes of stored pixels)")
 
 
+def _check_photo_fields(h: Header) -> None:
+    """Version 3: N sizes within bounds, 1 or 3 channels, a lattice spec, lossy, batch or single layout."""
+    if len(h.sizes) != h.count or h.image_shape[:2] != (0, 0) or h.channels not in PHOTO_CHANNELS:
+        raise FormatError("corrupt header (photo sizes or channels)")
+    if not all(1 <= s <= MAX_SIDE for size in h.sizes for s in size):
+        raise FormatError(f"image sizes out of range (1..{MAX_SIDE})")
+    if h.lossless or h.stored or not h.lattice or h.layout == "flat":
+        raise FormatError("corrupt header (a photo file is lossy, has a lattice spec and no flat layout)")
+
+
+def _header_fields(h: Header) -> tuple[int, ...]:
+    """The varints after the fixed part (before the lattice spec)."""
+    if h.sizes:
+        return h.count, h.channels, h.payload_bytes
+    return (h.count, *h.image_shape, h.payload_bytes)
+
+
 def pack(header: Header, payload: bytes) -> bytes:
     """Serialize ``header`` (its ``payload_bytes`` is set from ``payload``) and the payload."""
     flags = (FLAG_LOSSLESS if header.lossless else 0) | (LAYOUTS.index(header.layout) << LAYOUT_SHIFT) | \
@@ -165,9 +205,10 @@ def pack(header: Header, payload: bytes) -> bytes:
     _check_fields(header)
     head = _FIXED.pack(MAGIC, header.version, flags, header.model_id, header.seed, header.payload_crc,
                        header.content_crc)
-    head += b"".join(_varint(v) for v in (header.count, *header.image_shape, header.payload_bytes))
+    head += b"".join(_varint(v) for v in _header_fields(header))
     if header.lattice:
         head += _varint(len(header.lattice)) + header.lattice.encode("ascii")
+    head += b"".join(_varint(v) for size in header.sizes for v in size)
     head += struct.pack("<I", zlib.crc32(head))
     return head + payload
 
@@ -191,11 +232,15 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
                           f"{', '.join(map(str, VERSIONS))}; the file is corrupt or from another latcomp version)")
     pos = FIXED_BYTES
     values = []
-    for name in ("count", "height", "width", "channels", "payload length"):
+    names = ("count", "channels", "payload length") if version == PHOTO_VERSION else \
+        ("count", "height", "width", "channels", "payload length")
+    for name in names:
         value, pos = _read_varint(data, pos, name)
         values.append(value)
-    lattice = ""
-    if version == 2:
+    if version == PHOTO_VERSION:
+        values[1:1] = [0, 0]
+    lattice, sizes = "", ()
+    if version >= 2:
         length, pos = _read_varint(data, pos, "lattice spec length")
         if not 1 <= length <= MAX_SPEC_BYTES or len(data) < pos + length:
             raise FormatError("corrupt header (bad lattice spec length)")
@@ -204,6 +249,8 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         if not set(raw) <= _SPEC_CHARS:
             raise FormatError("corrupt header (bad lattice spec)")
         lattice = raw.decode("ascii")
+    if version == PHOTO_VERSION:
+        sizes, pos = _read_sizes(data, pos, values[0])
     if len(data) < pos + 4:
         raise FormatError("truncated header")
     (stored_crc,) = struct.unpack_from("<I", data, pos)
@@ -217,7 +264,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
                     layout=LAYOUTS[layout_index] if layout_index < len(LAYOUTS) else "?",
                     model_id=model_id, seed=seed, payload_crc=payload_crc, content_crc=content_crc,
                     count=count, image_shape=(height, width, channels), payload_bytes=payload_bytes,
-                    lattice=lattice, stored=bool(flags & FLAG_STORED), header_bytes=pos + 4)
+                    lattice=lattice, stored=bool(flags & FLAG_STORED), sizes=sizes, header_bytes=pos + 4)
     _check_fields(header)
     expected = header.header_bytes + payload_bytes
     if len(data) < expected:
@@ -228,6 +275,18 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     if zlib.crc32(payload) != payload_crc:
         raise FormatError("payload checksum mismatch: the file is corrupt")
     return header, payload
+
+
+def _read_sizes(data: bytes, pos: int, count: int) -> tuple[tuple[tuple[int, int], ...], int]:
+    """The ``count`` (height, width) pairs of a version-3 header (bounded by the data: no allocation first)."""
+    if not 1 <= count <= MAX_COUNT or len(data) < pos + 2 * count:
+        raise FormatError("truncated header (image sizes)")
+    sizes = []
+    for _ in range(count):
+        height, pos = _read_varint(data, pos, "height")
+        width, pos = _read_varint(data, pos, "width")
+        sizes.append((height, width))
+    return tuple(sizes), pos
 
 
 def words_to_payload(words: np.ndarray) -> bytes:

@@ -245,33 +245,87 @@ def list_inputs(inputs: list[str | Path]) -> list[str]:
     return files
 
 
+def read_inputs(inputs: list[str | Path]) -> list[tuple[str, bytes]]:
+    """(source name, bytes) of every CLI input (directories expanded, ``-`` is standard input), each read
+    once with :func:`latcomp.fileio.read_input` (regular files of bounded size)."""
+    return [("standard input" if path == "-" else path, read_input(path)) for path in list_inputs(inputs)]
+
+
 def load_inputs(inputs: list[str | Path], image_shape: tuple[int, int, int], resize: bool = False,
-                warn: Warn | None = None) -> np.ndarray:
-    """Read the CLI inputs as one array of float intensities in [0, 1].
+                warn: Warn | None = None, blobs: list[tuple[str, bytes]] | None = None) -> np.ndarray:
+    """Read the CLI inputs as one array of intensities in [0, 1] (``blobs``: their bytes, if already read).
 
     One image file gives an (H, W[, C]) array (a single-image container); one array file
-    keeps its own layout; anything else is stacked to (N, H, W[, C]). Every input is read
-    with :func:`latcomp.fileio.read_input`; the total is bounded by the codec's ``MAX_PIXELS``.
+    keeps its own layout; anything else is stacked to (N, H, W[, C]). The total is bounded
+    by the codec's ``MAX_PIXELS``.
     """
     from .codec import MAX_PIXELS, image_layout
 
-    files = list_inputs(inputs)
+    blobs = read_inputs(inputs) if blobs is None else blobs
     h, w, c = image_shape
     shape = (h, w) if c == 1 else (h, w, c)
     parts, pixels = [], 0
-    for path in files:
-        source = "standard input" if path == "-" else path
-        data = read_input(path)
+    for source, data in blobs:
         arr = read_array(data, source, image_shape) if _is_array(data) else \
             read_image(data, source, image_shape, resize, warn)
         pixels += arr.size
         if pixels > MAX_PIXELS:
             raise LimitError(f"the inputs hold more than the limit of {MAX_PIXELS} pixels per file; "
                              f"split them into several files")
-        if len(files) == 1 and not os.path.isdir(str(inputs[0])):
+        if len(blobs) == 1 and not (len(inputs) == 1 and os.path.isdir(str(inputs[0]))):
             return arr
         parts.append(arr.reshape((-1, *shape)) if image_layout(arr.shape, image_shape) != "single" else arr[None])
     return np.concatenate(parts)
+
+
+def is_digit_input(blobs: list[tuple[str, bytes]], image_shape: tuple[int, int, int]) -> bool:
+    """Whether inputs are for the MNIST model: arrays, or images of its size and a gray mode (read from headers)."""
+    from PIL import Image, UnidentifiedImageError
+
+    for _, data in blobs:
+        if _is_array(data):
+            continue
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                if img.size != image_shape[1::-1] or img.mode not in ("1", "L", "P", "LA", "I;16", "I"):
+                    return False
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            return False  # the photo reader reports the problem
+    return True
+
+
+def read_photo(data: bytes, source: str, warn: Warn | None = None) -> np.ndarray:
+    """An image file for the photo codec: (H, W) gray or (H, W, 3) RGB uint8.
+
+    Lossless conversions are silent (palettes, 1-bit, an opaque alpha channel); lossy ones
+    are reported to ``warn``: transparency dropped, 16-bit rounded to 8 bits, other colour
+    modes (CMYK, …) converted to RGB.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.size[0] * img.size[1] > MAX_IMAGE_PIXELS:
+                raise LimitError(f"{source}: image of {img.size[0]}×{img.size[1]} pixels is larger than the limit "
+                                 f"of {MAX_IMAGE_PIXELS} pixels")
+            img.load()
+            gray = img.mode in ("1", "L", "LA", "I", "F") or img.mode.startswith("I;16")
+            x, lost = _image_pixels(img, 1 if gray else 3)
+    except LimitError:
+        raise
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{source}: not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{source}: unreadable image ({exc})") from None
+    pixels = np.rint(x * 255.0)
+    if not np.array_equal(pixels, x * 255.0):
+        lost.append("more than 8 bits per sample, rounded to 8 bits")
+    for step in lost:
+        (warn or warnings.warn)(f"{source}: {step}")
+    out = pixels.astype(np.uint8)
+    return out[..., 0] if out.shape[-1] == 1 else out
 
 
 def binarize(images: np.ndarray, threshold: float) -> np.ndarray:

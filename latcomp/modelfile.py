@@ -38,22 +38,20 @@ from .schema import CODEC_PREFIX, FORMAT, FORMAT_VERSION, SchemaError
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
-_SHIPPED = Path("models") / "mnist-lattice-vae"
-
-
-def _shipped_model() -> Path:
-    """Where the shipped model lies: the checkout's ``models/`` (source or editable install),
+def shipped_model(name: str) -> Path:
+    """Where the shipped model ``name`` lies: the checkout's ``models/`` (source or editable install),
     else the data files a wheel installs under ``<prefix>/share/latcomp/`` (pyproject.toml)."""
-    checkout = Path(__file__).resolve().parents[1] / _SHIPPED
-    for candidate in (checkout, Path(sys.prefix) / "share" / "latcomp" / _SHIPPED,
-                      Path(site.getuserbase()) / "share" / "latcomp" / _SHIPPED):
+    relative = Path("models") / name
+    checkout = Path(__file__).resolve().parents[1] / relative
+    for candidate in (checkout, Path(sys.prefix) / "share" / "latcomp" / relative,
+                      Path(site.getuserbase()) / "share" / "latcomp" / relative):
         if (candidate / CONFIG).is_file():
             return candidate
     return checkout
 
 
-#: The shipped default model, used by ``encode``/``decode``/``bench`` when none is named.
-DEFAULT_MODEL = _shipped_model()
+#: The shipped MNIST model, used by ``encode``/``decode``/``bench`` for 28×28 digits when none is named.
+DEFAULT_MODEL = shipped_model("mnist-lattice-vae")
 
 
 class ModelFileError(Exception):

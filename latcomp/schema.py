@@ -39,19 +39,22 @@ MAX_JSON_DEPTH = 16
 #: Room for the safetensors header (names, shapes, offsets) on top of the tensor bytes.
 MAX_HEADER_BYTES = 1 << 20
 #: Inclusive upper bounds of the integer hyper-parameters (all must be ≥ 1).
-INT_LIMITS = {"data_dim": 1 << 20, "hidden": 1 << 16, "latent": 4096, "levels": 1 << 16}
+INT_LIMITS = {"data_dim": 1 << 20, "hidden": 1 << 16, "latent": 4096, "levels": 1 << 16, "channels": 4096}
 MAX_LATTICE_SPEC = 1000
 
-_COMMON = ("data_dim", "hidden", "latent", "lam")
-#: Architecture → (extra required hparams, extra optional hparams). A lattice-vae file
-#: without "lattice" predates lattices other than Z and means the rectangular lattice.
+_MNIST = ("data_dim", "hidden", "latent", "lam")
+#: Architecture → (required hparams, optional hparams). A lattice-vae file without
+#: "lattice" predates lattices other than Z and means the rectangular lattice.
 ARCHITECTURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "gaussian": ((), ()),
-    "gaussian-lattice": ((), ()),
-    "lattice-vae": ((), ("lattice",)),
-    "st-scalar": (("levels",), ()),
-    "st-vector": (("levels",), ()),
+    "gaussian": (_MNIST, ()),
+    "gaussian-lattice": (_MNIST, ()),
+    "lattice-vae": (_MNIST, ("lattice",)),
+    "st-scalar": ((*_MNIST, "levels"), ()),
+    "st-vector": ((*_MNIST, "levels"), ()),
+    "photo-factorized": (("channels", "latent", "lam", "lattice"), ()),
 }
+#: Architectures whose latent is a dithered lattice with the hparam "lattice".
+LATTICE_ARCHITECTURES = ("lattice-vae", "photo-factorized")
 #: Dimension k of one quantizer word of the straight-through models (latent must be a multiple).
 WORD_DIM = {"st-scalar": 1, "st-vector": 2}
 _TOP_LEVEL = {"format", "format_version", "architecture", "hparams", "training"}
@@ -111,7 +114,6 @@ def check_hparams(architecture: Any, hparams: Any) -> None:
     if not isinstance(hparams, dict):
         raise SchemaError("hparams must be an object")
     required, optional = ARCHITECTURES[architecture]
-    required = _COMMON + required
     missing = [k for k in required if k not in hparams]
     unexpected = [k for k in hparams if k not in required + optional]
     if missing or unexpected:
@@ -127,7 +129,7 @@ def check_hparams(architecture: Any, hparams: Any) -> None:
         raise SchemaError(f"hparams.lam must be a finite positive number, got {_show(lam)}")
     if hparams["latent"] % WORD_DIM.get(architecture, 1):
         raise SchemaError(f"hparams.latent of {architecture} must be a multiple of {WORD_DIM[architecture]}")
-    if architecture == "lattice-vae":
+    if architecture in LATTICE_ARCHITECTURES:
         lattice = hparams.get("lattice", "z")
         if not isinstance(lattice, str) or len(lattice) > MAX_LATTICE_SPEC:
             raise SchemaError(f"hparams.lattice must be a lattice spec string, got {_show(lattice)}")
@@ -148,13 +150,36 @@ def _gated_mlp(prefix: str, sizes: list[int]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _strided_stack(prefix: str, sizes: list[int], transposed: bool) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of :func:`latcomp.nn.layers.analysis_transform` / ``synthesis_transform``."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        weight = (n_in, n_out, 5, 5) if transposed else (n_out, n_in, 5, 5)
+        shapes.update({f"{prefix}.{2 * i}.weight": weight, f"{prefix}.{2 * i}.bias": (n_out,)})
+        if i < len(sizes) - 2:
+            shapes.update({f"{prefix}.{2 * i + 1}.beta_root": (n_out,),
+                           f"{prefix}.{2 * i + 1}.gamma_root": (n_out, n_out)})
+    return shapes
+
+
+def _network_tensors(architecture: str, hparams: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The shapes of the encoder and decoder networks' tensors."""
+    latent = hparams["latent"]
+    if architecture == "photo-factorized":
+        n = hparams["channels"]
+        return {**_strided_stack("analysis", [3, n, n, n, latent], transposed=False),
+                **_strided_stack("synthesis", [latent, n, n, n, 3], transposed=True)}
+    data_dim, hidden = hparams["data_dim"], hparams["hidden"]
+    encoder_out = 2 * latent if architecture == "gaussian" else latent  # (μ, log σ²)
+    return {**_gated_mlp("encoder", [data_dim, hidden, hidden, encoder_out]),
+            **_gated_mlp("decoder", [latent, hidden, hidden, data_dim])}
+
+
 def expected_tensors(architecture: str, hparams: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Name → shape of every tensor in the weights file of a model with valid (checked) hparams."""
-    data_dim, hidden, latent = hparams["data_dim"], hparams["hidden"], hparams["latent"]
-    encoder_out = 2 * latent if architecture == "gaussian" else latent  # (μ, log σ²)
-    shapes = {**_gated_mlp("encoder", [data_dim, hidden, hidden, encoder_out]),
-              **_gated_mlp("decoder", [latent, hidden, hidden, data_dim])}
-    if architecture == "lattice-vae":
+    latent = hparams["latent"]
+    shapes = _network_tensors(architecture, hparams)
+    if architecture in LATTICE_ARCHITECTURES:
         blocks = len(parse_spec(hparams.get("lattice", "z"), latent))
         shapes.update({"log_delta": (blocks,), "log_b": (latent,),
                        CODEC_PREFIX + "lattice.delta": (blocks,), CODEC_PREFIX + "prior.b": (latent,)})

@@ -15,6 +15,12 @@ Nothing is lost by mistake: a new run refuses a non-empty directory unless told
 to start over (``force``), resuming needs a checkpoint, impossible settings fail
 before any work, and a non-finite loss stops the run before it is saved
 (:class:`TrainingError`), so the files on disk stay those of the last good epoch.
+
+Several processes (``torchrun``, :mod:`latcomp.distributed`): every process draws the
+same epoch generator, builds the same global batch of ``batch_size`` examples and the
+same dithers for all of it, and takes its contiguous share; DistributedDataParallel
+averages the gradients, so a step is the single-process step on the global batch (up to
+the order of float sums). Rank 0 alone reads and writes ``out`` and validates.
 """
 
 from __future__ import annotations
@@ -22,18 +28,21 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from latcomp.nn.registry import build_model
+from latcomp.nn.registry import MODELS, build_model
 
 from .data import dynamic_mnist_images, load_dataset
+from .distributed import SINGLE, World, current_world, unwrap
 from .fileio import atomic_write, atomic_write_text
+from .image_folder import center_crops, crop_batches, load_image_folder
 from .modelfile import CONFIG, WEIGHTS, save_model
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -41,6 +50,13 @@ LOG = "train-log.jsonl"
 #: The files of a run: what ``force`` removes before starting over (anything else in the directory stays).
 RUN_FILES = (WEIGHTS, CONFIG, CHECKPOINT, LOG)
 NATS_PER_BIT = math.log(2.0)
+PHOTO_ARCHITECTURES = ("photo-factorized",)
+#: Photo validation: centre crops of this side from (at most) this many evenly spaced validation images.
+VALID_CROP, VALID_IMAGES = 256, 24
+
+
+#: Training data: an (N, 784) tensor (MNIST) or a list of (H, W, 3) uint8 photos.
+TrainData = Any
 
 
 class TrainingError(Exception):
@@ -64,14 +80,36 @@ class TrainConfig:
     data_dir: str | None = None
     levels: int = 4  # M, words per quantizer of the straight-through baselines (st-*)
     lattice: str = "z"  # lattice spec of the lattice VAE (latcomp.lattices.product)
+    channels: int = 64  # N, hidden channels of the photo model
+    crop: int = 128  # side of the random training crops (photos)
+    steps_per_epoch: int = 250  # photos: an epoch is this many batches of random crops
+    clip: float = 0.0  # gradient-norm clipping (0: none)
+    init: str | None = None  # start from this model directory's weights (fine-tuning), not from random ones
+
+    @property
+    def photo(self) -> bool:
+        return self.architecture in PHOTO_ARCHITECTURES
 
     def hparams(self) -> dict[str, Any]:
+        if self.photo:
+            return dict(channels=self.channels, latent=self.latent, lam=self.lam, lattice=self.lattice)
         hp: dict[str, Any] = dict(data_dim=784, hidden=self.hidden, latent=self.latent, lam=self.lam)
         if self.architecture.startswith("st-"):
             hp["levels"] = self.levels
         if self.architecture == "lattice-vae":
             hp["lattice"] = self.lattice
         return hp
+
+
+#: Defaults of a photo run where they differ from :class:`TrainConfig`'s MNIST ones.
+PHOTO_DEFAULTS: dict[str, Any] = dict(dataset="image-folder", latent=128, lam=0.013, batch_size=8, lr=3e-4,
+                                      clip=1.0, patience=20)
+
+
+def default_config(architecture: str = "lattice-vae", **settings: Any) -> TrainConfig:
+    """A :class:`TrainConfig` for ``architecture`` with its family's defaults, overridden by ``settings``."""
+    base = PHOTO_DEFAULTS if architecture in PHOTO_ARCHITECTURES else {}
+    return TrainConfig(architecture=architecture, **{**base, **settings})
 
 
 @dataclass
@@ -127,7 +165,16 @@ def evaluate(model: torch.nn.Module, data: torch.Tensor, seed: int = 12345,
                 if progress:
                     progress(repeat * len(data) + start + len(out.loss), len(data) * dithers)
     loss, rate, distortion = (float(t) for t in totals / (len(data) * dithers))
-    return {"loss": loss, "rate_nats": rate, "rate_bits": rate / NATS_PER_BIT, "distortion": distortion}
+    return {"loss": loss, "rate_nats": rate, "rate_bits": rate / NATS_PER_BIT, "distortion": distortion,
+            **photo_metrics(data, rate, distortion)}
+
+
+def photo_metrics(data: torch.Tensor, rate_nats: float, mse: float) -> dict[str, float]:
+    """For image batches (B, 3, H, W): bits per pixel and the PSNR of the mean MSE (0–255 scale); {} otherwise."""
+    if data.ndim != 4:
+        return {}
+    return {"bpp": rate_nats / NATS_PER_BIT / (data.shape[2] * data.shape[3]),
+            "psnr": 10.0 * math.log10(255.0**2 / mse) if mse > 0 else math.inf}
 
 
 def read_train_log(directory: str | Path) -> list[dict[str, Any]]:
@@ -138,27 +185,54 @@ def read_train_log(directory: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: torch.Tensor,
-                 cfg: TrainConfig, epoch: int, reporter: Reporter) -> dict[str, float]:
-    gen = epoch_generator(cfg.seed, epoch)
-    data = _epoch_data(cfg, data, gen)
+def _epoch_batches(cfg: TrainConfig, train: TrainData, gen: torch.Generator
+                   ) -> tuple[int, Iterator[torch.Tensor]]:
+    """The number of steps of an epoch and its batches: shuffled images (MNIST) or random crops (photos)."""
+    if cfg.photo:
+        return cfg.steps_per_epoch, crop_batches(train, cfg.steps_per_epoch, cfg.batch_size, cfg.crop, gen)
+    data = _epoch_data(cfg, train, gen)
     order = torch.randperm(len(data), generator=gen)
     steps = len(data) // cfg.batch_size
+    return steps, (data[order[s * cfg.batch_size:(s + 1) * cfg.batch_size]] for s in range(steps))
+
+
+def _forward_share(model: torch.nn.Module, batch: torch.Tensor, gen: torch.Generator, world: World) -> Any:
+    """This process's share of the global ``batch`` through ``model`` (maybe wrapped), dithers for all of it.
+
+    Models with ``noise_shape`` get their uniforms v drawn here for the whole global batch (the draw
+    their forward would make) and every process takes its examples' rows; the others (one process
+    only, :func:`_check_world`) draw their own noise.
+    """
+    net = unwrap(model)
+    if not hasattr(net, "noise_shape"):
+        return model(batch, generator=gen)
+    v = torch.rand(net.noise_shape(batch), generator=gen, dtype=batch.dtype)
+    return model(world.shard(batch, len(batch)), v=world.shard(v, len(batch)))
+
+
+def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: TrainData,
+                 cfg: TrainConfig, epoch: int, reporter: Reporter, world: World = SINGLE) -> dict[str, float]:
+    gen = epoch_generator(cfg.seed, epoch)
+    steps, batches = _epoch_batches(cfg, data, gen)
     totals = np.zeros(3)
     model.train()
-    for step in range(steps):
-        batch = data[order[step * cfg.batch_size:(step + 1) * cfg.batch_size]]
-        out = model(batch, generator=gen)
+    for step, batch in enumerate(batches):
+        out = _forward_share(model, batch, gen, world)
         loss = out.loss.mean()
-        _require_finite(loss.item(), f"training loss at epoch {epoch}, step {step + 1}", epoch)
+        stats = world.mean(torch.stack([loss.detach(), out.rate.mean().detach(), out.distortion.mean().detach()]))
+        stats = stats.tolist()  # global-batch means: loss, rate, distortion
+        _require_finite(stats[0], f"training loss at epoch {epoch}, step {step + 1}", epoch, world)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # with several processes: the gradients are averaged over them here
+        if cfg.clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
-        totals += [loss.item(), out.rate.mean().item(), out.distortion.mean().item()]
+        totals += stats
         if step % 10 == 0 or step == steps - 1:
             mean = totals / (step + 1)
             reporter.batch(epoch, step + 1, steps,
-                           {"loss": mean[0], "rate_bits": mean[1] / NATS_PER_BIT, "distortion": mean[2]})
+                           {"loss": mean[0], "rate_bits": mean[1] / NATS_PER_BIT, "distortion": mean[2],
+                            **photo_metrics(batch, mean[1], mean[2])})
     loss, rate, distortion = (float(t) for t in totals / steps)
     return {"loss": loss, "rate_nats": rate, "distortion": distortion}
 
@@ -178,11 +252,11 @@ def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
-def _require_finite(value: float, what: str, epoch: int) -> None:
-    """Stop the run (TrainingError) before a NaN or infinite loss can be saved."""
+def _require_finite(value: float, what: str, epoch: int, world: World = SINGLE) -> None:
+    """Stop the run (TrainingError) before a NaN or infinite loss can be saved (``value``: the same everywhere)."""
     if not math.isfinite(value):
-        raise TrainingError(f"the {what} is {value}: training diverged and was stopped before saving "
-                            f"anything of epoch {epoch} (try a smaller learning rate)")
+        raise world.alike(TrainingError(f"the {what} is {value}: training diverged and was stopped before "
+                                        f"saving anything of epoch {epoch} (try a smaller learning rate)"))
 
 
 def read_checkpoint_config(out: str | Path) -> TrainConfig:
@@ -220,6 +294,30 @@ def load_checkpoint(path: Path, tensors: bool = True
     return config, state, model_sd, {"state": opt_state, "param_groups": param_groups}
 
 
+def _load_data(cfg: TrainConfig, data: tuple[Any, Any] | None) -> tuple[TrainData, torch.Tensor]:
+    """(training data, validation tensor): MNIST splits, a folder of photos, or ``data`` given by the caller.
+
+    Photos: ``data`` (or the folder ``cfg.data_dir``) gives lists of (H, W, 3) uint8 images; validation
+    uses the centre crops of :data:`VALID_IMAGES` evenly spaced validation images.
+    """
+    if cfg.photo:
+        if data is None:
+            if not cfg.data_dir:
+                raise TrainingError("photo models train on a folder of images: pass --data-dir DIR")
+            try:
+                folder = load_image_folder(cfg.data_dir, min_side=max(cfg.crop, VALID_CROP))
+            except (OSError, ValueError) as exc:
+                raise TrainingError(str(exc)) from None
+            data = (folder.train, folder.valid)
+        train_images, valid_images = list(data[0]), list(data[1])
+        step = max(1, len(valid_images) // VALID_IMAGES)
+        return train_images, center_crops(valid_images[::step][:VALID_IMAGES], VALID_CROP)
+    if data is None:
+        return _load_split(cfg, "train"), _load_split(cfg, "valid")
+    train_data, valid_data = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in data)
+    return train_data, valid_data
+
+
 def _load_split(cfg: TrainConfig, split: str) -> torch.Tensor:
     """A split as float32 (N, 784); dynamic-mnist's train split as intensities in [0, 1]."""
     if cfg.dataset == "dynamic-mnist" and split == "train":
@@ -234,7 +332,7 @@ def _epoch_data(cfg: TrainConfig, train: torch.Tensor, gen: torch.Generator) -> 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
           reporter: Reporter | None = None,
-          data: tuple[np.ndarray, np.ndarray] | None = None, force: bool = False) -> RunState:
+          data: tuple[Any, Any] | None = None, force: bool = False) -> RunState:
     """Train (or resume) a model into directory ``out``; return the final run state.
 
     A new run needs ``out`` to be missing or empty (FileExistsError otherwise);
@@ -242,63 +340,135 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
     run (:data:`RUN_FILES`) once every check has passed. With ``resume`` the run
     continues from ``out``'s checkpoint (FileNotFoundError if there is none) with the
     checkpoint's settings; only ``data_dir`` and ``max_epochs`` are taken from ``cfg``.
-    ``data`` = (train, valid) binary arrays (N, 784) replaces ``cfg.dataset``.
+    ``data`` = (train, valid) replaces ``cfg.dataset``: binary arrays (N, 784), or for photo
+    models lists of (H, W, 3) uint8 images (otherwise read from the folder ``cfg.data_dir``).
     A batch larger than the training set, no validation data or a non-finite loss is
     :class:`TrainingError`.
 
     ``out`` receives ``model.safetensors`` + ``config.json`` (the best model so
     far), ``checkpoint.safetensors`` (the last epoch) and ``train-log.jsonl``.
+
+    Under torchrun (module docstring) ``cfg.batch_size`` is the global batch, divisible by the
+    number of processes; every process must be given the same ``data`` (or data directory).
+    Only rank 0 reads or writes ``out`` (it hands the checkpoint to the others) and reports.
     """
     if resume and force:
         raise ValueError("resume and force exclude each other")
-    reporter = reporter or _Silent()
+    world = current_world()
+    reporter = reporter if reporter and world.main else _Silent()
     out = Path(out)
-    ckpt = out / CHECKPOINT
-    if resume:
-        saved, state, model_sd, opt_sd = load_checkpoint(ckpt)
-        cfg = replace(saved, data_dir=cfg.data_dir, max_epochs=cfg.max_epochs)
-    else:
-        _check_new_run_dir(out, force)
-        state, model_sd, opt_sd = RunState(), None, None
-    if data is None:
-        train_data, valid_data = _load_split(cfg, "train"), _load_split(cfg, "valid")
-    else:
-        train_data, valid_data = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in data)
-    if cfg.batch_size > len(train_data):
-        raise TrainingError(f"the batch size {cfg.batch_size} is larger than the {len(train_data)} training images")
-    if len(valid_data) == 0:
-        raise TrainingError("there are no validation images")
-    if force:
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    cfg, state, model_sd, opt_sd = world.from_main(lambda: _open_run(cfg, out, resume, force, world.size))
+    train_data, valid_data = world.together(lambda: _checked_data(cfg, data))
+    world.from_main(lambda: _prepare_run_dir(out, force))
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.architecture, **cfg.hparams())
+    if cfg.init and model_sd is None:
+        model.load_state_dict(initial_weights(cfg))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if model_sd is not None:
         model.load_state_dict(model_sd)
         opt.load_state_dict(opt_sd)
+    net = world.wrap(model)
     while not _finished(cfg, state):
         start = time.perf_counter()
         epoch = state.epoch + 1
-        tr = _train_epoch(model, opt, train_data, cfg, epoch, reporter)
-        va = evaluate(model, valid_data)
-        _require_finite(va["loss"], f"validation loss after epoch {epoch}", epoch)
+        tr = _train_epoch(net, opt, train_data, cfg, epoch, reporter, world)
+        va = world.from_main(lambda: evaluate(model, valid_data, batch_size=8 if cfg.photo else 1000))
+        _require_finite(va["loss"], f"validation loss after epoch {epoch}", epoch, world)
         seconds = time.perf_counter() - start
         improved = bool(va["loss"] < state.best_valid)
         record = {"epoch": epoch, "train_loss": tr["loss"], "train_rate_nats": tr["rate_nats"],
                   "train_distortion": tr["distortion"], "valid_loss": va["loss"],
                   "valid_rate_nats": va["rate_nats"], "valid_rate_bits": va["rate_bits"],
-                  "valid_distortion": va["distortion"], "seconds": seconds, "best": improved}
+                  "valid_distortion": va["distortion"], "seconds": seconds, "best": improved,
+                  **{f"valid_{k}": va[k] for k in ("bpp", "psnr") if k in va}}
         state.epoch, state.seconds = epoch, state.seconds + seconds
         state.log.append(record)
         if improved:
             state.best_epoch, state.best_valid = epoch, va["loss"]
-            save_model(model, out, training=_training_summary(cfg, state))
-        save_checkpoint(ckpt, model, opt, cfg, state)
-        atomic_write_text(out / LOG, "".join(json.dumps(r) + "\n" for r in state.log))
+        world.from_main(partial(_save_epoch, out, model, opt, cfg, state, improved))
         reporter.epoch(record)
     return state
+
+
+def _open_run(cfg: TrainConfig, out: Path, resume: bool, force: bool, processes: int
+              ) -> tuple[TrainConfig, RunState, dict[str, torch.Tensor] | None, dict[str, Any] | None]:
+    """The start of a run (rank 0): the checkpoint to resume, or a new run's directory checked; its settings
+    checked for ``processes`` processes. Returns (settings, run state, model and optimizer state dicts)."""
+    if resume:
+        saved, state, model_sd, opt_sd = load_checkpoint(out / CHECKPOINT)
+        cfg = replace(saved, data_dir=cfg.data_dir, max_epochs=cfg.max_epochs)
+    else:
+        _check_new_run_dir(out, force)
+        state, model_sd, opt_sd = RunState(), None, None
+    _check_world(cfg, processes)
+    return cfg, state, model_sd, opt_sd
+
+
+def _check_world(cfg: TrainConfig, processes: int) -> None:
+    """Several processes share the global batch equally and need a model whose dithers they can share."""
+    if processes == 1:
+        return
+    if cfg.batch_size % processes:
+        raise TrainingError(f"the batch size {cfg.batch_size} is the global batch of the {processes} processes "
+                            f"and must be divisible by {processes}")
+    if not hasattr(MODELS[cfg.architecture], "noise_shape"):
+        raise TrainingError(f"{cfg.architecture} trains in one process only (several processes: "
+                            f"{', '.join(a for a, m in MODELS.items() if hasattr(m, 'noise_shape'))})")
+
+
+def _checked_data(cfg: TrainConfig, data: tuple[Any, Any] | None) -> tuple[TrainData, torch.Tensor]:
+    """:func:`_load_data`, refusing a batch larger than the training set and an empty validation set."""
+    train_data, valid_data = _load_data(cfg, data)
+    if not cfg.photo and cfg.batch_size > len(train_data):
+        raise TrainingError(f"the batch size {cfg.batch_size} is larger than the {len(train_data)} training images")
+    if len(valid_data) == 0:
+        raise TrainingError("there are no validation images")
+    return train_data, valid_data
+
+
+def _prepare_run_dir(out: Path, force: bool) -> None:
+    """Once every check has passed: with ``force`` remove a previous run's files; create ``out``."""
+    if force:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _save_epoch(out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig,
+                state: RunState, improved: bool) -> None:
+    """An epoch's files: the model if it ``improved``, the checkpoint, the log (each replaced atomically)."""
+    if improved:
+        save_model(model, out, training=_training_summary(cfg, state))
+    save_checkpoint(out / CHECKPOINT, model, opt, cfg, state)
+    atomic_write_text(out / LOG, "".join(json.dumps(r) + "\n" for r in state.log))
+
+
+def initial_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The weights a fine-tuning run starts from: those of the model ``cfg.init`` with ``cfg``'s λ.
+
+    The model must have the same architecture and sizes. A photo model may change lattice:
+    its latent channels are then regrouped by activity into the new blocks
+    (:func:`latcomp.nn.photo.relattice`).
+    """
+    from latcomp.modelfile import ModelFileError, load_model, read_config
+    from latcomp.nn.photo import relattice
+
+    try:
+        config = read_config(cfg.init)
+        source = load_model(cfg.init)
+    except ModelFileError as exc:
+        raise TrainingError(f"--init: {exc}") from None
+    hparams = cfg.hparams()
+    differs = sorted(k for k in hparams if k not in ("lam", "lattice") and config["hparams"].get(k) != hparams[k])
+    if config["architecture"] != cfg.architecture or differs:
+        raise TrainingError(f"--init {cfg.init}: a {config['architecture']} model with other sizes "
+                            f"({', '.join(differs) or 'architecture'}); fine-tuning needs the same network")
+    if cfg.photo:
+        return relattice(source, hparams["lattice"], lam=cfg.lam).state_dict()
+    if config["hparams"].get("lattice", "z") != hparams.get("lattice", "z"):
+        raise TrainingError("--init: only photo models can change lattice when fine-tuning")
+    return source.state_dict()
 
 
 def _check_new_run_dir(out: Path, force: bool) -> None:

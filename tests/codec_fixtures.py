@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from conftest import REPO, synthetic_binary
 
-__all__ = ["cli", "small_model", "sharp_model", "huge_model", "other_model", "digits", "make_model", "run_latcomp",
-           "REPO", "synthetic_binary"]
+__all__ = ["cli", "make_photo_model", "small_model", "sharp_model", "huge_model", "other_model", "digits",
+           "make_model", "run_latcomp", "REPO", "synthetic_binary"]
 
 
 def make_model(directory: Path, seed: int = 0, hidden: int = 32, latent: int = 8,
@@ -36,6 +36,23 @@ def make_model(directory: Path, seed: int = 0, hidden: int = 32, latent: int = 8
             model.log_b.copy_(torch.as_tensor(log_b, dtype=torch.float32))
         model.decoder[-1].weight.mul_(decoder_gain)
         model.decoder[-1].bias.mul_(decoder_gain)
+    save_model(model, directory)
+    return directory
+
+
+def make_photo_model(directory: Path, lattice: str = "z", seed: int = 0, channels: int = 8,
+                     latent: int = 8) -> Path:
+    """Save a random photo model whose latent is large enough to carry a few bits per position."""
+    import torch
+
+    from latcomp.modelfile import save_model
+    from latcomp.nn.photo import PhotoCodec
+
+    torch.manual_seed(seed)
+    model = PhotoCodec(channels=channels, latent=latent, lattice=lattice)
+    with torch.no_grad():
+        model.analysis[-1].weight.mul_(20.0)  # latents of a few units: several lattice points per channel
+        model.log_b.fill_(0.5)
     save_model(model, directory)
     return directory
 

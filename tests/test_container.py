@@ -113,8 +113,8 @@ def test_wrong_magic_version_and_flags():
         unpack(b"\x89PNG\r\n\x1a\n" + bytes(100))
     with pytest.raises(FormatError, match="empty"):
         unpack(b"")
-    with pytest.raises(FormatError, match="version 3"):
-        unpack(_resealed(_fixed(version=3) + bytes([1, 28, 28, 1, 0])))
+    with pytest.raises(FormatError, match="version 4"):
+        unpack(_resealed(_fixed(version=4) + bytes([1, 28, 28, 1, 0])))
     with pytest.raises(FormatError, match="flags"):
         unpack(_resealed(_fixed(flags=0x80) + bytes([1, 28, 28, 1, 0])))
     with pytest.raises(FormatError, match="layout"):

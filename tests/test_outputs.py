@@ -82,7 +82,7 @@ def test_concurrent_encodes_to_the_same_name(tmp_path, png, small_model):
     for trial in range(2):
         out = tmp_path / f"same{trial}.lat"
         procs = [subprocess.Popen([sys.executable, "-m", "latcomp", "encode", str(png), "-o", str(out), "--model",
-                                   str(small_model), "--seed", str(seed), "-q"], stderr=subprocess.PIPE,
+                                   str(small_model), "--seed", str(seed), "--quiet"], stderr=subprocess.PIPE,
                                   env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
                  for seed in (1, 2)]
         codes = [p.wait(timeout=60) for p in procs]
@@ -293,7 +293,7 @@ def test_every_lossy_conversion_warns(capsys, tmp_path, small_model, digits):
                         str(small_model))
         assert one_line_error(code, err) and "--resize" in err, (name, err)  # lossy: not without --resize
         code, err = cli(capsys, "encode", str(tmp_path / name), "-o", str(tmp_path / (name + ".lat")), "--resize",
-                        "--model", str(small_model), "-q")
+                        "--model", str(small_model), "--quiet")
         lines = err.splitlines()
         assert code == 0 and lines and all(line.startswith("latcomp: warning: ") for line in lines), (name, err)
         assert any(warning in line for line in lines), (name, err)
@@ -303,7 +303,7 @@ def test_every_lossy_conversion_warns(capsys, tmp_path, small_model, digits):
     for name, image in lossless.items():  # exact conversions: silent, no --resize needed
         image.save(tmp_path / name)
         code, err = cli(capsys, "encode", str(tmp_path / name), "-o", str(tmp_path / (name + ".lat")), "--lossless",
-                        "--threshold", "0.5", "--model", str(small_model), "-q")
+                        "--threshold", "0.5", "--model", str(small_model), "--quiet")
         assert code == 0 and err == "", (name, err)
         assert np.array_equal(decompress((tmp_path / (name + ".lat")).read_bytes(), small_model), digits[0])
 

@@ -294,7 +294,10 @@ NUMPY_MODELS: dict[str, type] = {NumpyLatticeVAE.architecture: NumpyLatticeVAE}
 
 def build_numpy_model(architecture: str, weights: dict[str, np.ndarray], hparams: dict[str, Any]) -> CodecModel:
     """Instantiate the numpy adapter for ``architecture`` (ModelShapeError/KeyError if unknown)."""
-    if architecture not in NUMPY_MODELS:
+    from latcomp.photo.network import NumpyPhotoCodec  # imports this module
+
+    models = {**NUMPY_MODELS, NumpyPhotoCodec.architecture: NumpyPhotoCodec}
+    if architecture not in models:
         raise ModelShapeError(f"architecture {architecture!r} has no numpy codec model; "
-                              f"known: {', '.join(NUMPY_MODELS)}")
-    return NUMPY_MODELS[architecture](weights, hparams)
+                              f"known: {', '.join(models)}")
+    return models[architecture](weights, hparams)

@@ -8,8 +8,9 @@ from torch import nn
 
 from latcomp.nn.baselines import BASELINES
 from latcomp.nn.models import LatticeVAE
+from latcomp.nn.photo import PhotoCodec
 
-MODELS: dict[str, type[nn.Module]] = {cls.architecture: cls for cls in (LatticeVAE, *BASELINES)}
+MODELS: dict[str, type[nn.Module]] = {cls.architecture: cls for cls in (LatticeVAE, PhotoCodec, *BASELINES)}
 
 
 def build_model(architecture: str, **hparams: Any) -> nn.Module:

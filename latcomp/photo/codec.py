@@ -1,0 +1,209 @@
+"""Photos of any size through the lattice latent: :func:`compress` and :func:`decompress`.
+
+Pipeline (the MNIST codec's, Sections 3.2–3.3 of the paper, on a convolutional latent)::
+
+    encode:  x = the image, sides padded to a multiple of 16 (edge pixels repeated),
+                 grayscale repeated on R, G, B
+             y = g_a(x)            one latent vector of M channels per 16×16 block
+             U = dither(seed)       for the rows of all images in order
+             k = coords K_Λ(y + U)  and push k with P(Ẑ|U), the sequential box code
+    decode:  U = dither(seed); pop k; x̂ = g_s(Z − U); crop; round to 8 bits
+             (grayscale: the luma of x̂).
+
+All images of a call share one ANS stream. The file is a container of format version 3
+(:mod:`latcomp.container`): the size of every image and its channel count are recorded,
+so decoding restores them. Only the lattice coordinates are entropy coded and checked
+by the content CRC; the transforms run in float32 (:mod:`latcomp.photo.network`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import zlib
+from typing import Any
+
+import constriction
+import numpy as np
+
+from latcomp.codec import MAX_PIXELS, LoadedModel, ModelLike, _CheckedCoder, load_model
+from latcomp.container import PHOTO_VERSION, Header, content_crc, pack, payload_to_words, unpack, words_to_payload
+from latcomp.errors import CodecError, FormatError, InputError, LimitError, ModelMismatchError
+from latcomp.modelfile import shipped_model
+from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoCodec
+
+#: Quality levels of the shipped photo models (``models/photo-q1`` … ``photo-q4``), low to high rate.
+QUALITIES = (1, 2, 3, 4)
+DEFAULT_QUALITY = 3
+#: Largest image (H·W) the photo codec takes: the float32 activations of g_s need about 1.5 kB per pixel.
+MAX_PHOTO_PIXELS = 1 << 24
+#: ITU-R 601-2 luma weights (Pillow's RGB → L).
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def photo_model(quality: int = DEFAULT_QUALITY) -> Any:
+    """The directory of the shipped photo model of ``quality`` (1 … 4)."""
+    if quality not in QUALITIES:
+        raise InputError(f"quality must be one of {', '.join(map(str, QUALITIES))}, got {quality}")
+    return shipped_model(f"photo-q{quality}")
+
+
+def latent_size(height: int, width: int) -> tuple[int, int]:
+    """The latent's (rows, columns) of an image: its sides divided by 16, rounded up."""
+    return -(-height // DOWNSAMPLING), -(-width // DOWNSAMPLING)
+
+
+def as_photos(images: Any) -> tuple[list[np.ndarray], str, int]:
+    """Validate images: one (H, W) or (H, W, 3) uint8 array or a list of them, all gray or all RGB.
+
+    Returns the images, the layout ("single" or "batch") and the channel count (1 or 3).
+    """
+    single = isinstance(images, np.ndarray)
+    photos = [np.asarray(images)] if single else [np.asarray(im) for im in images]
+    if not photos:
+        raise InputError("no images to compress")
+    channels = {1 if im.ndim == 2 else im.shape[-1] if im.ndim == 3 else 0 for im in photos}
+    if len(channels) != 1 or channels.pop() not in (1, 3):
+        raise InputError("photos must be all (H, W) grayscale or all (H, W, 3) RGB arrays")
+    for im in photos:
+        if im.dtype != np.uint8:
+            raise InputError(f"photos must be uint8 arrays (8-bit pixels), got {im.dtype}")
+        if im.shape[0] * im.shape[1] > MAX_PHOTO_PIXELS or min(im.shape[:2]) < 1:
+            raise LimitError(f"a {im.shape[1]}×{im.shape[0]} image is outside the photo codec's sizes "
+                             f"(1 to {MAX_PHOTO_PIXELS} pixels)")
+    if sum(im.size for im in photos) > MAX_PIXELS:
+        raise LimitError(f"the images hold more than {MAX_PIXELS} pixels; split them into several files")
+    return photos, "single" if single else "batch", 1 if photos[0].ndim == 2 else 3
+
+
+def padded(image: np.ndarray) -> np.ndarray:
+    """(H, W[, 3]) uint8 → (3, H', W') float32 in [0, 1] with H', W' multiples of 16 (edges repeated)."""
+    rgb = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
+    h, w = rgb.shape[:2]
+    ph, pw = (DOWNSAMPLING * n for n in latent_size(h, w))
+    rgb = np.pad(rgb, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1), np.float32) / np.float32(255.0)
+
+
+def to_pixels(x_hat: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
+    """g_s output (3, H', W') → the (height, width[, 3]) uint8 image (cropped, clipped, rounded; gray = luma)."""
+    rgb = np.clip(x_hat[:, :height, :width].transpose(1, 2, 0).astype(np.float64), 0.0, 1.0)
+    values = rgb @ LUMA if channels == 1 else rgb
+    return np.rint(values * 255.0).astype(np.uint8)
+
+
+def _photo_model(model: ModelLike) -> LoadedModel:
+    m = load_model(model)
+    if not isinstance(m.net, NumpyPhotoCodec):
+        raise ModelMismatchError(f"{m.directory} is not a photo model (it codes "
+                                 f"{'×'.join(map(str, m.image_shape))} images)")
+    return m
+
+
+def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT_QUALITY,
+             seed: int | None = None) -> bytes:
+    """Compress photos into one container (format version 3, one ANS stream for all of them).
+
+    ``images``: one (H, W) grayscale or (H, W, 3) RGB uint8 array, or a list of them (all
+    gray or all RGB, any sizes); :func:`decompress` returns the same. ``model``: a photo
+    model directory (default: the shipped model of ``quality``). ``seed`` fixes the dither
+    (default: random); equal inputs and seeds give equal bytes.
+    """
+    m = _photo_model(model if model is not None else photo_model(quality))
+    photos, layout, channels = as_photos(images)
+    seed = secrets.randbits(64) if seed is None else int(seed)
+    if not 0 <= seed < 2**64:
+        raise InputError(f"seed must be in [0, 2**64), got {seed}")
+    y = np.concatenate([m.net.encode(padded(im)) for im in photos])
+    u = m.latent.seeded_dither(seed, len(y))
+    k = m.latent.quantize(y, u)
+    coder = constriction.stream.stack.AnsCoder()
+    m.latent.code.push(_CheckedCoder(coder, InputError(
+        "these images cannot be coded: their last lattice coordinates lie exactly on the lower edge of the "
+        "coded support, which would leave the stream empty (docs/format.md)")), k, u)
+    header = Header(lossless=False, layout=layout, model_id=m.model_id, seed=seed, payload_crc=0,
+                    content_crc=photo_crc(k, channels, [im.shape[:2] for im in photos]),
+                    count=len(photos), image_shape=(0, 0, channels),
+                    payload_bytes=0, lattice=m.latent.lattice.spec, sizes=tuple(im.shape[:2] for im in photos))
+    return pack(header, words_to_payload(coder.get_compressed()))
+
+
+def decompress(data: bytes, model: ModelLike | None = None) -> Any:
+    """Decode a container of :func:`compress`: the uint8 images, sizes and channels restored.
+
+    ``model`` defaults to the shipped photo model the file names (its model id). Raises
+    :class:`FormatError` for malformed or corrupt data and :class:`ModelMismatchError`
+    for a file of another model.
+    """
+    header, payload = unpack(data)
+    if header.version != PHOTO_VERSION:
+        raise ModelMismatchError("not a photo file (it holds fixed-size images: use latcomp.codec.decompress)")
+    m = _photo_model(model if model is not None else _model_of(header))
+    rows = _check_claims(header, m)
+    u = m.latent.seeded_dither(header.seed, rows)
+    k = _pop(payload, m, u)
+    if photo_crc(k, header.channels, header.sizes) != header.content_crc:
+        raise FormatError("decoded content does not match its checksum: the file is corrupt "
+                          "(or was written by an incompatible latcomp)")
+    images, start = [], 0
+    for height, width in header.sizes:
+        lh, lw = latent_size(height, width)
+        w = m.latent.reconstruct(k[start:start + lh * lw], u[start:start + lh * lw])
+        images.append(to_pixels(m.net.decode(w, lh, lw), height, width, header.channels))
+        start += lh * lw
+    return images[0] if header.layout == "single" else images
+
+
+def _model_of(header: Header) -> Any:
+    """The shipped photo model whose id the file records (ModelMismatchError if none)."""
+    for quality in QUALITIES:
+        directory = photo_model(quality)
+        try:
+            if load_model(directory).model_id == header.model_id:
+                return directory
+        except CodecError:
+            continue
+    raise ModelMismatchError(f"the file was encoded with model {header.model_id.hex()}, which is none of the "
+                             f"shipped photo models; pass its model directory")
+
+
+def _check_claims(header: Header, m: LoadedModel) -> int:
+    """The number of latent rows of the file, after refusing another model or impossible claims."""
+    if header.model_id != m.model_id:
+        raise ModelMismatchError(f"the file was encoded with model {header.model_id.hex()}, but "
+                                 f"{m.directory} is model {m.model_id.hex()}; decode with the same model")
+    if header.lattice != m.latent.lattice.spec:
+        raise ModelMismatchError(f"the file was coded on lattice {header.lattice}, but {m.directory} uses "
+                                 f"{m.latent.lattice.spec}")
+    if any(h * w > MAX_PHOTO_PIXELS for h, w in header.sizes) or header.pixel_count > MAX_PIXELS:
+        raise LimitError(f"the file's images exceed the photo codec's limits ({MAX_PHOTO_PIXELS} pixels per "
+                         f"image, {MAX_PIXELS} per file)")
+    rows = sum(lh * lw for lh, lw in (latent_size(h, w) for h, w in header.sizes))
+    if rows * m.latent.code.min_bits_per_item() > 8 * header.payload_bytes + 64:
+        raise FormatError(f"corrupt header ({header.count} images of {rows} latent vectors cannot fit in "
+                          f"{header.payload_bytes} payload bytes)")
+    return rows
+
+
+def photo_crc(k: np.ndarray, channels: int, sizes: Any) -> int:
+    """The content CRC of a photo file: the lattice coordinates, then the channel count and every
+    (height, width) as u32 LE, so that a header whose CRCs were recomputed cannot change the output shape."""
+    shape = np.array([channels, *(s for size in sizes for s in size)], "<u4").tobytes()
+    return zlib.crc32(shape, content_crc(k))
+
+
+def _pop(payload: bytes, m: LoadedModel, u: np.ndarray) -> np.ndarray:
+    """The lattice coordinates of the stream; the stream must end with them."""
+    try:
+        coder = constriction.stream.stack.AnsCoder(payload_to_words(payload))
+        k = m.latent.code.pop(_CheckedCoder(coder, FormatError(
+            "corrupt payload (the stream ends before the lattice coordinates it claims)")), u)
+        empty = coder.is_empty()
+    except CodecError:
+        raise
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as exc:  # constriction raises ValueError, AssertionError or PanicException
+        raise FormatError(f"corrupt payload (entropy decoder: {type(exc).__name__})") from None
+    if not empty:
+        raise FormatError("corrupt payload (data after the lattice coordinates)")
+    return k

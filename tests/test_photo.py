@@ -1,0 +1,200 @@
+"""The photo codec: numpy transforms = torch, any size and mode round-trips, format version 3, corruption.
+
+Small random photo models (8 hidden channels, 8 latent channels) stand in for trained ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from codec_fixtures import make_photo_model, small_model  # noqa: F401
+
+from latcomp.container import pack, unpack
+from latcomp.errors import FormatError, InputError, ModelMismatchError
+from latcomp.photo import codec as photo
+from latcomp.photo.network import NumpyPhotoCodec, conv_down, conv_up
+
+
+@pytest.fixture(scope="module", params=["z", "e8"])
+def photo_model(request, tmp_path_factory) -> Path:
+    return make_photo_model(tmp_path_factory.mktemp(f"photo-{request.param}"), lattice=request.param)
+
+
+def _image(rng: np.random.Generator, height: int, width: int, gray: bool = False) -> np.ndarray:
+    """A smooth image with noise (random pixels alone would be no photo at all)."""
+    yy, xx = np.mgrid[:height, :width]
+    base = 128 + 80 * np.sin(yy / 7.0)[..., None] * np.cos(xx / 11.0)[..., None] * np.array([1.0, 0.6, -0.4])
+    img = np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8)
+    return img[..., 0] if gray else img
+
+
+@pytest.mark.parametrize("shape", [(3, 17, 9), (8, 32, 31)])  # 6 output channels: both ways of conv_up
+def test_numpy_convolutions_match_torch(shape):
+    import torch
+    from torch.nn import functional as F
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape).astype(np.float32)
+    w_down = rng.normal(size=(5, shape[0], 5, 5)).astype(np.float32)
+    w_up = rng.normal(size=(shape[0], 6, 5, 5)).astype(np.float32)
+    b5, b6 = rng.normal(size=5).astype(np.float32), rng.normal(size=6).astype(np.float32)
+    want_down = F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(w_down), torch.from_numpy(b5), 2, 2)[0]
+    want_up = F.conv_transpose2d(torch.from_numpy(x)[None], torch.from_numpy(w_up), torch.from_numpy(b6), 2, 2,
+                                 output_padding=1)[0]
+    np.testing.assert_allclose(conv_down(x, w_down, b5), want_down.numpy(), atol=2e-4)
+    np.testing.assert_allclose(conv_up(x, w_up, b6), want_up.numpy(), atol=2e-4)
+    assert conv_up(x, w_up, b6).shape == (6, 2 * shape[1], 2 * shape[2])
+
+
+def test_numpy_transforms_match_the_torch_model(photo_model):
+    import torch
+
+    from latcomp.modelfile import load_model, load_weights_numpy, read_config
+    from latcomp.nn.photo import to_rows
+
+    model = load_model(photo_model)
+    net = NumpyPhotoCodec(load_weights_numpy(photo_model)[0], read_config(photo_model)["hparams"])
+    x = torch.rand(1, 3, 48, 80)
+    with torch.no_grad():
+        y = model.analysis(x)
+        x_hat = model.synthesis(y)
+    rows = net.encode(x[0].numpy())
+    np.testing.assert_allclose(rows, to_rows(y).double().numpy(), atol=1e-4 * float(y.abs().max()))
+    np.testing.assert_allclose(net.decode(rows, 3, 5), x_hat[0].numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (16, 16), (17, 33), (40, 23)])
+def test_any_size_round_trips_with_its_size_and_mode(photo_model, size):
+    rng = np.random.default_rng(sum(size))
+    for gray in (False, True):
+        image = _image(rng, *size, gray=gray)
+        data = photo.compress(image, photo_model, seed=3)
+        header = unpack(data)[0]
+        assert header.version == 3 and header.sizes == (size,) and header.channels == (1 if gray else 3)
+        out = photo.decompress(data, photo_model)
+        assert out.shape == image.shape and out.dtype == np.uint8
+
+
+def test_a_batch_of_mixed_sizes_decodes_to_what_each_image_alone_gives(photo_model):
+    rng = np.random.default_rng(1)
+    images = [_image(rng, 20, 30), _image(rng, 33, 17), _image(rng, 16, 48)]
+    batch = photo.decompress(photo.compress(images, photo_model, seed=5), photo_model)
+    assert [b.shape for b in batch] == [im.shape for im in images]
+    # the decoder applies g_s to Z − U of each image: recompute it from the coordinates
+    m = photo._photo_model(photo_model)
+    header = unpack(photo.compress(images, photo_model, seed=5))[0]
+    u = m.latent.seeded_dither(header.seed, sum(a * b for a, b in (photo.latent_size(*s) for s in header.sizes)))
+    y = np.concatenate([m.net.encode(photo.padded(im)) for im in images])
+    k = m.latent.quantize(y, u)
+    lh, lw = photo.latent_size(20, 30)
+    first = photo.to_pixels(m.net.decode(m.latent.reconstruct(k[:lh * lw], u[:lh * lw]), lh, lw), 20, 30, 3)
+    np.testing.assert_array_equal(batch[0], first)
+
+
+def test_reconstruction_improves_on_a_constant_guess_with_a_fine_lattice(tmp_path):
+    """A sanity check of the whole chain: the decoded image is a function of the coded latent, not noise."""
+    model = make_photo_model(tmp_path / "m", seed=2)
+    rng = np.random.default_rng(2)
+    image = _image(rng, 32, 32)
+    a = photo.decompress(photo.compress(image, model, seed=1), model)
+    b = photo.decompress(photo.compress(image, model, seed=1), model)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_same_seed_same_bytes_and_seeds_change_them(photo_model):
+    image = _image(np.random.default_rng(4), 24, 40)
+    assert photo.compress(image, photo_model, seed=9) == photo.compress(image, photo_model, seed=9)
+    assert photo.compress(image, photo_model, seed=9) != photo.compress(image, photo_model, seed=10)
+
+
+def test_file_size_is_the_ideal_code_length(photo_model):
+    """The payload is within a few bytes of Σ −log2 P(Ẑ|U) of the coordinates (real bitstreams)."""
+    image = _image(np.random.default_rng(5), 64, 96)
+    data = photo.compress(image, photo_model, seed=2)
+    header, payload = unpack(data)
+    m = photo._photo_model(photo_model)
+    y = m.net.encode(photo.padded(image))
+    u = m.latent.seeded_dither(2, len(y))
+    ideal = m.latent.code.ideal_bits(m.latent.quantize(y, u), u)
+    assert ideal > 100
+    assert abs(8 * len(payload) - ideal) <= 0.01 * ideal + 64
+
+
+def test_every_single_bit_flip_is_detected_or_refused(photo_model):
+    data = photo.compress(_image(np.random.default_rng(6), 20, 20), photo_model, seed=1)
+    for bit in range(0, 8 * len(data), 7):
+        corrupt = bytearray(data)
+        corrupt[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises((FormatError, ModelMismatchError)):
+            photo.decompress(bytes(corrupt), photo_model)
+
+
+def test_lies_in_a_resealed_header_are_refused(photo_model):
+    data = photo.compress(_image(np.random.default_rng(7), 20, 20), photo_model, seed=1)
+    header, payload = unpack(data)
+    for lie in ({"sizes": ((4096, 4096),)}, {"sizes": ((20, 20), (20, 20)), "count": 2},
+                {"image_shape": (0, 0, 1)}):
+        with pytest.raises(FormatError):
+            photo.decompress(pack(dataclasses.replace(header, **lie), payload), photo_model)
+
+
+def test_wrong_inputs_and_models_are_one_line_errors(photo_model, small_model):
+    rng = np.random.default_rng(8)
+    with pytest.raises(InputError, match="uint8"):
+        photo.compress(_image(rng, 8, 8).astype(np.float32), photo_model)
+    with pytest.raises(InputError, match="all"):
+        photo.compress([_image(rng, 8, 8), _image(rng, 8, 8, gray=True)], photo_model)
+    with pytest.raises(ModelMismatchError, match="not a photo model"):
+        photo.compress(_image(rng, 8, 8), small_model)
+    data = photo.compress(_image(rng, 8, 8), photo_model, seed=1)
+    other = make_photo_model(Path(str(photo_model) + "-other"), seed=7)
+    with pytest.raises(ModelMismatchError, match="same model"):
+        photo.decompress(data, other)
+
+
+
+def test_relattice_keeps_the_function_and_the_cell_volume():
+    """Regrouping channels into E8 blocks permutes the latent: g_s(g_a(x)) and log V are unchanged."""
+    import torch
+
+    from latcomp.nn.photo import PhotoCodec, channel_order, relattice
+
+    torch.manual_seed(0)
+    source = PhotoCodec(channels=8, latent=16, lattice="z")
+    with torch.no_grad():
+        source.log_b.copy_(torch.randn(16))
+        source.log_delta.copy_(0.3 * torch.randn(16))
+    x = torch.rand(2, 3, 32, 32)
+    for lattice in ("z", "e8"):
+        model = relattice(source, lattice, lam=0.5)
+        with torch.no_grad():
+            assert torch.allclose(model.synthesis(model.analysis(x)), source.synthesis(source.analysis(x)), atol=1e-6)
+        assert model.lam == 0.5
+        assert float(model.latent_codec().log_volume().detach()) == pytest.approx(
+            float(source.latent_codec().log_volume().detach()), abs=1e-5)
+    order = channel_order(source)
+    e8 = relattice(source, "e8")
+    assert torch.equal(e8.log_b, source.log_b[order])
+    activity = (source.log_b - source.log_delta).detach()[order]
+    assert torch.all(activity[:-1] >= activity[1:])  # blocks of 8 consecutive channels of like activity
+
+
+def test_fine_tuning_starts_from_the_given_model(tmp_path):
+    """--init: the first epoch starts from the source's function (regrouped for E8), not from random weights."""
+    import torch
+
+    from latcomp.modelfile import load_model
+    from latcomp.nn.photo import relattice
+    from latcomp.train import TrainConfig, initial_weights
+
+    source_dir = make_photo_model(tmp_path / "src", seed=3)
+    cfg = TrainConfig(architecture="photo-factorized", dataset="image-folder", channels=8, latent=8, lam=0.2,
+                      lattice="e8", init=str(source_dir))
+    weights = initial_weights(cfg)
+    want = relattice(load_model(source_dir), "e8", lam=0.2).state_dict()
+    assert all(torch.equal(weights[k], want[k]) for k in want)
+    with pytest.raises(Exception, match="other sizes"):
+        initial_weights(TrainConfig(architecture="photo-factorized", channels=16, latent=8, init=str(source_dir)))
