@@ -33,7 +33,7 @@ import numpy as np
 
 from .fileio import atomic_write_text
 from .modelfile import read_config
-from .results import machine_info, write_json, write_results
+from .results import machine_info, pyplot, write_json, write_results
 
 #: ``progress(stage, done, total)``; ``stage`` names the model and the step.
 Progress = Callable[[str, int, int], None]
@@ -294,27 +294,18 @@ def _variant_styles(keys: Sequence[tuple[str, str]], styles: Sequence[str]) -> d
     return out
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def plot_rate_vs_nll(res: dict[str, Any], path: str | Path) -> Path:
     """Rate (bits/image) against NLL (nats); hollow markers where only the −ELBO bound exists."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for e in res["models"]:
         is_nll = e["nll"] is not None
@@ -335,7 +326,7 @@ def plot_rate_vs_nll(res: dict[str, Any], path: str | Path) -> Path:
 
 def plot_rate_vs_distortion(res: dict[str, Any], path: str | Path) -> Path:
     """Figure 4 analogue: rate (bits/image) vs distortion −log Q (nats), one line per architecture, λ order."""
-    plt = _pyplot()
+    plt = pyplot()
     series: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for e in res["models"]:
         series.setdefault((e["architecture"], model_label(e)), []).append(e)
@@ -373,7 +364,7 @@ def plot_validation_curves(model_dirs: Sequence[str | Path], path: str | Path) -
     logs = [(d, log) for d, log in logs if log]
     if not logs:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     runs = [(read_config(directory)["architecture"], str(directory), directory, log) for directory, log in logs]
     styles = _variant_styles([(arch, key) for arch, key, _, _ in runs], _LINESTYLES)

@@ -72,6 +72,8 @@ class RichReporter:
 #: The architectures of the model-file schema (the same names as latcomp.nn.registry.MODELS, tested),
 #: taken from there so that importing the CLI does not import torch.
 ARCHITECTURES = tuple(sorted(_SCHEMA_ARCHITECTURES))
+#: Modules of the optional extras (pyproject.toml) → the extra that installs them.
+OPTIONAL_MODULES = {"torch": "train", "matplotlib": "train", "bjontegaard": "bench", "imagecodecs": "bench"}
 #: Settings a resumed run may change: the stopping rule, not what the epochs compute.
 RESUMABLE = ("max_epochs",)
 
@@ -687,7 +689,7 @@ def main(argv: list[str] | None = None) -> None:
     except MemoryError:
         _fail("out of memory (try fewer images or a smaller batch at a time)")
     except ModuleNotFoundError as exc:
-        if exc.name != "torch":
+        if exc.name not in OPTIONAL_MODULES:
             raise
-        _fail("this command needs torch, which is not installed: pip install 'latcomp[train]' "
-              "(encode and decode work without it)")
+        _fail(f"this command needs {exc.name}, which is not installed: pip install "
+              f"'latcomp[{OPTIONAL_MODULES[exc.name]}]' (encode and decode work without it)")

@@ -116,7 +116,8 @@ def bd_rate(rate_a: Sequence[float], psnr_a: Sequence[float], rate_b: Sequence[f
     try:
         import bjontegaard
     except ImportError as e:
-        raise ImportError("bd_rate needs the bjontegaard package: pip install 'latcomp[bench]'") from e
+        raise ModuleNotFoundError("bd_rate needs the bjontegaard package: pip install 'latcomp[bench]'",
+                                  name="bjontegaard") from e
     curves = []
     for rate, quality in ((rate_a, psnr_a), (rate_b, psnr_b)):
         r, q = np.asarray(rate, np.float64), np.asarray(quality, np.float64)

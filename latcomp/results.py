@@ -40,6 +40,16 @@ def machine_info() -> dict[str, Any]:
             "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
 
 
+def pyplot() -> Any:
+    """matplotlib.pyplot with the file-only Agg backend (matplotlib is the optional extra of plots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def timed(fn: Callable[[], Any], repeats: int = 1) -> tuple[Any, float]:
     """The result of ``fn`` and the median wall time in seconds of ``repeats`` calls."""
     times, result = [], None

@@ -44,7 +44,7 @@ import numpy as np
 from latcomp.data import DataError
 from latcomp.fileio import atomic_write, atomic_write_text
 from latcomp.photo_metrics import bd_rate, ms_ssim, ms_ssim_db, psnr_rgb
-from latcomp.results import machine_info, timed, write_json
+from latcomp.results import machine_info, pyplot, timed, write_json
 
 ANCHOR = "JPEG"
 THREADS = 1
@@ -505,11 +505,7 @@ def plot_rd(curves: Sequence[Curve], path: str | os.PathLike, title: str = "Koda
 
     Curves of :data:`CURVE_COLOURS` (the peers) have small round markers, the others larger squares.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     colours = curve_colours([c.name for c in curves])
     fig, axes = plt.subplots(1, len(METRICS), figsize=(11, 4.5))
     for ax, (metric, label) in zip(axes, METRICS.items(), strict=True):
