@@ -13,7 +13,7 @@ import pytest
 from codec_fixtures import make_photo_model, small_model  # noqa: F401
 
 from latcomp.container import pack, unpack
-from latcomp.errors import FormatError, InputError, ModelMismatchError
+from latcomp.errors import FormatError, InputError, LimitError, ModelMismatchError
 from latcomp.photo import codec as photo
 from latcomp.photo.network import NumpyPhotoCodec, conv_down, conv_up
 
@@ -135,10 +135,12 @@ def test_every_single_bit_flip_is_detected_or_refused(photo_model):
 def test_lies_in_a_resealed_header_are_refused(photo_model):
     data = photo.compress(_image(np.random.default_rng(7), 20, 20), photo_model, seed=1)
     header, payload = unpack(data)
-    for lie in ({"sizes": ((4096, 4096),)}, {"sizes": ((20, 20), (20, 20)), "count": 2},
+    for lie in ({"sizes": ((2048, 2048),)}, {"sizes": ((20, 20), (20, 20)), "count": 2},
                 {"image_shape": (0, 0, 1)}):
         with pytest.raises(FormatError):
             photo.decompress(pack(dataclasses.replace(header, **lie), payload), photo_model)
+    with pytest.raises(LimitError, match="limits"):  # beyond the documented maximum: refused before decoding
+        photo.decompress(pack(dataclasses.replace(header, sizes=((4096, 4096),)), payload), photo_model)
 
 
 def test_wrong_inputs_and_models_are_one_line_errors(photo_model, small_model):

@@ -34,8 +34,9 @@ from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoCodec
 #: Quality levels of the shipped photo models (``models/photo-q1`` … ``photo-q4``), low to high rate.
 QUALITIES = (1, 2, 3, 4)
 DEFAULT_QUALITY = 3
-#: Largest image (H·W) the photo codec takes: the float32 activations of g_s need about 1.5 kB per pixel.
-MAX_PHOTO_PIXELS = 1 << 24
+#: Largest image (H·W) the photo codec takes (4K UHD fits): the float32 activations need about 350 bytes
+#: per pixel to decode and 500 to encode (traced peaks on a Kodak image), so 2–4 GB at this size.
+MAX_PHOTO_PIXELS = 1 << 23
 #: ITU-R 601-2 luma weights (Pillow's RGB → L).
 LUMA = np.array([0.299, 0.587, 0.114])
 
