@@ -72,7 +72,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import hashlib  # noqa: E402
-import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import shlex  # noqa: E402
@@ -88,6 +87,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from latcomp.fileio import atomic_write, atomic_write_text  # noqa: E402
+from latcomp.photo.rd import package_versions  # noqa: E402
 from latcomp.results import RESULTS_DIR, machine_info, timed  # noqa: E402
 from latcomp.train import TrainConfig, default_config, epoch_generator  # noqa: E402
 
@@ -110,13 +110,7 @@ def _threads() -> None:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0]}
-    for dist in VERSION_DISTS:
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return out
+    return {"python": sys.version.split()[0], **package_versions(VERSION_DISTS)}
 
 
 # --------------------------------------------------------------------------- settings and data

@@ -39,7 +39,8 @@ import dataclasses
 import math
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -295,10 +296,21 @@ def _ans_payload(m: LoadedModel, k: np.ndarray, u: np.ndarray, pixels: np.ndarra
             m.pixels.push(coder, pixels[part], probs)
             if progress:
                 progress("pixels", n - part.start, n)
-    m.latent.code.push(_CheckedCoder(coder, InputError(
+    push_coordinates(coder, m.latent, k, u)
+    return words_to_payload(coder.get_compressed())
+
+
+def push_coordinates(coder: Any, latent: LatticeLatentCodec, k: np.ndarray, u: Any) -> None:
+    """Push lattice coordinates with P(Ẑ|U) in checked chunks (:class:`_CheckedCoder`)."""
+    latent.code.push(_CheckedCoder(coder, InputError(
         "these images cannot be coded: their last lattice coordinates lie exactly on the lower edge of the "
         "coded support, which would leave the stream empty (docs/format.md)")), k, u)
-    return words_to_payload(coder.get_compressed())
+
+
+def pop_coordinates(coder: Any, latent: LatticeLatentCodec, u: Any) -> np.ndarray:
+    """Pop lattice coordinates in checked chunks: a stream that ends before them is a :class:`FormatError`."""
+    return latent.code.pop(_CheckedCoder(coder, FormatError(
+        "corrupt payload (the stream ends before the lattice coordinates it claims)")), u)
 
 
 def compress(images: Any, model: ModelLike = DEFAULT_MODEL, lossless: bool = False,
@@ -365,22 +377,15 @@ def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: Progress
     _check_claims(header, m)
     n, size = header.count, int(np.prod(m.image_shape))
     u = _SeededDither(m.latent, header.seed, n)
-    try:
+    with entropy_decoding():
         coder = constriction.stream.stack.AnsCoder(payload_to_words(payload[header.stored_bytes:]))
-        k = m.latent.code.pop(_CheckedCoder(coder, FormatError(
-            "corrupt payload (the stream ends before the lattice coordinates it claims)")), u)
+        k = pop_coordinates(coder, m.latent, u)
         parts, zeros = [], 0
         if header.stored:
             parts = [_stored_pixels(payload[:header.stored_bytes], n, size)]
         elif header.lossless:
             parts, zeros = _pop_pixels(coder, m, k, u, progress)
         empty = coder.is_empty()
-    except CodecError:
-        raise
-    except (KeyboardInterrupt, SystemExit, MemoryError):
-        raise
-    except BaseException as exc:  # constriction raises ValueError, AssertionError or PanicException
-        raise FormatError(f"corrupt payload (entropy decoder: {type(exc).__name__})") from None
     if not empty or content_crc(k, parts if header.lossless else None, zeros * size) != header.content_crc:
         raise FormatError("decoded content does not match its checksum: the file is corrupt "
                           "(or was written by an incompatible latcomp)")
@@ -419,6 +424,21 @@ def _mean_images(m: LoadedModel, k: np.ndarray, u: DitherRows, dtype: type, prog
         if progress:
             progress("decode", part.stop, n)
     return out
+
+
+@contextmanager
+def entropy_decoding() -> Iterator[None]:
+    """Decoding a stream: an exception of the entropy coder itself becomes a one-line :class:`FormatError`.
+
+    constriction raises ValueError, AssertionError or PanicException (a BaseException) for
+    impossible streams; our own errors and interrupts pass unchanged.
+    """
+    try:
+        yield
+    except (CodecError, KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as exc:
+        raise FormatError(f"corrupt payload (entropy decoder: {type(exc).__name__})") from None
 
 
 def _check_claims(header: Header, m: LoadedModel) -> None:

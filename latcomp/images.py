@@ -29,6 +29,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -188,24 +189,21 @@ def _resample(x: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.clip(np.stack(planes, axis=-1).astype(np.float64), 0.0, 1.0)
 
 
-def read_image(data: bytes, source: str, image_shape: tuple[int, int, int], resize: bool = False,
-               warn: Warn | None = None) -> np.ndarray:
-    """The bytes of one image file as float64 intensities (H, W) or (H, W, C) for the model's ``image_shape``.
+def _decoded(data: bytes, source: str, convert: Callable[[Any], Any]) -> tuple[str, tuple[int, int], Any]:
+    """Decode an image file's bytes with Pillow: (mode, (width, height), ``convert(image)``).
 
-    Conversions that lose nothing are silent. A lossy one (transparency, colour, another
-    size) is an :class:`InputError` unless ``resize``; then each is reported to ``warn``.
+    Images over :data:`MAX_IMAGE_PIXELS` are refused from the header, before decoding; any
+    failure is one :class:`InputError` line naming ``source``.
     """
     from PIL import Image, UnidentifiedImageError
 
-    h, w, c = image_shape
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.size[0] * img.size[1] > MAX_IMAGE_PIXELS:
                 raise LimitError(f"{source}: image of {img.size[0]}×{img.size[1]} pixels is larger than the limit "
                                  f"of {MAX_IMAGE_PIXELS} pixels")
             img.load()
-            mode, (width, height) = img.mode, img.size
-            x, lost = _image_pixels(img, c)
+            return img.mode, img.size, convert(img)
     except LimitError:
         raise
     except InputError as exc:
@@ -214,6 +212,18 @@ def read_image(data: bytes, source: str, image_shape: tuple[int, int, int], resi
         raise InputError(f"{source}: not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(f"{source}: unreadable image ({exc})") from None
+
+
+def read_image(data: bytes, source: str, image_shape: tuple[int, int, int], resize: bool = False,
+               warn: Warn | None = None) -> np.ndarray:
+    """The bytes of one image file as float64 intensities (H, W) or (H, W, C) for the model's ``image_shape``.
+
+    Conversions that lose nothing are silent. A lossy one (transparency, colour, another
+    size) is an :class:`InputError` unless ``resize``; then each is reported to ``warn``.
+    """
+
+    h, w, c = image_shape
+    mode, (width, height), (x, lost) = _decoded(data, source, lambda img: _image_pixels(img, c))
     if lost and not resize:
         raise InputError(f"{source}: image mode {mode} but the model takes {'grayscale' if c == 1 else 'RGB'} "
                          f"images, and converting it is lossy: {lost[0]}; pass --resize to convert")
@@ -301,24 +311,11 @@ def read_photo(data: bytes, source: str, warn: Warn | None = None) -> np.ndarray
     are reported to ``warn``: transparency dropped, 16-bit rounded to 8 bits, other colour
     modes (CMYK, …) converted to RGB.
     """
-    from PIL import Image, UnidentifiedImageError
+    def pixels_of(img: Any) -> tuple[np.ndarray, list[str]]:
+        gray = img.mode in ("1", "L", "LA", "I", "F") or img.mode.startswith("I;16")
+        return _image_pixels(img, 1 if gray else 3)
 
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.size[0] * img.size[1] > MAX_IMAGE_PIXELS:
-                raise LimitError(f"{source}: image of {img.size[0]}×{img.size[1]} pixels is larger than the limit "
-                                 f"of {MAX_IMAGE_PIXELS} pixels")
-            img.load()
-            gray = img.mode in ("1", "L", "LA", "I", "F") or img.mode.startswith("I;16")
-            x, lost = _image_pixels(img, 1 if gray else 3)
-    except LimitError:
-        raise
-    except InputError as exc:
-        raise InputError(f"{source}: {exc}") from None
-    except UnidentifiedImageError:
-        raise InputError(f"{source}: not an image Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{source}: unreadable image ({exc})") from None
+    _, _, (x, lost) = _decoded(data, source, pixels_of)
     pixels = np.rint(x * 255.0)
     if not np.array_equal(pixels, x * 255.0):
         lost.append("more than 8 bits per sample, rounded to 8 bits")

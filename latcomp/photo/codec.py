@@ -25,7 +25,15 @@ from typing import Any
 import constriction
 import numpy as np
 
-from latcomp.codec import MAX_PIXELS, LoadedModel, ModelLike, _CheckedCoder, load_model
+from latcomp.codec import (
+    MAX_PIXELS,
+    LoadedModel,
+    ModelLike,
+    entropy_decoding,
+    load_model,
+    pop_coordinates,
+    push_coordinates,
+)
 from latcomp.container import PHOTO_VERSION, Header, content_crc, pack, payload_to_words, unpack, words_to_payload
 from latcomp.errors import CodecError, FormatError, InputError, LimitError, ModelMismatchError
 from latcomp.modelfile import shipped_model
@@ -118,9 +126,7 @@ def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT
     u = m.latent.seeded_dither(seed, len(y))
     k = m.latent.quantize(y, u)
     coder = constriction.stream.stack.AnsCoder()
-    m.latent.code.push(_CheckedCoder(coder, InputError(
-        "these images cannot be coded: their last lattice coordinates lie exactly on the lower edge of the "
-        "coded support, which would leave the stream empty (docs/format.md)")), k, u)
+    push_coordinates(coder, m.latent, k, u)
     header = Header(lossless=False, layout=layout, model_id=m.model_id, seed=seed, payload_crc=0,
                     content_crc=photo_crc(k, channels, [im.shape[:2] for im in photos]),
                     count=len(photos), image_shape=(0, 0, channels),
@@ -194,17 +200,10 @@ def photo_crc(k: np.ndarray, channels: int, sizes: Any) -> int:
 
 def _pop(payload: bytes, m: LoadedModel, u: np.ndarray) -> np.ndarray:
     """The lattice coordinates of the stream; the stream must end with them."""
-    try:
+    with entropy_decoding():
         coder = constriction.stream.stack.AnsCoder(payload_to_words(payload))
-        k = m.latent.code.pop(_CheckedCoder(coder, FormatError(
-            "corrupt payload (the stream ends before the lattice coordinates it claims)")), u)
+        k = pop_coordinates(coder, m.latent, u)
         empty = coder.is_empty()
-    except CodecError:
-        raise
-    except (KeyboardInterrupt, SystemExit, MemoryError):
-        raise
-    except BaseException as exc:  # constriction raises ValueError, AssertionError or PanicException
-        raise FormatError(f"corrupt payload (entropy decoder: {type(exc).__name__})") from None
     if not empty:
         raise FormatError("corrupt payload (data after the lattice coordinates)")
     return k
