@@ -117,13 +117,22 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
-def evaluate_photo_model(directory: str | Path, data_dir: str | None = None) -> dict[str, Any]:
-    """Kodak bits per pixel (real files), PSNR-RGB, MS-SSIM and seconds of a photo model (latcomp.photo.bench)."""
+def evaluate_photo_model(directory: str | Path, data_dir: str | None = None,
+                         bench_json: str | None = None) -> dict[str, Any]:
+    """Kodak bits per pixel (real files), PSNR-RGB, MS-SSIM and seconds of a photo model: measured now
+    (latcomp.photo.bench), or the model's point in the report ``bench_json`` of ``latcomp bench --photo``."""
     from .photo.bench import latcomp_curves
-    from .photo.rd import load_kodak
+    from .photo.rd import load_curves, load_kodak
 
-    images, data = load_kodak(data_dir)
-    point = latcomp_curves([directory], images, repeats=1, cold_runs=3, log=None)[0].points[0]
+    if bench_json:
+        points = [p for c in load_curves(bench_json) for p in c.points
+                  if Path(p.info.get("model_dir", "")).resolve() == Path(directory).resolve()]
+        if not points:
+            raise SystemExit(f"{bench_json} has no point of {directory}")
+        point, data = points[0], {"report": bench_json}
+    else:
+        images, data = load_kodak(data_dir)
+        point = latcomp_curves([directory], images, repeats=1, cold_runs=3, log=None)[0].points[0]
     return {"dataset": "kodak", "data": data, "bpp": point.bpp, "psnr": point.psnr, "ms_ssim": point.ms_ssim,
             "encode_s": point.enc_s, "decode_s": point.dec_s, "cold_decode_s": point.info.get("cold_decode_s"),
             "machine": machine_info()}
@@ -174,10 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("model", help="model directory")
     parser.add_argument("--data-dir", default=None, help="dataset directory (default: $LATCOMP_DATA or the cache)")
     parser.add_argument("--dithers", type=int, default=10, help="dithers per digit")
+    parser.add_argument("--bench-json", default=None,
+                        help="photo models: take the Kodak numbers from this `latcomp bench --photo --json` report")
     args = parser.parse_args(argv)
     command = " ".join(["python -m latcomp.modelcard", *(sys.argv[1:] if argv is None else argv)])
     photo = read_config(args.model)["architecture"].startswith("photo")
-    evaluation = evaluate_photo_model(args.model, args.data_dir) if photo else \
+    evaluation = evaluate_photo_model(args.model, args.data_dir, args.bench_json) if photo else \
         evaluate_model(args.model, args.data_dir, args.dithers)
     atomic_write_text(Path(args.model) / "evaluation.json", json.dumps({**evaluation, "command": command}, indent=2))
     card = (render_photo_card if photo else render_card)(args.model, evaluation, command)

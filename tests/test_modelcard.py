@@ -19,3 +19,22 @@ def test_card_reports_the_evaluation_and_why_training_stopped(tmp_path, tiny_dat
     # the card's negative ELBO is distortion + rate (λ-free), not the λ-weighted loss
     assert f"| test | {valid['distortion'] + valid['rate_nats']:.3f} | {valid['rate_bits']:.3f} |" in card
     assert f"{valid['loss']:.3f}" not in card.split("## Evaluation")[1]
+
+
+def test_photo_card_reports_budget_and_kodak_numbers(tmp_path):
+    """A photo model's card: settings, steps of the budget, where it started, and the evaluation's numbers."""
+    import numpy as np
+
+    from latcomp.modelcard import render_photo_card
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(2)]
+    cfg = TrainConfig(architecture="photo-factorized", dataset="image-folder", channels=8, latent=8, lam=0.05,
+                      batch_size=2, crop=32, steps_per_epoch=2, max_epochs=2, data_dir="photos")
+    train(cfg, tmp_path, data=(images, images))
+    evaluation = {"bpp": 0.8125, "psnr": 27.5, "ms_ssim": 0.9, "encode_s": 0.5, "decode_s": 0.25,
+                  "cold_decode_s": 1.25, "machine": machine_info()}
+    card = render_photo_card(tmp_path, evaluation, "python -m latcomp.modelcard X")
+    assert "λ = 0.05" in card and "2 epochs of 2 steps (4 steps)" in card
+    assert "trained from random initial weights" in card and "no GPU" in card
+    assert "| 0.8125 | 27.50 | 0.9000 | 0.50 | 0.25 | 1.25 |" in card
