@@ -109,7 +109,8 @@ def to_markdown(res: dict[str, Any], command: str) -> str:
     m = res["model"]
     lines = ["# Photo-model training speed", "",
              f"Command: `{command}`. Machine: {res['machine'].get('cpu', '?')}, shared with other jobs "
-             f"(load {res['machine'].get('load', '?')}), so read ratios measured side by side, not absolutes.", "",
+             f"(load average {', '.join(f'{x:.2f}' for x in res['machine']['load_average'])} at the end), so read "
+             f"ratios measured side by side, not absolutes.", "",
              f"Model N = {m['channels']}, M = {m['latent']}; batch {m['batch']} of {m['crop']}² crops; "
              f"{res['flop_per_step'] / 1e9:.1f} GFLOP per step (forward + backward ≈ 3× the forward "
              f"multiply–adds of every convolution and GDN), median of {res['steps_timed']} steps.", "",
