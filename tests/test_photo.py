@@ -241,3 +241,53 @@ def test_fuzzed_photo_files_give_codec_errors_or_the_original_images(photo_model
         assert len(out) == len(want) and all(np.array_equal(a, b) for a, b in zip(out, want, strict=True))
         same += 1
     assert same < 150  # the mutations did reach the decoder's checks
+
+
+def test_dithered_sgd_lowers_the_photo_loss_and_its_rate_is_the_file_size():
+    """A few Adam steps on one batch lower λ·255²·MSE + bpp; the training rate of Theorem 1 is, on average over
+    dithers, the code length of the real lattice point (the same model in numpy)."""
+    import torch
+
+    from latcomp.latent_codecs.lattice import LatticeLatentCodec
+    from latcomp.nn.photo import PhotoCodec, to_rows
+
+    torch.manual_seed(0)
+    model = PhotoCodec(channels=8, latent=8, lam=0.05, lattice="e8")
+    x = torch.from_numpy(np.stack([_image(np.random.default_rng(i), 32, 32) for i in range(4)])
+                         ).permute(0, 3, 1, 2).float() / 255
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(1)
+    losses = []
+    for _ in range(30):
+        loss = model(x, generator=gen).loss.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    with torch.no_grad():
+        rows = to_rows(model.analysis(x)).double().numpy()
+        codec = model.latent_codec()
+        latent = LatticeLatentCodec(model.product, codec.delta.double().numpy(), codec.b.double().numpy())
+        rates, bits = [], []
+        for seed in range(200):
+            u = latent.seeded_dither(seed, len(rows))
+            bits.append(latent.code.ideal_bits(latent.quantize(rows, u), u))
+            rates.append(float(latent.rate_nats(rows - u).sum()) / np.log(2))
+    assert np.mean(bits) == pytest.approx(np.mean(rates), rel=0.02)
+
+
+def test_photo_model_file_round_trip(tmp_path):
+    """save_model/load_model keep the photo model's function and hyper-parameters (safetensors + JSON)."""
+    import torch
+
+    from latcomp.modelfile import load_model
+
+    directory = make_photo_model(tmp_path / "m", lattice="e8")
+    model = load_model(directory)
+    again = load_model(directory)
+    x = torch.rand(2, 3, 32, 48)
+    a = model(x, generator=torch.Generator().manual_seed(0))
+    b = again(x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a.loss, b.loss) and model.hparams == {"channels": 8, "latent": 8, "lam": 0.025,
+                                                             "lattice": "e8*1"}
