@@ -7,8 +7,8 @@ latcomp's batch, steps per epoch, learning rate, clipping, seed and λ, and eval
 Kodak images with real bitstreams. Three subcommands, run from the repository root with the
 peer's own virtual environment (never the main one)::
 
-    OMP_NUM_THREADS=1 /work/compressai-venv/bin/python -m benchmarks.compressai_peer train [--resume]
-    OMP_NUM_THREADS=1 /work/compressai-venv/bin/python -m benchmarks.compressai_peer eval
+    OMP_NUM_THREADS=1 $VENV/bin/python -m benchmarks.compressai_peer train [--resume]
+    OMP_NUM_THREADS=1 $VENV/bin/python -m benchmarks.compressai_peer eval
     OMP_NUM_THREADS=1 python -m benchmarks.compressai_peer check-crops   # either environment
 
 **train** (into ``models/compressai-peer-q4/``): the settings are those of the latcomp run
@@ -48,11 +48,12 @@ g_s, crop, to uint8) seconds on one thread. Writes ``docs/results/compressai-pee
 
 **Environment** (what worked here, x86_64, Python 3.11.7, November 2026)::
 
-    python -m venv /work/compressai-venv
-    /work/compressai-venv/bin/pip install torch==2.14.1 torchvision==0.29.1   # CUDA build, ~5.5 GB, runs on CPU
-    /work/compressai-venv/bin/pip download compressai==1.2.8 --no-deps -d /tmp/cai
-    /work/compressai-venv/bin/pip install --no-deps /tmp/cai/compressai-1.2.8-cp311-*.whl
-    /work/compressai-venv/bin/pip install "numpy<2" scipy einops pytorch-msssim tqdm requests torch-geometric \\
+    VENV=../compressai-venv   # anywhere outside the repository; TMP: any scratch folder
+    python -m venv $VENV
+    $VENV/bin/pip install torch==2.14.1 torchvision==0.29.1   # CUDA build, ~5.5 GB, runs on CPU
+    $VENV/bin/pip download compressai==1.2.8 --no-deps -d $TMP
+    $VENV/bin/pip install --no-deps $TMP/compressai-1.2.8-cp311-*.whl
+    $VENV/bin/pip install "numpy<2" scipy einops pytorch-msssim tqdm requests torch-geometric \\
         "pandas<3" matplotlib constriction safetensors pillow click rich
 
 ``import compressai.models`` imports the whole package (datasets, registry), hence tqdm, requests,
@@ -477,10 +478,10 @@ def evaluate(args: argparse.Namespace) -> None:
            "mean": mean, "per_image": per_image, "data": data, "repeats": args.repeats,
            "threads": THREADS,
            "versions": versions(), "machine": machine_info(), "note": args.note,
-           "environment": "venv /work/compressai-venv (see the module docstring of benchmarks/compressai_peer.py)",
+           "environment": "venv $VENV (see the module docstring of benchmarks/compressai_peer.py)",
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "wall_s": time.perf_counter() - wall,
-           "command": "OMP_NUM_THREADS=1 /work/compressai-venv/bin/python -m benchmarks.compressai_peer "
+           "command": "OMP_NUM_THREADS=1 $VENV/bin/python -m benchmarks.compressai_peer "
                       + shlex.join(argv)}
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -499,7 +500,7 @@ def to_markdown(res: dict[str, Any]) -> str:
         f"Date: {res['date']}; whole run {res['wall_s'] / 60:.1f} min  ",
         f"Machine: {mach['cpu']}, {mach['cpu_count']} CPUs" + (f" ({res['note']})" if res["note"] else "") + ", "
         f"{mach['platform']}, load average {', '.join(f'{x:.2f}' for x in mach['load_average'] or [])}  ",
-        "Packages (venv /work/compressai-venv, recipe in the docstring of `benchmarks/compressai_peer.py`): "
+        "Packages (venv $VENV, recipe in the docstring of `benchmarks/compressai_peer.py`): "
         + ", ".join(f"{k} {x}" for k, x in v.items()) + "  ",
         f"Data: {res['data']['images']} Kodak images from `{res['data']['folder']}`.", "",
         f"Model: `{s['model']}` trained by `benchmarks/compressai_peer.py train` on latcomp's crops "
