@@ -147,8 +147,14 @@ def render_photo_card(directory: str | Path, evaluation: dict[str, Any], command
     best = min(log, key=lambda r: r["valid_loss"])
     hours = sum(r["seconds"] for r in log) / 3600
     m, ev = evaluation["machine"], evaluation
-    start = f"fine-tuned from `{cfg['init']}` (its weights, channels regrouped if the lattice changed)" \
-        if cfg.get("init") else "trained from random initial weights"
+    start = "trained from random initial weights"
+    if cfg.get("init"):
+        start = f"fine-tuned from `{cfg['init']}` (its weights, channels regrouped if the lattice changed)"
+        init_log = read_train_log(cfg["init"])
+        if init_log:
+            init_cfg = read_config(cfg["init"])["training"]["config"]
+            init_best = min(init_log, key=lambda r: r["valid_loss"])["epoch"]
+            start += f", whose best model had {init_best * init_cfg['steps_per_epoch']:,} steps"
     return f"""# Model card: {directory.name}
 
 **Architecture:** `{config['architecture']}`: {PHOTO_DESCRIPTION.format(lattice=hp['lattice'])}
