@@ -151,3 +151,23 @@ def test_stdin_and_stdout(tmp_path, photo_model):
                          input=enc.stdout, capture_output=True, env=env, timeout=120)
     assert dec.returncode == 0, dec.stderr
     assert np.asarray(Image.open(io.BytesIO(dec.stdout))).shape == (18, 22, 3)
+
+
+@pytest.mark.parametrize("quality", [1, 2, 3, 4])
+def test_every_shipped_quality_level_round_trips(tmp_path, capsys, quality):
+    """The shipped photo models: the CLI and the Python API give the same image, of the original size."""
+    from latcomp.photo import codec
+
+    if not (codec.photo_model(quality) / "config.json").is_file():
+        pytest.skip("no shipped photo model in this checkout")
+    image = _photo(45, 61, seed=quality)
+    api = codec.decompress(codec.compress(image, quality=quality, seed=7))
+    _save(tmp_path / "in.png", image)
+    code, err = cli(capsys, "encode", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.lat"), "-q", str(quality),
+                    "--seed", "7")
+    assert code == 0, err
+    code, err = cli(capsys, "decode", str(tmp_path / "x.lat"), "-o", str(tmp_path / "out.png"))
+    assert code == 0, err
+    np.testing.assert_array_equal(_read(tmp_path / "out.png"), api)
+    assert api.shape == image.shape
+    assert 10 * np.log10(255**2 / np.mean((api.astype(float) - image) ** 2)) > 20  # a trained model, not noise
