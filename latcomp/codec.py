@@ -441,6 +441,16 @@ def entropy_decoding() -> Iterator[None]:
         raise FormatError(f"corrupt payload (entropy decoder: {type(exc).__name__})") from None
 
 
+def check_model(header: Header, m: LoadedModel) -> None:
+    """Refuse (ModelMismatchError) a file written with another model or on another lattice."""
+    if header.model_id != m.model_id:
+        raise ModelMismatchError(f"the file was encoded with model {header.model_id.hex()}, but "
+                                 f"{m.directory} is model {m.model_id.hex()}; decode with the same model")
+    if header.lattice not in (m.header_lattice, m.latent.lattice.spec):
+        raise ModelMismatchError(f"the file was coded on lattice {header.lattice or 'z (rectangular)'}, but "
+                                 f"{m.directory} uses {m.latent.lattice.spec}")
+
+
 def _check_claims(header: Header, m: LoadedModel) -> None:
     """Refuse, before decoding, a file of another model or one whose header claims the impossible.
 
@@ -449,12 +459,7 @@ def _check_claims(header: Header, m: LoadedModel) -> None:
     so a count the payload cannot hold is a :class:`FormatError`; a possible one beyond
     :data:`MAX_PIXELS` is a :class:`LimitError`.
     """
-    if header.model_id != m.model_id:
-        raise ModelMismatchError(f"the file was encoded with model {header.model_id.hex()}, but "
-                                 f"{m.directory} is model {m.model_id.hex()}; decode with the same model")
-    if header.lattice not in (m.header_lattice, m.latent.lattice.spec):
-        raise ModelMismatchError(f"the file was coded on lattice {header.lattice or 'z (rectangular)'}, but "
-                                 f"{m.directory} uses {m.latent.lattice.spec}")
+    check_model(header, m)
     if header.image_shape != m.image_shape:
         raise ModelMismatchError(f"the file holds {'×'.join(map(str, header.image_shape))} images but "
                                  f"the model takes {'×'.join(map(str, m.image_shape))}")

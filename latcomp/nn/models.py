@@ -43,6 +43,13 @@ def bernoulli_nll(logits: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, d, reduction="none").sum(-1)
 
 
+def lattice_parameters(product: ProductLattice) -> tuple[nn.Parameter, nn.Parameter]:
+    """The learned latent scales: log Δ_b per block (initialised to a cell of unit volume per dimension)
+    and log b_i per dimension (initialised to b = 1)."""
+    unit_log_volume = torch.tensor([math.log(b.volume) / b.dim for b in product.blocks])
+    return nn.Parameter(-unit_log_volume), nn.Parameter(torch.zeros(product.dim))
+
+
 class AutoEncoder(nn.Module):
     """The shared skeleton: gated encoder and decoder (Section 4), λ, and the objective.
 
@@ -91,9 +98,7 @@ class LatticeVAE(AutoEncoder):
         product = ProductLattice(lattice, latent)
         super().__init__(data_dim, hidden, latent, lam, lattice=product.spec)
         self.product = product
-        unit_log_volume = torch.tensor([math.log(b.volume) / b.dim for b in product.blocks])
-        self.log_delta = nn.Parameter(-unit_log_volume)
-        self.log_b = nn.Parameter(torch.zeros(latent))
+        self.log_delta, self.log_b = lattice_parameters(product)
 
     @property
     def delta(self) -> torch.Tensor:

@@ -28,10 +28,8 @@ from torch import nn
 from latcomp.latent_codecs.lattice import LatticeLatentCodec
 from latcomp.lattices.product import ProductLattice
 from latcomp.nn.layers import analysis_transform, synthesis_transform
-from latcomp.nn.models import Output
-
-#: The transforms halve the resolution four times: image sides are padded to a multiple of this.
-DOWNSAMPLING = 16
+from latcomp.nn.models import Output, lattice_parameters
+from latcomp.photo.network import latent_size
 
 
 def to_rows(y: torch.Tensor) -> torch.Tensor:
@@ -62,9 +60,7 @@ class PhotoCodec(nn.Module):
         self.lam, self.product = lam, product
         self.analysis = analysis_transform(channels, latent)
         self.synthesis = synthesis_transform(channels, latent)
-        unit_log_volume = torch.tensor([math.log(b.volume) / b.dim for b in product.blocks])
-        self.log_delta = nn.Parameter(-unit_log_volume)
-        self.log_b = nn.Parameter(torch.zeros(latent))
+        self.log_delta, self.log_b = lattice_parameters(product)
 
     def latent_codec(self) -> LatticeLatentCodec:
         """The latent codec with the current (differentiable) scales."""
@@ -75,7 +71,7 @@ class PhotoCodec(nn.Module):
 
         h = ⌈H/16⌉, w = ⌈W/16⌉; the rows of image b are contiguous (distributed training shares them out).
         """
-        h, w = (-(-side // DOWNSAMPLING) for side in x.shape[2:])
+        h, w = latent_size(*x.shape[2:])
         return x.shape[0] * h * w, self.hparams["latent"]
 
     def forward(self, x: torch.Tensor, v: torch.Tensor | None = None,

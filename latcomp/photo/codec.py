@@ -29,6 +29,7 @@ from latcomp.codec import (
     MAX_PIXELS,
     LoadedModel,
     ModelLike,
+    check_model,
     entropy_decoding,
     load_model,
     pop_coordinates,
@@ -37,7 +38,7 @@ from latcomp.codec import (
 from latcomp.container import PHOTO_VERSION, Header, content_crc, pack, payload_to_words, unpack, words_to_payload
 from latcomp.errors import CodecError, FormatError, InputError, LimitError, ModelMismatchError
 from latcomp.modelfile import shipped_model
-from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoCodec
+from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoCodec, latent_size
 
 #: Quality levels of the shipped photo models (``models/photo-q1`` … ``photo-q4``), low to high rate.
 QUALITIES = (1, 2, 3, 4)
@@ -54,11 +55,6 @@ def photo_model(quality: int = DEFAULT_QUALITY) -> Any:
     if quality not in QUALITIES:
         raise InputError(f"quality must be one of {', '.join(map(str, QUALITIES))}, got {quality}")
     return shipped_model(f"photo-q{quality}")
-
-
-def latent_size(height: int, width: int) -> tuple[int, int]:
-    """The latent's (rows, columns) of an image: its sides divided by 16, rounded up."""
-    return -(-height // DOWNSAMPLING), -(-width // DOWNSAMPLING)
 
 
 def as_photos(images: Any) -> tuple[list[np.ndarray], str, int]:
@@ -175,12 +171,7 @@ def _model_of(header: Header) -> Any:
 
 def _check_claims(header: Header, m: LoadedModel) -> int:
     """The number of latent rows of the file, after refusing another model or impossible claims."""
-    if header.model_id != m.model_id:
-        raise ModelMismatchError(f"the file was encoded with model {header.model_id.hex()}, but "
-                                 f"{m.directory} is model {m.model_id.hex()}; decode with the same model")
-    if header.lattice != m.latent.lattice.spec:
-        raise ModelMismatchError(f"the file was coded on lattice {header.lattice}, but {m.directory} uses "
-                                 f"{m.latent.lattice.spec}")
+    check_model(header, m)
     if any(h * w > MAX_PHOTO_PIXELS for h, w in header.sizes) or header.pixel_count > MAX_PIXELS:
         raise LimitError(f"the file's images exceed the photo codec's limits ({MAX_PHOTO_PIXELS} pixels per "
                          f"image, {MAX_PIXELS} per file)")

@@ -26,6 +26,11 @@ KERNEL, STRIDE, PAD = 5, 2, 2
 DOWNSAMPLING = 16
 
 
+def latent_size(height: int, width: int) -> tuple[int, int]:
+    """The latent's (rows, columns) of an image: its sides divided by 16, rounded up."""
+    return -(-height // DOWNSAMPLING), -(-width // DOWNSAMPLING)
+
+
 #: Bound on the elements of one im2col or tap block (float32): larger layers work in bands of rows.
 BLOCK_ELEMENTS = 1 << 24
 
