@@ -54,7 +54,7 @@ g_s, crop, to uint8) seconds on one thread. Writes ``docs/results/compressai-pee
     $VENV/bin/pip download compressai==1.2.8 --no-deps -d $TMP
     $VENV/bin/pip install --no-deps $TMP/compressai-1.2.8-cp311-*.whl
     $VENV/bin/pip install "numpy<2" scipy einops pytorch-msssim tqdm requests torch-geometric \\
-        "pandas<3" matplotlib constriction safetensors pillow click rich
+        "pandas<3" matplotlib constriction safetensors pillow click rich bjontegaard==1.3.0
 
 ``import compressai.models`` imports the whole package (datasets, registry), hence tqdm, requests,
 torch-geometric, torchvision and pandas. torch 2.13.0+cpu with torchvision 0.28.0 or 0.29.x fails
@@ -274,6 +274,7 @@ def train(args: argparse.Namespace) -> None:
     else:
         cfg = latcomp_settings(args.latcomp_run, args.data_dir)
         model_sd, opt_sds, state, log = None, None, {"epoch": 0, "seconds": 0.0}, []
+    init = Path(args.init) if getattr(args, "init", None) and not args.resume else None
     images, valid = load_data(cfg)
     noise_model = latcomp_noise_model(cfg)
     torch.manual_seed(cfg.seed)
@@ -283,6 +284,8 @@ def train(args: argparse.Namespace) -> None:
         model.load_state_dict(model_sd)
         opt.load_state_dict(opt_sds["optim"])
         aux_opt.load_state_dict(opt_sds["aux_optim"])
+    elif init is not None:  # a fine-tune, as latcomp's --init: the weights, fresh optimizers
+        model.load_state_dict(load_checkpoint(init)[0])
     criterion = RateDistortionLoss(lmbda=cfg.lam)
     settings = {"model": f"compressai.models.FactorizedPrior(N={N_CHANNELS}, M={M_CHANNELS})",
                 "loss": "compressai.losses.RateDistortionLoss: lam*255^2*MSE + bpp", "lam": cfg.lam,
@@ -291,7 +294,7 @@ def train(args: argparse.Namespace) -> None:
                 "training_images": len(images), "validation": f"{len(valid)} centre crops of {valid.shape[-1]}^2",
                 "crops": "latcomp's: epoch_generator(seed, epoch), _epoch_batches, dither draws discarded",
                 "latcomp_run": os.path.relpath(Path(args.latcomp_run).resolve(), REPO),
-                "versions": versions()}
+                "init": meta_init(args, init), "versions": versions()}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CONFIG, json.dumps(settings, indent=2) + "\n")
     model.train()
@@ -336,6 +339,17 @@ def train(args: argparse.Namespace) -> None:
         save_checkpoint(out / CHECKPOINT, model, {"optim": opt, "aux_optim": aux_opt}, meta)
         atomic_write_text(out / LOG, "".join(json.dumps(r) + "\n" for r in log))
         print(json.dumps(record), flush=True)
+
+
+def meta_init(args: argparse.Namespace, init: Path | None) -> dict[str, Any] | None:
+    """What a fine-tune started from (the checkpoint and its steps), kept across ``--resume``; None for a new model."""
+    if args.resume:
+        return load_checkpoint(Path(args.out) / CHECKPOINT)[2]["settings"].get("init")
+    if init is None:
+        return None
+    meta = load_checkpoint(init)[2]
+    return {"checkpoint": os.path.relpath(init.resolve(), REPO),
+            "steps": meta["state"]["epoch"] * meta["settings"]["steps_per_epoch"]}
 
 
 def read_log(out: Path) -> list[dict[str, Any]]:
@@ -428,22 +442,18 @@ def make_codec(model: Any) -> tuple[Any, Any]:
     return encode, decode
 
 
-def evaluate(args: argparse.Namespace) -> None:
-    from benchmarks.photo_peers import load_kodak
+def evaluate_checkpoint(ckpt: Path, images: list[tuple[str, np.ndarray]], repeats: int) -> dict[str, Any]:
+    """One RD point: the Kodak ``images`` coded with the model of ``ckpt`` (real files), its training record."""
     from latcomp.photo_metrics import ms_ssim, ms_ssim_db, psnr_rgb
 
-    _threads()
-    wall = time.perf_counter()
-    ckpt = Path(args.checkpoint)
     model, meta = load_peer(ckpt)
     model.eval()
     model.update(force=True)
     encode, decode = make_codec(model)
-    images, data = load_kodak(args.data_dir, args.limit)
     per_image = []
     for name, img in images:
-        blob, enc_s = timed(lambda img=img: encode(img), args.repeats)
-        rec, dec_s = timed(lambda blob=blob: decode(blob), args.repeats)
+        blob, enc_s = timed(lambda img=img: encode(img), repeats)
+        rec, dec_s = timed(lambda blob=blob: decode(blob), repeats)
         if rec.shape != img.shape:
             raise SystemExit(f"{name}: decoded {rec.shape}, expected {img.shape}")
         with torch.no_grad():  # the model's own estimate for comparison: −log2 likelihood of the rounded latent
@@ -452,37 +462,45 @@ def evaluate(args: argparse.Namespace) -> None:
         r = {"image": name, "bytes": len(blob), "bpp": 8 * len(blob) / (h * w), "bpp_likelihood": est / (h * w),
              "psnr": psnr_rgb(img, rec), "ms_ssim": ms_ssim(img, rec), "enc_s": enc_s, "dec_s": dec_s}
         per_image.append(r)
-        print(f"{name}: {r['bytes']} B, {r['bpp']:.4f} bpp, {r['psnr']:.2f} dB, MS-SSIM {r['ms_ssim']:.4f}, "
-              f"enc {enc_s:.3f} s, dec {dec_s:.3f} s", file=sys.stderr, flush=True)
+        print(f"{ckpt.parent.name} {name}: {r['bytes']} B, {r['bpp']:.4f} bpp, {r['psnr']:.2f} dB, "
+              f"MS-SSIM {r['ms_ssim']:.4f}, enc {enc_s:.3f} s, dec {dec_s:.3f} s", file=sys.stderr, flush=True)
     mean = {k: float(np.mean([r[k] for r in per_image]))
             for k in ("bpp", "bpp_likelihood", "psnr", "ms_ssim", "enc_s", "dec_s")}
     mean["ms_ssim_db"] = float(ms_ssim_db(mean["ms_ssim"]))
-    state = meta["state"]
-    steps = state["epoch"] * meta["settings"]["steps_per_epoch"]
-    latcomp_log = read_log(Path(args.latcomp_run)) if Path(args.latcomp_run).is_dir() else []
-    peer_log = read_log(ckpt.parent)[:state["epoch"]]
-    speed = {"peer_s_per_step": float(np.mean([r["seconds_per_step"] for r in peer_log])) if peer_log else None,
-             "peer_s_per_epoch": float(np.mean([r["seconds"] for r in peer_log])) if peer_log else None,
-             "latcomp_s_per_epoch": float(np.mean([r["seconds"] for r in latcomp_log])) if latcomp_log else None}
+    state, settings = meta["state"], meta["settings"]
+    init = settings.get("init")
+    steps = state["epoch"] * settings["steps_per_epoch"]
+    log = read_log(ckpt.parent)[:state["epoch"]]
+    return {"checkpoint": os.path.relpath(ckpt.resolve(), REPO), "lam": settings["lam"], "epochs": state["epoch"],
+            "steps": steps + (init["steps"] if init else 0), "init": init, "training_seconds": state["seconds"],
+            "settings": settings, "train_losses": [r["train_loss"] for r in log],
+            "s_per_step": float(np.mean([r["seconds_per_step"] for r in log])) if log else None,
+            "mean": mean, "per_image": per_image}
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    """Kodak points of the checkpoints (one RD curve) into ``--out-dir``/compressai-peer.{json,md}."""
+    from benchmarks.photo_peers import load_kodak
+
+    _threads()
+    wall = time.perf_counter()
+    images, data = load_kodak(args.data_dir, args.limit)
+    points = sorted((evaluate_checkpoint(Path(c), images, args.repeats) for c in args.checkpoint or [OUT / CHECKPOINT]),
+                    key=lambda p: p["lam"])
     argv = sys.argv[1:] if args.argv is None else args.argv
-    res = {"name": "CompressAI bmshj2018-factorized (N=64, M=128), same budget as latcomp photo-q4",
-           "checkpoint": os.path.relpath(ckpt.resolve(), REPO), "epochs": state["epoch"], "steps": steps,
-           "training_seconds": state["seconds"], "settings": meta["settings"],
-           "latcomp_run_epochs_at_eval": len(latcomp_log),
-           "latcomp_run_steps_at_eval": len(latcomp_log) * latcomp_settings(args.latcomp_run).steps_per_epoch,
+    res = {"name": f"CompressAI bmshj2018-factorized (N={N_CHANNELS}, M={M_CHANNELS}), same budget as latcomp's",
+           "points": points, "data": data, "repeats": args.repeats, "threads": THREADS,
            "bitstream": f"{HEADER.size}-byte header (height, width as big-endian uint16) + "
                         "model.compress(x)['strings'][0][0]; bpp = 8*bytes/(H*W)",
            "padding": f"zeros, centred, to a multiple of {PAD_MULTIPLE} (compressai.ops.compute_padding), "
                       "cropped back after decoding",
-           "train_losses": [r["train_loss"] for r in peer_log], "training_speed": speed,
-           "mean": mean, "per_image": per_image, "data": data, "repeats": args.repeats,
-           "threads": THREADS,
            "versions": versions(), "machine": machine_info(), "note": args.note,
            "environment": "venv $VENV (see the module docstring of benchmarks/compressai_peer.py)",
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "wall_s": time.perf_counter() - wall,
            "command": "OMP_NUM_THREADS=1 $VENV/bin/python -m benchmarks.compressai_peer "
                       + shlex.join(argv)}
+    res["bd_rates"] = bd_against(res, args.against or [])
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     js, md = out_dir / f"{NAME}.json", out_dir / f"{NAME}.md"
@@ -492,8 +510,28 @@ def evaluate(args: argparse.Namespace) -> None:
     print(f"wrote {js}, {md}", file=sys.stderr)
 
 
+def bd_against(res: dict[str, Any], reports: list[str]) -> dict[str, Any]:
+    """BD-rates of every curve of the photo reports ``reports`` (e.g. latcomp's models of the same budget)
+    against this peer's curve."""
+    from latcomp.photo.rd import bd_table, load_curves, peer_curve
+
+    peer = peer_curve(res)
+    theirs = [c for path in reports for c in load_curves(path) if c.name != peer.name]
+    return {"reports": reports, "anchor": peer.name, "rows": bd_table([peer, *theirs], anchor=peer.name)}
+
+
+def _bd_lines(bd: dict[str, Any]) -> list[str]:
+    from latcomp.photo.rd import BD_EXPLAINED, bd_markdown
+
+    if not bd["rows"]:
+        return []
+    sources = ", ".join(f"`{p}`" for p in bd["reports"])
+    return [*bd_markdown(bd["rows"], f"BD-rate against {bd['anchor']}"),
+            f"The other curves are those of {sources} (measured on the same Kodak images). {BD_EXPLAINED}", ""]
+
+
 def to_markdown(res: dict[str, Any]) -> str:
-    m, s, mach, v = res["mean"], res["settings"], res["machine"], res["versions"]
+    mach, v, s = res["machine"], res["versions"], res["points"][0]["settings"]
     lines = [
         "# Photo benchmark: the same-budget CompressAI peer on Kodak", "",
         f"Command: `{res['command']}`  ",
@@ -506,57 +544,37 @@ def to_markdown(res: dict[str, Any]) -> str:
         f"Model: `{s['model']}` trained by `benchmarks/compressai_peer.py train` on latcomp's crops "
         f"({s['crops']}) from `{s['data_dir']}` ({s['training_images']} images): batch {s['batch_size']} of "
         f"{s['crop']}² crops, {s['steps_per_epoch']} steps an epoch, Adam lr {s['lr']} (aux Adam lr {s['aux_lr']} "
-        f"on the EntropyBottleneck quantiles), clip {s['clip']}, seed {s['seed']}, λ = {s['lam']} "
-        f"({s['loss']}).", "",
-        f"**Checkpoint `{res['checkpoint']}`: epoch {res['epochs']}, {res['steps']} steps** "
-        f"({res['training_seconds'] / 3600:.2f} h of training); latcomp's run `{s['latcomp_run']}` had "
-        f"{res['latcomp_run_epochs_at_eval']} epochs logged when this was measured.", "",
-        *_progress_lines(res),
-        *_speed_lines(res["training_speed"], s["steps_per_epoch"]),
+        f"on the EntropyBottleneck quantiles), clip {s['clip']}, seed {s['seed']} ({s['loss']}). Each point "
+        "mirrors one latcomp run (`latcomp run` below: its λ, epochs and crops); a fine-tune starts from the "
+        "weights of the checkpoint it names, with fresh optimizers, as latcomp's `--init`.", "",
         f"Bitstream: {res['bitstream']}. Padding: {res['padding']}. `model.update(force=True)` before coding. "
         "PSNR-RGB and MS-SSIM: `latcomp.photo_metrics` on the decoded uint8 image against the PNG. Seconds: "
         f"median of {res['repeats']} run(s) per image, one thread, encode = pad + g_a + entropy coding + header, "
-        "decode = parse + entropy decoding + g_s + crop + uint8.", "",
-        "| steps | bpp (file) | bpp (likelihood) | PSNR-RGB (dB) | MS-SSIM | MS-SSIM (dB) | enc s/image "
-        "| dec s/image |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {res['steps']} | {m['bpp']:.4f} | {m['bpp_likelihood']:.4f} | {m['psnr']:.3f} | {m['ms_ssim']:.5f} | "
-        f"{m['ms_ssim_db']:.3f} | {m['enc_s']:.3f} | {m['dec_s']:.3f} |", "",
-        f"Means over the {res['data']['images']} images. *bpp (likelihood)*: the model's own estimate, −log2 of "
-        "the rounded latent's likelihoods, for comparison with the file.", "",
-        "## Per image", "",
-        "| image | bytes | bpp | PSNR-RGB (dB) | MS-SSIM | enc s | dec s |", "|---|---:|---:|---:|---:|---:|---:|",
+        "decode = parse + entropy decoding + g_s + crop + uint8; training seconds per step from the logs (one "
+        "thread, on a machine shared with other runs).", "",
+        "| checkpoint | λ | latcomp run | steps (total) | bpp (file) | bpp (likelihood) | PSNR-RGB (dB) | MS-SSIM "
+        "| MS-SSIM (dB) | enc s/image | dec s/image | train s/step |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in res["per_image"]:
-        lines.append(f"| {r['image']} | {r['bytes']} | {r['bpp']:.4f} | {r['psnr']:.3f} | {r['ms_ssim']:.5f} | "
-                     f"{r['enc_s']:.3f} | {r['dec_s']:.3f} |")
-    lines += ["", f"Raw numbers: `{NAME}.json` beside this file.", ""]
+    for p in res["points"]:
+        m = p["mean"]
+        start = f" = {p['init']['steps']} + {p['steps'] - p['init']['steps']}" if p["init"] else ""
+        per_step = f"{p['s_per_step']:.3f}" if p["s_per_step"] else "–"
+        lines.append(f"| `{p['checkpoint']}` | {p['lam']} | `{p['settings']['latcomp_run']}` | {p['steps']}{start} | "
+                     f"{m['bpp']:.4f} | {m['bpp_likelihood']:.4f} | {m['psnr']:.3f} | {m['ms_ssim']:.5f} | "
+                     f"{m['ms_ssim_db']:.3f} | {m['enc_s']:.3f} | {m['dec_s']:.3f} | {per_step} |")
+    lines += ["", f"Means over the {res['data']['images']} images. *bpp (likelihood)*: the model's own estimate, "
+              "−log2 of the rounded latent's likelihoods, for comparison with the file.", "",
+              *_progress_lines(res["points"]), *_bd_lines(res["bd_rates"]),
+              f"Per-image numbers: `{NAME}.json` beside this file.", ""]
     return "\n".join(lines)
 
 
-def _progress_lines(res: dict[str, Any]) -> list[str]:
-    """Whether this is the same-budget point yet, and whether the training loss was still falling."""
-    losses, latcomp_steps = res.get("train_losses", []), res["latcomp_run_steps_at_eval"]
-    line = ""
-    if res["steps"] < latcomp_steps:
-        line += (f"**Not yet the same-budget point**: {res['steps']} steps against the {latcomp_steps} "
-                 "of latcomp's run at the time; resume training and evaluate again at its step count. ")
-    if len(losses) >= 2 and losses[-1] < losses[-2]:
-        line += (f"The training loss was still falling ({losses[-2]:.3f} → {losses[-1]:.3f} over the last epoch): "
-                 "this model is far from converged.")
-    return [line, ""] if line else []
-
-
-def _speed_lines(speed: dict[str, float | None], steps: int) -> list[str]:
-    if not speed.get("peer_s_per_epoch"):
-        return []
-    line = (f"Training speed from the logs (each epoch = {steps} steps + validation, one thread, on a machine "
-            f"shared with other runs, so only roughly comparable): this peer {speed['peer_s_per_epoch']:.0f} s an "
-            f"epoch ({speed['peer_s_per_step']:.3f} s a training step)")
-    if speed.get("latcomp_s_per_epoch"):
-        line += (f", latcomp's run {speed['latcomp_s_per_epoch']:.0f} s an epoch "
-                 f"({speed['latcomp_s_per_epoch'] / steps:.3f} s a step, validation included)")
-    return [line + ".", ""]
+def _progress_lines(points: list[dict[str, Any]]) -> list[str]:
+    """Which models were still improving when they stopped (training loss falling over the last epoch)."""
+    falling = [f"`{p['checkpoint']}` ({p['train_losses'][-2]:.3f} → {p['train_losses'][-1]:.3f})" for p in points
+               if len(p["train_losses"]) >= 2 and p["train_losses"][-1] < p["train_losses"][-2]]
+    return [f"Training loss still falling over the last epoch: {', '.join(falling)}.", ""] if falling else []
 
 
 # --------------------------------------------------------------------------- main
@@ -571,11 +589,16 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     tr.add_argument("--force", action="store_true", help="start over in a directory that holds a run")
     tr.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs (default: never)")
-    ev = sub.add_parser("eval", help="Kodak point of a checkpoint into docs/results/compressai-peer.{json,md}")
-    ev.add_argument("--checkpoint", default=str(OUT / CHECKPOINT))
+    tr.add_argument("--init", default=None, help="fine-tune: start from this peer checkpoint's weights "
+                    "(with --latcomp-run the latcomp fine-tune to mirror: its λ, epochs and crops)")
+    ev = sub.add_parser("eval", help="Kodak points of checkpoints into docs/results/compressai-peer.{json,md}")
+    ev.add_argument("--checkpoint", action="append", help="a checkpoint to code (repeatable: the points of the "
+                    "curve; default: the base run's)")
     ev.add_argument("--limit", type=int, default=None, help="only the first N Kodak images")
     ev.add_argument("--repeats", type=int, default=1, help="timed runs per image (median)")
     ev.add_argument("--note", default="", help="a remark on the machine's other load")
+    ev.add_argument("--against", action="append", help="a photo report JSON whose curves get BD-rates against "
+                    "this peer's (repeatable)")
     ev.add_argument("--out-dir", default=str(RESULTS_DIR))
     ck = sub.add_parser("check-crops", help="compare the replayed crops with latcomp's training loop")
     ck.add_argument("--steps", type=int, default=4, help="steps of epochs 1 and 2 to compare")

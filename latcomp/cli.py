@@ -109,6 +109,8 @@ def cli() -> None:
                    "training set.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True,
               help="Adam learning rate.")
+@click.option("--lr-drop", type=click.IntRange(min=1), default=None, metavar="EPOCH",
+              help="Step decay: from this epoch on the learning rate is a tenth of --lr (default: constant).")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None, help="Stop after this many epochs.")
 @click.option("--patience", type=click.IntRange(min=1), default=50, show_default=True,
               help="Stop after this many epochs without a better validation loss.")

@@ -312,17 +312,20 @@ def read_photo(data: bytes, source: str, warn: Warn | None = None) -> np.ndarray
     modes (CMYK, …) converted to RGB.
     """
     def pixels_of(img: Any) -> tuple[np.ndarray, list[str]]:
-        gray = img.mode in ("1", "L", "LA", "I", "F") or img.mode.startswith("I;16")
+        if img.mode in ("L", "RGB"):
+            return np.asarray(img), []  # 8-bit already: 3 bytes a pixel, not float intensities
+        gray = img.mode in ("1", "LA", "I", "F") or img.mode.startswith("I;16")
         return _image_pixels(img, 1 if gray else 3)
 
     _, _, (x, lost) = _decoded(data, source, pixels_of)
-    pixels = np.rint(x * 255.0)
-    if not np.array_equal(pixels, x * 255.0):
-        lost.append("more than 8 bits per sample, rounded to 8 bits")
+    if x.dtype != np.uint8:
+        pixels = np.rint(x * 255.0)
+        if not np.array_equal(pixels, x * 255.0):
+            lost.append("more than 8 bits per sample, rounded to 8 bits")
+        x = pixels.astype(np.uint8)
     for step in lost:
         (warn or warnings.warn)(f"{source}: {step}")
-    out = pixels.astype(np.uint8)
-    return out[..., 0] if out.shape[-1] == 1 else out
+    return x[..., 0] if x.ndim == 3 and x.shape[-1] == 1 else x
 
 
 def binarize(images: np.ndarray, threshold: float) -> np.ndarray:

@@ -66,6 +66,20 @@ def test_numpy_transforms_match_the_torch_model(photo_model):
     np.testing.assert_allclose(net.decode(rows, 3, 5), x_hat[0].numpy(), atol=1e-4)
 
 
+@pytest.mark.parametrize("rows_per_band", [1, 2])
+def test_banded_transforms_compute_what_the_whole_image_gives(photo_model, rows_per_band):
+    """encode_pixels / decode_bands work in bands of latent rows with HALO rows of context: same result."""
+    net = photo._photo_model(photo_model).net
+    pixels = photo.padded(_image(np.random.default_rng(7), 70, 45))  # 80 × 48: 5 × 3 latent positions
+    band = rows_per_band * 16 * 16 * 3
+    y = net.encode(pixels.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0))
+    np.testing.assert_allclose(net.encode_pixels(pixels, band), y, rtol=1e-5, atol=1e-5 * np.abs(y).max())
+    x_hat = net.decode(y, 5, 3)
+    bands = list(net.decode_bands(y, 5, 3, band))
+    assert [top for top, _ in bands] == list(range(0, 80, 16 * rows_per_band))
+    np.testing.assert_allclose(np.concatenate([b for _, b in bands], axis=1), x_hat, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("size", [(1, 1), (16, 16), (17, 33), (40, 23)])
 def test_any_size_round_trips_with_its_size_and_mode(photo_model, size):
     rng = np.random.default_rng(sum(size))
@@ -87,7 +101,7 @@ def test_a_batch_of_mixed_sizes_decodes_to_what_each_image_alone_gives(photo_mod
     m = photo._photo_model(photo_model)
     header = unpack(photo.compress(images, photo_model, seed=5))[0]
     u = m.latent.seeded_dither(header.seed, sum(a * b for a, b in (photo.latent_size(*s) for s in header.sizes)))
-    y = np.concatenate([m.net.encode(photo.padded(im)) for im in images])
+    y = np.concatenate([m.net.encode_pixels(photo.padded(im)) for im in images])
     k = m.latent.quantize(y, u)
     lh, lw = photo.latent_size(20, 30)
     first = photo.to_pixels(m.net.decode(m.latent.reconstruct(k[:lh * lw], u[:lh * lw]), lh, lw), 20, 30, 3)
@@ -116,7 +130,7 @@ def test_file_size_is_the_ideal_code_length(photo_model):
     data = photo.compress(image, photo_model, seed=2)
     header, payload = unpack(data)
     m = photo._photo_model(photo_model)
-    y = m.net.encode(photo.padded(image))
+    y = m.net.encode_pixels(photo.padded(image))
     u = m.latent.seeded_dither(2, len(y))
     ideal = m.latent.code.ideal_bits(m.latent.quantize(y, u), u)
     assert ideal > 100
@@ -140,7 +154,8 @@ def test_lies_in_a_resealed_header_are_refused(photo_model):
         with pytest.raises(FormatError):
             photo.decompress(pack(dataclasses.replace(header, **lie), payload), photo_model)
     with pytest.raises(LimitError, match="limits"):  # beyond the documented maximum: refused before decoding
-        photo.decompress(pack(dataclasses.replace(header, sizes=((4096, 4096),)), payload), photo_model)
+        too_big = ((8192, photo.MAX_PHOTO_PIXELS // 8192 + 1),)
+        photo.decompress(pack(dataclasses.replace(header, sizes=too_big), payload), photo_model)
 
 
 def test_wrong_inputs_and_models_are_one_line_errors(photo_model, small_model):

@@ -165,16 +165,20 @@ def test_the_committed_peer_report_still_loads():
     assert rows[0]["curve"] == "WebP" and -40 < rows[0]["psnr_cubic"] < -30
 
 
-def test_a_one_model_result_is_a_one_point_curve(tmp_path):
-    """The CompressAI peer's JSON (benchmarks/compressai_peer.py eval) joins as one point."""
-    per_image = [{"image": "kodim01", "bytes": 100, "bpp": 0.5, "psnr": 30.0, "ms_ssim": 0.95}]
-    res = {"name": "CompressAI bmshj2018-factorized (N=64, M=128), same budget as latcomp photo-q4", "steps": 5000,
-           "epochs": 20, "checkpoint": "models/x", "mean": {"bpp": 0.5, "psnr": 30.0, "ms_ssim": 0.95, "enc_s": 0.1,
-                                                            "dec_s": 0.2}, "per_image": per_image}
+def test_a_peer_result_is_a_curve_of_its_checkpoints(tmp_path):
+    """The CompressAI peer's JSON (benchmarks/compressai_peer.py eval) joins as one curve, a point per checkpoint."""
+    def point(lam, bpp, steps):
+        per_image = [{"image": "kodim01", "bytes": 100, "bpp": bpp, "psnr": 30.0, "ms_ssim": 0.95}]
+        return {"checkpoint": f"models/x{lam}", "lam": lam, "epochs": 4, "steps": steps, "per_image": per_image,
+                "mean": {"bpp": bpp, "psnr": 30.0, "ms_ssim": 0.95, "enc_s": 0.1, "dec_s": 0.2}}
+
+    res = {"name": "CompressAI bmshj2018-factorized (N=64, M=128), same budget as latcomp's",
+           "points": [point(0.0035, 0.3, 9250), point(0.025, 0.9, 9250)]}
     (tmp_path / "c.json").write_text(json.dumps(res))
     (curve,) = rd.load_curves(tmp_path / "c.json")
-    assert curve.name == "CompressAI bmshj2018-factorized" and curve.points[0].setting == "5000 steps"
-    assert curve.points[0].bpp == 0.5 and curve.points[0].info["epochs"] == 20
+    assert curve.name == "CompressAI bmshj2018-factorized"
+    assert [p.setting for p in curve.points] == ["λ 0.0035", "λ 0.025"]
+    assert [p.bpp for p in curve.points] == [0.3, 0.9] and curve.points[1].info["steps"] == 9250
     (tmp_path / "bad.json").write_text(json.dumps({"models": []}))
     with pytest.raises(DataError, match="not a report of RD curves"):
         rd.load_curves(tmp_path / "bad.json")

@@ -9,10 +9,11 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from conftest import synthetic_binary
 
 from latcomp.modelfile import WEIGHTS, load_model, read_config
-from latcomp.train import CHECKPOINT, LOG, TrainConfig, evaluate, load_checkpoint, train
+from latcomp.train import CHECKPOINT, LOG, LR_DROP_FACTOR, TrainConfig, evaluate, load_checkpoint, train
 
 TINY = dict(hidden=16, latent=4, batch_size=50, lr=1e-3)
 
@@ -48,6 +49,22 @@ def test_patience_stops_training(tmp_path, tiny_data):
     # with a tiny learning rate... a huge one makes validation stop improving quickly
     state = train(TrainConfig(patience=2, max_epochs=60, **{**TINY, "lr": 0.5}), tmp_path, data=tiny_data)
     assert state.epoch - state.best_epoch == 2 and state.epoch < 60
+
+
+def test_lr_drop_anneals_from_its_epoch_and_resumes_across_it(tmp_path, tiny_data):
+    constant = train(TrainConfig(max_epochs=3, **TINY), tmp_path / "constant", data=tiny_data)
+    dropped = train(TrainConfig(max_epochs=3, lr_drop=3, **TINY), tmp_path / "dropped", data=tiny_data)
+    # the same run up to the drop, then a different step size
+    assert [r["train_loss"] for r in dropped.log[:2]] == [r["train_loss"] for r in constant.log[:2]]
+    assert dropped.log[2]["train_loss"] != constant.log[2]["train_loss"]
+    _, _, _, opt_sd = load_checkpoint(tmp_path / "dropped" / CHECKPOINT)
+    assert opt_sd["param_groups"][0]["lr"] == pytest.approx(TINY["lr"] * LR_DROP_FACTOR)
+    # stopped before the drop and resumed past it: what the uninterrupted run computed
+    train(TrainConfig(max_epochs=2, lr_drop=3, **TINY), tmp_path / "resumed", data=tiny_data)
+    train(TrainConfig(max_epochs=3, lr_drop=3, **TINY), tmp_path / "resumed", data=tiny_data, resume=True)
+    _, _, resumed_sd, _ = load_checkpoint(tmp_path / "resumed" / CHECKPOINT)
+    _, _, dropped_sd, _ = load_checkpoint(tmp_path / "dropped" / CHECKPOINT)
+    assert all(torch.equal(resumed_sd[k], dropped_sd[k]) for k in dropped_sd)
 
 
 def test_existing_run_needs_resume(tmp_path, tiny_data):

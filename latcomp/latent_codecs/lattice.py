@@ -39,6 +39,14 @@ from latcomp.lattices.product import ProductLattice
 
 Array = Any  # numpy.ndarray or torch.Tensor
 
+#: Rows per step of the coding-side dither and quantizer: their temporaries (several copies of a
+#: step for a lattice's nearest-point search) stay a few MiB whatever the number of rows.
+ROWS_PER_STEP = 1 << 12
+
+
+def _row_steps(count: int) -> list[tuple[int, int]]:
+    return [(a, min(a + ROWS_PER_STEP, count)) for a in range(0, count, ROWS_PER_STEP)]
+
 
 def _is_torch(x: Array) -> bool:
     return type(x).__module__.startswith("torch")
@@ -129,18 +137,30 @@ class LatticeLatentCodec:
         """``count`` dithers (float64 (count, dim)) from the 64-bit ``seed``: the shared randomness of a file.
 
         ``start`` gives rows ``start … start + count − 1`` of the file's dithers (those of its
-        images from ``start`` on), so they can be computed a few rows at a time.
+        images from ``start`` on), so they can be computed a few rows at a time (as here, in
+        steps of :data:`ROWS_PER_STEP`).
         """
-        return self.dither(seeded_uniforms(seed, (count, self.dim), start * self.dim))
+        u = np.empty((count, self.dim))
+        for a, b in _row_steps(count):
+            u[a:b] = self.dither(seeded_uniforms(seed, (b - a, self.dim), (start + a) * self.dim))
+        return u
 
     def quantize(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """Integer coordinates k of Z = K_Λ(x + u) (int64, clamped to what a file can hold)."""
-        y = (np.asarray(x, np.float64) + u) / self.code.scale
+        """Integer coordinates k of Z = K_Λ(x + u) (int64 (rows, dim), clamped to what a file can hold),
+        in steps of :data:`ROWS_PER_STEP` rows."""
+        x = np.asarray(x, np.float64)
         limit = self.code.max_coord.astype(np.float64)
-        y = np.clip(np.nan_to_num(y, nan=0.0), -limit, limit)
-        return self.code.clamp(self.lattice.quantize(y))
+        k = np.empty(x.shape, np.int64)
+        for a, b in _row_steps(len(x)):
+            y = np.clip(np.nan_to_num((x[a:b] + u[a:b]) / self.code.scale, nan=0.0), -limit, limit)
+            k[a:b] = self.code.clamp(self.lattice.quantize(y))
+        return k
 
     def reconstruct(self, k: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """Z − U = s·(k·B) − u, the decoder network's input (float64, exact recipe)."""
-        return self.code.scale * self.lattice.point(k) - u
+        """Z − U = s·(k·B) − u, the decoder network's input (float64, exact recipe), in steps of
+        :data:`ROWS_PER_STEP` rows."""
+        w = np.empty(np.shape(u))
+        for a, b in _row_steps(len(w)):
+            w[a:b] = self.code.scale * self.lattice.point(k[a:b]) - u[a:b]
+        return w
 

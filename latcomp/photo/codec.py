@@ -43,9 +43,10 @@ from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoCodec, latent_size
 #: Quality levels of the shipped photo models (``models/photo-q1`` … ``photo-q4``), low to high rate.
 QUALITIES = (1, 2, 3, 4)
 DEFAULT_QUALITY = 3
-#: Largest image (H·W) the photo codec takes (4K UHD fits): the float32 activations need about 350 bytes
-#: per pixel to decode and 500 to encode (traced peaks on a Kodak image), so 2–4 GB at this size.
-MAX_PHOTO_PIXELS = 1 << 23
+#: Largest image (H·W) the photo codec takes: 8192 × 8192, or a 61-megapixel camera's 9504 × 6336. The
+#: transforms work in bands (:data:`latcomp.photo.network.BAND_PIXELS`), so what grows with the image is
+#: its buffers and the latent: about 40 bytes per pixel to encode, 25 to decode (docs/results/photo-sizes.md).
+MAX_PHOTO_PIXELS = 1 << 26
 #: ITU-R 601-2 luma weights (Pillow's RGB → L).
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -81,12 +82,11 @@ def as_photos(images: Any) -> tuple[list[np.ndarray], str, int]:
 
 
 def padded(image: np.ndarray) -> np.ndarray:
-    """(H, W[, 3]) uint8 → (3, H', W') float32 in [0, 1] with H', W' multiples of 16 (edges repeated)."""
+    """(H, W[, 3]) uint8 → (H', W', 3) uint8 RGB with H', W' multiples of 16 (edge pixels repeated)."""
     rgb = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
     h, w = rgb.shape[:2]
     ph, pw = (DOWNSAMPLING * n for n in latent_size(h, w))
-    rgb = np.pad(rgb, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1), np.float32) / np.float32(255.0)
+    return np.pad(rgb, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
 
 
 def to_pixels(x_hat: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
@@ -94,6 +94,15 @@ def to_pixels(x_hat: np.ndarray, height: int, width: int, channels: int) -> np.n
     rgb = np.clip(x_hat[:, :height, :width].transpose(1, 2, 0).astype(np.float64), 0.0, 1.0)
     values = rgb @ LUMA if channels == 1 else rgb
     return np.rint(values * 255.0).astype(np.uint8)
+
+
+def synthesize(net: NumpyPhotoCodec, w: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
+    """The (height, width[, 3]) uint8 image of the latent ``w`` (rows of the padded image), band by band."""
+    out = np.empty((height, width) if channels == 1 else (height, width, 3), np.uint8)
+    for top, x_hat in net.decode_bands(w, *latent_size(height, width)):
+        if top < height:
+            out[top:top + x_hat.shape[1]] = to_pixels(x_hat, height - top, width, channels)
+    return out
 
 
 def _photo_model(model: ModelLike) -> LoadedModel:
@@ -118,7 +127,7 @@ def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT
     seed = secrets.randbits(64) if seed is None else int(seed)
     if not 0 <= seed < 2**64:
         raise InputError(f"seed must be in [0, 2**64), got {seed}")
-    y = np.concatenate([m.net.encode(padded(im)) for im in photos])
+    y = np.concatenate([m.net.encode_pixels(padded(im)) for im in photos])
     u = m.latent.seeded_dither(seed, len(y))
     k = m.latent.quantize(y, u)
     coder = constriction.stream.stack.AnsCoder()
@@ -151,7 +160,7 @@ def decompress(data: bytes, model: ModelLike | None = None) -> Any:
     for height, width in header.sizes:
         lh, lw = latent_size(height, width)
         w = m.latent.reconstruct(k[start:start + lh * lw], u[start:start + lh * lw])
-        images.append(to_pixels(m.net.decode(w, lh, lw), height, width, header.channels))
+        images.append(synthesize(m.net, w, height, width, header.channels))
         start += lh * lw
     return images[0] if header.layout == "single" else images
 

@@ -13,6 +13,7 @@ difference in g_s changes a decoded pixel by at most one level in rare cases.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,6 +30,21 @@ DOWNSAMPLING = 16
 def latent_size(height: int, width: int) -> tuple[int, int]:
     """The latent's (rows, columns) of an image: its sides divided by 16, rounded up."""
     return -(-height // DOWNSAMPLING), -(-width // DOWNSAMPLING)
+
+
+#: Latent rows of context a band of rows needs on either side for the banded transforms to compute
+#: what the whole image gives: latent row L of g_a reads pixel rows 16L − 30 … 16L + 30 (four 5×5
+#: stride-2 layers), and the pixel rows 16a … 16b − 1 of g_s read latent rows a − 1 … b.
+HALO = 2
+#: Pixels of one band of :meth:`NumpyPhotoCodec.encode_pixels` / :meth:`~NumpyPhotoCodec.decode_bands`:
+#: bounds the float32 activations (about 500 bytes per pixel to encode, 350 to decode) whatever the image size.
+BAND_PIXELS = 1 << 19
+
+
+def latent_bands(rows: int, cols: int, band_pixels: int = BAND_PIXELS) -> list[tuple[int, int]]:
+    """Latent row ranges [a, b) of at most ``band_pixels`` image pixels each (at least one row), covering ``rows``."""
+    step = max(1, band_pixels // (DOWNSAMPLING * DOWNSAMPLING * cols))
+    return [(a, min(a + step, rows)) for a in range(0, rows, step)]
 
 
 #: Bound on the elements of one im2col or tap block (float32): larger layers work in bands of rows.
@@ -58,11 +74,6 @@ def conv_down(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray
         cols = patches.reshape(c_in * KERNEL * KERNEL, (stop - start) * wo)
         out[:, start:stop] = (kernel @ cols).reshape(-1, stop - start, wo)
     return out + bias[:, None, None]
-
-
-def _phase_taps(parity: int) -> list[tuple[int, int]]:
-    """(kernel tap k, input offset) of the transposed convolution's outputs 2m + ``parity``: input m + offset."""
-    return [(k, (2 + parity - k) // 2) for k in range(parity, KERNEL, 2)]
 
 
 def conv_up(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -170,3 +181,31 @@ class NumpyPhotoCodec:
             if norm:
                 x = gdn(x, *norm, inverse=True)
         return x
+
+    def encode_pixels(self, pixels: np.ndarray, band_pixels: int = BAND_PIXELS) -> np.ndarray:
+        """:meth:`encode` of a padded (H, W, 3) uint8 image (sides multiples of 16), band by band.
+
+        Each band of latent rows is computed from its pixel rows with :data:`HALO` latent rows of
+        context either side, so the memory is that of a band of ``band_pixels`` and the result
+        that of the whole image.
+        """
+        lh, lw = pixels.shape[0] // DOWNSAMPLING, pixels.shape[1] // DOWNSAMPLING
+        out = []
+        for a, b in latent_bands(lh, lw, band_pixels):
+            top, bottom = max(0, a - HALO), min(lh, b + HALO)
+            band = pixels[DOWNSAMPLING * top:DOWNSAMPLING * bottom].transpose(2, 0, 1)
+            rows = self.encode(band.astype(np.float32) / np.float32(255.0))
+            out.append(rows[(a - top) * lw:(b - top) * lw])
+        return np.concatenate(out)
+
+    def decode_bands(self, rows: np.ndarray, height: int, width: int,
+                     band_pixels: int = BAND_PIXELS) -> Iterator[tuple[int, np.ndarray]]:
+        """:meth:`decode` band by band: (first pixel row, x̂ of the band's rows (3, n, 16·``width``)).
+
+        Each band's latent rows get :data:`HALO` rows of context either side; together the bands
+        are the whole image's x̂, with the memory of a band of ``band_pixels``.
+        """
+        for a, b in latent_bands(height, width, band_pixels):
+            top, bottom = max(0, a - HALO), min(height, b + HALO)
+            x_hat = self.decode(rows[top * width:bottom * width], bottom - top, width)
+            yield DOWNSAMPLING * a, x_hat[:, DOWNSAMPLING * (a - top):DOWNSAMPLING * (b - top)]

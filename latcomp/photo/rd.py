@@ -661,26 +661,27 @@ def write_report(curves: Sequence[Curve], meta: dict[str, Any], command: str,
 
 def load_curves(path: str | os.PathLike) -> list[Curve]:
     """The curves of a JSON written by :func:`write_report` (e.g. to add a new codec without re-measuring),
-    or the one point of a ``benchmarks/compressai_peer.py eval`` result; DataError if it is neither."""
+    or the curve of a ``benchmarks/compressai_peer.py eval`` result (its ``points``, one per checkpoint);
+    DataError if it is neither."""
     path = Path(path)
     try:
         res = json.loads(path.read_text())
         if "curves" in res:
             return [Curve(c["name"], [Point(**p) for p in c["points"]], c["setting_name"], c["info"])
                     for c in res["curves"]]
-        if "mean" in res and "per_image" in res:
-            return [_single_point_curve(res, path)]
+        if "points" in res and "name" in res:
+            return [peer_curve(res)]
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: not a report of RD curves ({type(exc).__name__}: {exc})") from None
-    raise DataError(f"{path}: not a report of RD curves (no 'curves', nor a one-model 'mean' and 'per_image')")
+    raise DataError(f"{path}: not a report of RD curves (no 'curves', nor a peer's 'name' and 'points')")
 
 
-def _single_point_curve(res: dict[str, Any], path: Path) -> Curve:
-    """A one-point curve from a one-model result (``benchmarks/compressai_peer.py eval``)."""
-    m = res["mean"]
+def peer_curve(res: dict[str, Any]) -> Curve:
+    """The curve of a peer model's checkpoints (``benchmarks/compressai_peer.py eval``), one point per λ."""
     name = res["name"]
     short = re.sub(r"\s*\(N=.*$", "", name.split(",")[0]) if name.startswith("CompressAI") else name
-    setting = f"{res['steps']} steps" if "steps" in res else path.stem
-    point = Point(setting, m["bpp"], m["psnr"], m["ms_ssim"], m.get("enc_s"), m.get("dec_s"), res["per_image"],
-                  {k: res[k] for k in ("checkpoint", "epochs", "steps", "bitstream") if k in res})
-    return Curve(short, [point], "checkpoint" if "steps" in res else "setting", {"library": name})
+    points = [Point(f"λ {p['lam']}", p["mean"]["bpp"], p["mean"]["psnr"], p["mean"]["ms_ssim"], p["mean"].get("enc_s"),
+                    p["mean"].get("dec_s"), p["per_image"],
+                    {k: p[k] for k in ("checkpoint", "lam", "epochs", "steps") if k in p})
+              for p in res["points"]]
+    return Curve(short, points, "model", {"library": name})
