@@ -35,7 +35,14 @@ run state and config as JSON metadata), ``config.json`` (the settings) and
 ``train-log.jsonl`` (one record per epoch, with a validation on the same 24 centre crops of
 256² as latcomp's, CompressAI's eval-mode forward: rounded latent, likelihood bpp). ``train``
 refuses a directory with a run unless ``--resume`` (or ``--force``); ``--max-epochs N`` stops at
-N epochs (N·250 steps), e.g. the epoch count of latcomp's run.
+N epochs (N·250 steps), e.g. the epoch count of latcomp's run. ``--init CHECKPOINT`` fine-tunes as
+latcomp's ``--init`` does (the checkpoint's weights, fresh optimizers); with ``--latcomp-run`` set to
+the latcomp fine-tune it mirrors, the peer gets that run's λ and its epochs' crops. The other rate
+points of the comparison are made so, e.g. for latcomp's ``photo-z-q1`` (λ 0.0035, 4 epochs from
+its base)::
+
+    $VENV/bin/python -m benchmarks.compressai_peer train --latcomp-run models/photo-z-q1 \
+        --init models/compressai-peer-q4/checkpoint.safetensors --out models/compressai-peer-ft-q1 --max-epochs 4
 
 **eval**: ``model.update(force=True)``; per Kodak image, padded (zeros, centred) to a multiple
 of 64 as CompressAI's ``eval_model`` does (Kodak's 768×512 needs none) and cropped back; the
@@ -44,7 +51,10 @@ derives the latent shape) followed by ``model.compress(x)["strings"]`` (one stri
 bpp = 8·(4 + len(string))/(H·W); the file is parsed and decoded by ``model.decompress`` to
 uint8 (round(255·clamp(x̂, 0, 1))) and PSNR-RGB and MS-SSIM are latcomp.photo_metrics' against
 the original PNG; encode (pad, g_a, entropy coding, header) and decode (parse, entropy decoding,
-g_s, crop, to uint8) seconds on one thread. Writes ``docs/results/compressai-peer.json``/``.md``.
+g_s, crop, to uint8) seconds on one thread. Every ``--checkpoint`` (repeatable) is one point of
+the peer's curve; ``--against REPORT`` (repeatable) adds the BD-rates of every curve of a photo
+report JSON (``latcomp bench --photo --json``) against it. Writes
+``docs/results/compressai-peer.json``/``.md``.
 
 **Environment** (what worked here, x86_64, Python 3.11.7, November 2026)::
 

@@ -138,6 +138,19 @@ def evaluate_photo_model(directory: str | Path, data_dir: str | None = None,
             "machine": machine_info()}
 
 
+def lineage_budget(directory: str | Path) -> tuple[int, float]:
+    """Training steps and seconds that made a photo model's best model, its starting points' included
+    (``--init`` chains: each run counts up to its best epoch, the one the next run started from)."""
+    cfg = read_config(directory)["training"]["config"]
+    log = read_train_log(directory)
+    best = min(log, key=lambda r: r["valid_loss"])["epoch"]
+    steps, seconds = best * cfg["steps_per_epoch"], sum(r["seconds"] for r in log if r["epoch"] <= best)
+    if cfg.get("init") and read_train_log(cfg["init"]):
+        before = lineage_budget(cfg["init"])
+        steps, seconds = steps + before[0], seconds + before[1]
+    return steps, seconds
+
+
 def render_photo_card(directory: str | Path, evaluation: dict[str, Any], command: str) -> str:
     """A photo model's card: data, settings, budget (steps, hours, machine), Kodak numbers from real files."""
     directory = Path(directory)
@@ -150,11 +163,10 @@ def render_photo_card(directory: str | Path, evaluation: dict[str, Any], command
     start = "trained from random initial weights"
     if cfg.get("init"):
         start = f"fine-tuned from `{cfg['init']}` (its weights, channels regrouped if the lattice changed)"
-        init_log = read_train_log(cfg["init"])
-        if init_log:
-            init_cfg = read_config(cfg["init"])["training"]["config"]
-            init_best = min(init_log, key=lambda r: r["valid_loss"])["epoch"]
-            start += f", whose best model had {init_best * init_cfg['steps_per_epoch']:,} steps"
+        if read_train_log(cfg["init"]):
+            steps, seconds = lineage_budget(cfg["init"])
+            start += f", whose best model had {steps:,} steps ({seconds / 3600:.2f} h) in all"
+    lr = f"Adam lr {cfg['lr']}" + (f" (a tenth of it from epoch {cfg['lr_drop']} on)" if cfg.get("lr_drop") else "")
     return f"""# Model card: {directory.name}
 
 **Architecture:** `{config['architecture']}`: {PHOTO_DESCRIPTION.format(lattice=hp['lattice'])}
@@ -164,10 +176,10 @@ N = {hp['channels']} hidden channels, M = {hp['latent']} latent channels at 1/16
 split (200) for validation (256×256 centre crops of 24 of them); evaluated on the 24 Kodak images only.
 
 **Settings:** λ = {hp['lam']}, batch {cfg['batch_size']} random {cfg['crop']}×{cfg['crop']} crops with
-random flips, Adam lr {cfg['lr']}, gradient clipping at norm {cfg['clip']}, seed {cfg['seed']}; {start}.
+random flips, {lr}, gradient clipping at norm {cfg['clip']}, seed {cfg['seed']}; {start}.
 
 **Budget:** {len(log)} epochs of {cfg['steps_per_epoch']} steps ({len(log) * cfg['steps_per_epoch']:,} steps)
-on the CPU of {m['cpu']} ({m['cpu_count']} cores, one thread, shared with other jobs), {hours:.2f} h; no GPU.
+on the CPU of {m['cpu']} ({m['cpu_count']} cores, shared with other jobs), {hours:.2f} h; no GPU.
 The best validation loss {best['valid_loss']:.4f} (λ·255²·MSE + bpp; {best.get('valid_bpp', 0):.3f} bpp,
 {best.get('valid_psnr', 0):.2f} dB on the validation crops) was at epoch {best['epoch']}: this is the model
 kept. {_sentence(_stop_reason(cfg, len(log), best['epoch']))} This budget is small for such models (published

@@ -38,3 +38,34 @@ def test_photo_card_reports_budget_and_kodak_numbers(tmp_path):
     assert "λ = 0.05" in card and "2 epochs of 2 steps (4 steps)" in card
     assert "trained from random initial weights" in card and "no GPU" in card
     assert "| 0.8125 | 27.50 | 0.9000 | 0.50 | 0.25 | 1.25 |" in card
+
+
+def test_photo_card_of_a_fine_tune_chain_counts_every_run_up_to_its_best_model(tmp_path):
+    """q2 ← q3 ← base: the card counts the steps of each run up to the best epoch the next one started from."""
+    import numpy as np
+
+    from latcomp.modelcard import lineage_budget, render_photo_card
+    from latcomp.train import read_train_log
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(2)]
+    small = dict(architecture="photo-factorized", dataset="image-folder", channels=8, latent=8, batch_size=2,
+                 crop=32, steps_per_epoch=2, data_dir="photos")
+    train(TrainConfig(lam=0.05, max_epochs=3, **small), tmp_path / "base", data=(images, images))
+    train(TrainConfig(lam=0.02, max_epochs=2, init=str(tmp_path / "base"), **small), tmp_path / "q3",
+          data=(images, images))
+    train(TrainConfig(lam=0.01, max_epochs=2, lr_drop=2, init=str(tmp_path / "q3"), **small), tmp_path / "q2",
+          data=(images, images))
+
+    def best(run):
+        log = read_train_log(tmp_path / run)
+        epoch = min(log, key=lambda r: r["valid_loss"])["epoch"]
+        return 2 * epoch, sum(r["seconds"] for r in log[:epoch])
+
+    steps, seconds = (sum(x) for x in zip(best("base"), best("q3"), strict=True))
+    assert lineage_budget(tmp_path / "q3") == (steps, seconds)
+    evaluation = {"bpp": 0.5, "psnr": 25.0, "ms_ssim": 0.9, "encode_s": 0.5, "decode_s": 0.25,
+                  "cold_decode_s": None, "machine": machine_info()}
+    card = render_photo_card(tmp_path / "q2", evaluation, "python -m latcomp.modelcard X")
+    assert f"whose best model had {steps:,} steps" in card
+    assert "Adam lr 0.0005 (a tenth of it from epoch 2 on)" in card

@@ -186,17 +186,40 @@ def test_relattice_keeps_the_function_and_the_cell_volume():
         source.log_delta.copy_(0.3 * torch.randn(16))
     x = torch.rand(2, 3, 32, 32)
     for lattice in ("z", "e8"):
-        model = relattice(source, lattice, lam=0.5)
+        model = relattice(source, lattice, lam=source.lam)
         with torch.no_grad():
             assert torch.allclose(model.synthesis(model.analysis(x)), source.synthesis(source.analysis(x)), atol=1e-6)
-        assert model.lam == 0.5
         assert float(model.latent_codec().log_volume().detach()) == pytest.approx(
             float(source.latent_codec().log_volume().detach()), abs=1e-5)
+        # a quarter of λ: the same transforms, every lattice scale doubled (rate_step_factor)
+        coarser = relattice(source, lattice, lam=source.lam / 4)
+        assert coarser.lam == source.lam / 4
+        assert torch.allclose(coarser.latent_codec().width, 2 * model.latent_codec().width, rtol=1e-6)
+        assert torch.equal(coarser.analysis[-1].weight, model.analysis[-1].weight)
     order = channel_order(source)
     e8 = relattice(source, "e8")
     assert torch.equal(e8.log_b, source.log_b[order])
     activity = (source.log_b - source.log_delta).detach()[order]
     assert torch.all(activity[:-1] >= activity[1:])  # blocks of 8 consecutive channels of like activity
+
+
+def test_the_rate_step_factor_is_where_the_dithered_quantizer_is_best():
+    """Monte Carlo: the step Δ* minimizing λ·Δ²/12 + E[−log2 P(box at X − U)] (subtractive dither, X ~ Laplace,
+    the training objective of one latent dimension) moves by rate_step_factor when λ changes, at high rate."""
+    from latcomp.entropy.laplace import laplace_log_mass
+    from latcomp.nn.photo import rate_step_factor
+
+    rng = np.random.default_rng(0)
+    x, v = rng.laplace(0.0, 1.0, 100_000), rng.random(100_000)
+    steps = np.exp(np.linspace(np.log(0.02), np.log(2.0), 800))
+
+    def best_step(lam):
+        cost = [lam * d * d / 12 - np.mean(laplace_log_mass(x - (v - 0.5) * d, d, 1.0)) / np.log(2) for d in steps]
+        return steps[int(np.argmin(cost))]
+
+    for lam in (1000.0, 250.0):
+        assert best_step(lam / 4) / best_step(lam) == pytest.approx(rate_step_factor(lam, lam / 4), rel=0.03)
+    assert rate_step_factor(0.025, 0.00625) == pytest.approx(2.0)
 
 
 def test_fine_tuning_starts_from_the_given_model(tmp_path):

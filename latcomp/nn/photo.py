@@ -120,6 +120,12 @@ def relattice(source: PhotoCodec, lattice: str, lam: float | None = None) -> Pho
     last layer, inputs of g_s's first layer, b); each new block's scale is the geometric
     mean of its channels' widths w_c = Δ·d_c divided by the new block's mean step, so the
     cell volume per block is kept. The start of a fine-tuning run (``latcomp train --init``).
+
+    With a new ``lam`` every scale is also multiplied by (λ_source/λ)^{1/2}: for fixed
+    transforms the dithered quantizer's λ·255²·MSE + rate is λ·c·Δ² − n·log2 Δ + const at high
+    rate (MSE = Δ²/12 per dimension exactly, by the subtractive dither), least at Δ ∝ λ^{−1/2}.
+    The run then starts near its new rate instead of walking there step by step
+    (:func:`rate_step_factor`).
     """
     hp = source.hparams
     model = PhotoCodec(hp["channels"], hp["latent"], hp["lam"] if lam is None else lam, lattice)
@@ -135,5 +141,11 @@ def relattice(source: PhotoCodec, lattice: str, lam: float | None = None) -> Pho
     steps = torch.from_numpy(model.product.steps).log()
     starts = list(model.product.starts) + [hp["latent"]]
     blocks = zip(starts, starts[1:], strict=False)
-    model.log_delta.copy_(torch.stack([(log_width[a:b] - steps[a:b]).mean() for a, b in blocks]))
+    log_delta = torch.stack([(log_width[a:b] - steps[a:b]).mean() for a, b in blocks])
+    model.log_delta.copy_(log_delta + math.log(rate_step_factor(hp["lam"], model.lam)))
     return model
+
+
+def rate_step_factor(lam_from: float, lam_to: float) -> float:
+    """(λ_from/λ_to)^{1/2}: how the λ-optimal lattice scale of fixed transforms moves at high rate."""
+    return math.sqrt(lam_from / lam_to)
