@@ -98,7 +98,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from latcomp.fileio import atomic_write, atomic_write_text  # noqa: E402
-from latcomp.photo.rd import package_versions  # noqa: E402
+from latcomp.photo.peers import package_versions  # noqa: E402
 from latcomp.results import RESULTS_DIR, machine_info, timed  # noqa: E402
 from latcomp.train import TrainConfig, default_config, epoch_generator  # noqa: E402
 
@@ -490,7 +490,7 @@ def evaluate_checkpoint(ckpt: Path, images: list[tuple[str, np.ndarray]], repeat
 
 def evaluate(args: argparse.Namespace) -> None:
     """Kodak points of the checkpoints (one RD curve) into ``--out-dir``/compressai-peer.{json,md}."""
-    from benchmarks.photo_peers import load_kodak
+    from latcomp.photo.kodak import load_kodak
 
     _threads()
     wall = time.perf_counter()

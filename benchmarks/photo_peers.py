@@ -1,7 +1,7 @@
 """Photo benchmark, classical peers: JPEG, WebP, AVIF and JPEG XL on the 24 Kodak images.
 
 Run ``python -m benchmarks.photo_peers`` (``--help`` for options). For every peer codec
-(:data:`latcomp.photo.rd.CODECS`) and every setting of its sweep it encodes each image,
+(:data:`latcomp.photo.peers.CODECS`) and every setting of its sweep it encodes each image,
 takes the real file size (the whole file, headers included) as 8·bytes/(H·W) bits per
 pixel, decodes the file with the same library and measures PSNR-RGB and MS-SSIM against the
 original, and the median encode and decode seconds of ``--repeats`` runs; every codec runs
@@ -22,7 +22,9 @@ import sys
 from pathlib import Path
 
 from latcomp.data import DataError
-from latcomp.photo.rd import CODECS, codec_names, load_kodak, measure_peers, write_report
+from latcomp.photo.kodak import load_kodak
+from latcomp.photo.peers import CODECS, codec_names, measure_peers
+from latcomp.photo.rd import write_report
 from latcomp.results import RESULTS_DIR
 
 __all__ = ["load_kodak", "main"]  # load_kodak: benchmarks/compressai_peer.py reads Kodak through this module

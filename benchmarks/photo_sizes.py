@@ -29,8 +29,8 @@ from PIL import Image
 
 from benchmarks.hostile import cli_process, code_version
 from latcomp.photo.codec import MAX_PHOTO_PIXELS
+from latcomp.photo.kodak import load_kodak
 from latcomp.photo.network import BAND_PIXELS
-from latcomp.photo.rd import load_kodak
 from latcomp.results import machine_info, write_results
 
 REPO = Path(__file__).resolve().parents[1]

@@ -574,7 +574,8 @@ def _run_photo_bench(model_dirs: tuple[Path, ...], data_dir: Path | None, images
     import importlib.util
 
     from .photo import bench as photo_bench
-    from .photo.rd import codec_names, load_kodak
+    from .photo.kodak import load_kodak
+    from .photo.peers import codec_names
 
     try:
         names = codec_names(peer_codecs) if peer_codecs else None

@@ -122,7 +122,8 @@ def evaluate_photo_model(directory: str | Path, data_dir: str | None = None,
     """Kodak bits per pixel (real files), PSNR-RGB, MS-SSIM and seconds of a photo model: measured now
     (latcomp.photo.bench), or the model's point in the report ``bench_json`` of ``latcomp bench --photo``."""
     from .photo.bench import latcomp_curves
-    from .photo.rd import load_curves, load_kodak
+    from .photo.kodak import load_kodak
+    from .photo.rd import load_curves
 
     if bench_json:
         points = [p for c in load_curves(bench_json) for p in c.points

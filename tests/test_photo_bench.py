@@ -15,7 +15,7 @@ from test_photo_metrics import synthetic_photo
 
 from latcomp.data import DataError
 from latcomp.photo import bench as pb
-from latcomp.photo import rd
+from latcomp.photo import kodak, peers, rd
 from latcomp.photo.codec import compress, decompress
 from latcomp.photo_metrics import psnr_rgb
 
@@ -74,8 +74,8 @@ def test_json_has_the_real_file_size_and_quality(capsys, models, data_root, tmp_
 
 def test_peers_run_and_extra_curves_give_bd_tables(capsys, models, data_root, tmp_path):
     # "JPEG ×0.8": the JPEG curve of these images with 0.8 times the rate, from another report
-    images, data = rd.load_kodak(data_root)
-    cheaper = rd.codec_curve(rd.jpeg(), images, repeats=1, log=None)
+    images, data = kodak.load_kodak(data_root)
+    cheaper = peers.codec_curve(peers.jpeg(), images, repeats=1, log=None)
     for p in cheaper.points:
         p.bpp *= 0.8
     cheaper.name = "JPEG ×0.8"
@@ -149,9 +149,9 @@ def test_mnist_mode_keeps_its_arguments(capsys, tmp_path):
 
 def test_lattice_family_and_codec_names():
     assert [pb.lattice_family(s) for s in ("z*128", "e8*16", "leech+e8*2", "z")] == ["z", "e8", "leech+e8", "z"]
-    assert rd.codec_names("jpeg, WebP,jxl,JPEG (optimize)") == ["JPEG", "WebP", "JPEG XL", "JPEG (optimize)"]
+    assert peers.codec_names("jpeg, WebP,jxl,JPEG (optimize)") == ["JPEG", "WebP", "JPEG XL", "JPEG (optimize)"]
     with pytest.raises(ValueError, match="unknown codec png"):
-        rd.codec_names("jpeg,png")
+        peers.codec_names("jpeg,png")
 
 
 def test_the_committed_peer_report_still_loads():
@@ -160,7 +160,7 @@ def test_the_committed_peer_report_still_loads():
         pytest.skip("no docs/results/photo-peers.json")
     curves, source = pb.peer_curves_from(path, ["JPEG", "WebP"])
     assert [c.name for c in curves] == ["JPEG", "WebP"] and source["command"].startswith("python -m benchmarks")
-    assert len(curves[0].points) == len(rd.QUALITIES) and curves[0].points[0].info == {}
+    assert len(curves[0].points) == len(peers.QUALITIES) and curves[0].points[0].info == {}
     rows = rd.bd_table(curves)
     assert rows[0]["curve"] == "WebP" and -40 < rows[0]["psnr_cubic"] < -30
 
@@ -185,7 +185,7 @@ def test_a_peer_result_is_a_curve_of_its_checkpoints(tmp_path):
 
 
 def test_kodak_checksums(data_root, tmp_path):
-    images, data = rd.load_kodak(data_root, limit=1)
+    images, data = kodak.load_kodak(data_root, limit=1)
     assert [n for n, _ in images] == ["kodim01"] and data["sha256_checked"] is False
     folder = tmp_path / "kodak"
     folder.mkdir()
@@ -193,8 +193,8 @@ def test_kodak_checksums(data_root, tmp_path):
         (folder / p.name).write_bytes(p.read_bytes())
     (folder / "SHA256SUMS").write_text("0" * 64 + "  kodim02.png\n")
     with pytest.raises(DataError, match="kodim02.png does not match its sha256"):
-        rd.load_kodak(tmp_path)
-    assert rd.load_kodak(tmp_path, limit=1)[1]["sha256_checked"] is True
+        kodak.load_kodak(tmp_path)
+    assert kodak.load_kodak(tmp_path, limit=1)[1]["sha256_checked"] is True
 
 
 def test_real_kodak_pixels_match_the_table():
@@ -202,7 +202,7 @@ def test_real_kodak_pixels_match_the_table():
 
     if not (real_data_dir() / "kodak" / "kodim01.png").exists():
         pytest.skip("Kodak images not found (set LATCOMP_DATA)")
-    images, data = rd.load_kodak(real_data_dir(), limit=2)
+    images, data = kodak.load_kodak(real_data_dir(), limit=2)
     assert data["not_kodak"] == [] and data["sha256_checked"] and images[0][1].shape == (512, 768, 3)
 
 

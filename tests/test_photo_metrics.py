@@ -11,7 +11,7 @@ from PIL import Image
 
 from benchmarks import photo_peers
 from latcomp.data import DataError
-from latcomp.photo import rd
+from latcomp.photo import kodak, peers, rd
 from latcomp.photo_metrics import bd_rate, gaussian_window, ms_ssim, ms_ssim_db, psnr_rgb
 
 
@@ -165,14 +165,14 @@ MAGIC = {"JPEG": b"\xff\xd8", "JPEG (optimize)": b"\xff\xd8", "WebP": b"RIFF", "
          "JPEG XL": b"\xff\x0a"}
 
 
-def codec_or_skip(name: str) -> rd.Codec:
+def codec_or_skip(name: str) -> peers.Codec:
     try:
-        return rd.CODECS[name]()
-    except rd.CodecUnavailable as e:
+        return peers.CODECS[name]()
+    except peers.CodecUnavailable as e:
         pytest.skip(f"{name}: {e}")
 
 
-@pytest.mark.parametrize("name", list(rd.CODECS))
+@pytest.mark.parametrize("name", list(peers.CODECS))
 def test_codec_round_trip(name):
     codec = codec_or_skip(name)
     img = synthetic_photo(48, 64)
@@ -205,11 +205,11 @@ def test_jpeg_is_420_and_optimize_only_shrinks():
 def test_kodak_dir_missing_and_env(tmp_path, monkeypatch):
     monkeypatch.delenv("LATCOMP_DATA", raising=False)
     with pytest.raises(DataError, match="LATCOMP_DATA"):
-        rd.kodak_dir(tmp_path)
+        kodak.kodak_dir(tmp_path)
     (tmp_path / "kodak").mkdir()
     Image.fromarray(synthetic_photo(8, 8)).save(tmp_path / "kodak" / "kodim01.png")
     monkeypatch.setenv("LATCOMP_DATA", str(tmp_path))
-    assert rd.kodak_dir() == tmp_path / "kodak"
+    assert kodak.kodak_dir() == tmp_path / "kodak"
 
 
 def test_main_without_data_says_so(tmp_path, capsys):
@@ -233,7 +233,7 @@ def test_main_writes_report(tmp_path, capsys):
     assert (out / "photo-peers.png").read_bytes()[:4] == b"\x89PNG"
     res = json.loads((out / "photo-peers.json").read_text())
     assert res["data"]["images"] == 2 and [c["name"] for c in res["curves"]] == ["JPEG", "WebP"]
-    assert len(res["curves"][0]["points"]) == len(rd.QUALITIES)
+    assert len(res["curves"][0]["points"]) == len(peers.QUALITIES)
     assert len(res["curves"][0]["points"][0]["per_image"]) == 2
 
 
@@ -241,20 +241,20 @@ def test_another_curve_joins_the_report(tmp_path):
     """A new codec (here a stand-in) measured with measure_curve joins the peers' table, BD-rates and plot."""
     images = [("a", synthetic_photo(168, 176)), ("b", synthetic_photo(176, 168, seed=3))]
     jpeg = codec_or_skip("JPEG")
-    peers = [rd.codec_curve(jpeg, images, repeats=1, log=lambda s: None)]
+    measured = [peers.codec_curve(jpeg, images, repeats=1, log=lambda s: None)]
     meta = {"machine": {"cpu": "test", "cpu_count": 1, "platform": "test", "load_average": None},
             "versions": {}, "data": {"folder": "synthetic", "images": 2, "pixels": 2 * 168 * 176},
             "date": "now", "wall_s": 1.0, "repeats": 1}
-    rd.write_report(peers, meta, "first", tmp_path / "photo-peers.json")
+    rd.write_report(measured, meta, "first", tmp_path / "photo-peers.json")
     loaded = rd.load_curves(tmp_path / "photo-peers.json")
-    assert [p.bpp for p in loaded[0].points] == [p.bpp for p in peers[0].points]
+    assert [p.bpp for p in loaded[0].points] == [p.bpp for p in measured[0].points]
 
     def encode(img, q):  # "a new codec": JPEG at 4:4:4
         buf = io.BytesIO()
         Image.fromarray(img).save(buf, format="JPEG", quality=q, subsampling="4:4:4")
         return buf.getvalue()
 
-    new = rd.measure_curve("latcomp", encode, rd.pillow_decode, (30, 50, 70, 90), images, repeats=1,
+    new = rd.measure_curve("latcomp", encode, peers.pillow_decode, (30, 50, 70, 90), images, repeats=1,
                            setting_name="quality", log=lambda s: None)
     paths = [tmp_path / "b.json", tmp_path / "b.md", tmp_path / "b.png"]
     written = rd.write_report([*loaded, new], meta, "second", *paths)

@@ -43,21 +43,18 @@ import numpy as np
 from latcomp.data import DataError
 from latcomp.errors import ModelMismatchError
 from latcomp.modelfile import CONFIG, read_config
+from latcomp.photo.peers import CODECS, PEER_PACKAGES, measure_peers, package_versions
 from latcomp.photo.rd import (
     ANCHOR,
     BD_METHODS,
-    CODECS,
     METRICS,
-    PEER_PACKAGES,
     Curve,
     Log,
     Progress,
     bd_table,
     load_curves,
     measure_curve,
-    measure_peers,
     now,
-    package_versions,
     percent,
     write_report,
 )
@@ -232,7 +229,7 @@ def _report_meta(path: Path) -> dict[str, Any]:
 
 
 def peer_curves_from(path: str | os.PathLike, names: Sequence[str] | None = None) -> tuple[list[Curve], dict]:
-    """The peer curves (those named, else all of :data:`latcomp.photo.rd.CODECS`) of an earlier report, and
+    """The peer curves (those named, else all of :data:`latcomp.photo.peers.CODECS`) of an earlier report, and
     where they come from; DataError if the file has none of them."""
     path = Path(path)
     wanted = list(names or CODECS)
@@ -264,7 +261,7 @@ def run_photo_bench(model_dirs: Sequence[str | os.PathLike], images: Sequence[tu
                     extra: Sequence[str | os.PathLike] = (), repeats: int = 3, cold_runs: int = 3,
                     progress: Progress | None = None, log: Log | None = None) -> PhotoBench:
     """Measure ``model_dirs`` on ``images`` (``data``: their description, as from
-    :func:`latcomp.photo.rd.load_kodak`), with the peers ``"run"`` here, read from a report JSON
+    :func:`latcomp.photo.kodak.load_kodak`), with the peers ``"run"`` here, read from a report JSON
     (a path), or ``"none"``; ``extra`` report files add their curves. Files and models are checked
     before any measuring."""
     start = time.perf_counter()

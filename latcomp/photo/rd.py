@@ -1,16 +1,9 @@
 """Rate–distortion comparison of photo codecs on the Kodak images: curves, BD-rates, reports.
 
 The machinery behind ``latcomp bench --photo`` (:mod:`latcomp.photo.bench`) and
-``python -m benchmarks.photo_peers``; it needs no torch, and matplotlib only to plot.
+``python -m benchmarks.photo_peers``; it needs no torch, and matplotlib only to plot. The
+images come from :mod:`latcomp.photo.kodak`, the classical codecs from :mod:`latcomp.photo.peers`.
 
-* **Data**: :func:`load_kodak` reads ``kodim*.png`` from ``--data-dir`` (the Kodak folder or
-  a data root holding ``kodak/``), else ``$LATCOMP_DATA``, else ``../shared/data``. A folder's
-  ``SHA256SUMS`` file, if it has one, is checked (a mismatch is an error), and every image's
-  decoded pixels are compared with the Kodak originals' (:data:`KODAK_PIXELS_SHA256`, the same
-  for every lossless copy): other images are measured, but the report says that they are not
-  the Kodak set.
-* **Peer codecs** (:data:`CODECS`): JPEG (baseline and optimized Huffman), WebP, AVIF via
-  Pillow, JPEG XL via imagecodecs, each on one thread, swept over its quality setting.
 * **Measuring** (:func:`measure_curve`): per image and setting the codec's file (the whole
   file, headers included) gives bpp = 8·bytes/(H·W); the file is decoded and PSNR-RGB and
   MS-SSIM (:mod:`latcomp.photo_metrics`) are taken against the original, with the median
@@ -25,16 +18,12 @@ The machinery behind ``latcomp bench --photo`` (:mod:`latcomp.photo.bench`) and
 from __future__ import annotations
 
 import datetime
-import hashlib
-import importlib.metadata
-import io
 import json
 import math
 import os
 import re
-import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,21 +32,17 @@ import numpy as np
 
 from latcomp.data import DataError
 from latcomp.fileio import atomic_write, atomic_write_text
+from latcomp.photo.kodak import data_line
 from latcomp.photo_metrics import bd_rate, ms_ssim, ms_ssim_db, psnr_rgb
-from latcomp.results import machine_info, pyplot, timed, write_json
+from latcomp.results import pyplot, timed, write_json
 
 ANCHOR = "JPEG"
-THREADS = 1
-QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
-JXL_DISTANCES = (15, 12, 8, 6, 4, 3, 2, 1.5, 1, 0.75, 0.5)
 BD_METHODS = ("cubic", "akima")
 METRICS = {"psnr": "PSNR-RGB (dB)", "ms_ssim_db": "MS-SSIM (dB)"}  # Point attribute -> axis label
 # One colour per curve in every figure; curves not listed (e.g. a latcomp model) take _OTHER_COLOURS in turn.
 CURVE_COLOURS = {"JPEG": "tab:gray", "JPEG (optimize)": "tab:purple", "WebP": "tab:green", "AVIF": "tab:blue",
                  "JPEG XL": "tab:orange"}
 _OTHER_COLOURS = ("tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
-#: Python packages whose versions a peer report names (each curve also names its C library).
-PEER_PACKAGES = ("pillow", "imagecodecs", "bjontegaard", "numpy")
 TITLE = "Photo codecs on Kodak: classical peers"
 
 Encoder = Callable[[np.ndarray, Any], bytes]
@@ -65,281 +50,6 @@ Decoder = Callable[[bytes], np.ndarray]
 #: ``progress(stage, done, total)`` as in :mod:`latcomp.bench`.
 Progress = Callable[[str, int, int], None]
 Log = Callable[[str], None]
-
-
-# --------------------------------------------------------------------------- data
-
-#: The checkout's ``../shared/data`` (meaningful when latcomp runs from a source checkout).
-_CHECKOUT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-#: SHA-256 of the decoded pixels (8-bit RGB, row by row) of the 24 Kodak images (PCD0992): the same for
-#: every lossless copy, whatever its PNG chunks.
-KODAK_PIXELS_SHA256 = {
-    "kodim01": "a00210743353594464ac67e680a41710f484444ca5f9dfddeb570de25c428273",
-    "kodim02": "ae5a495df4ec40e0941265440ccf98973915b4190ab803e37a23ca93dd43a07e",
-    "kodim03": "234e61f585503f2a44400f5561131e8a512ef2c15328cd83d5cdbf10e2616cf2",
-    "kodim04": "e88e788fca00e6c723bb66ff45edb8cb56091ee284dcb73e3909834f2c96eeb6",
-    "kodim05": "ed3d1ee770909d3b27903b52ce19ee59a9bf24621a7bf1fb57b90677da880cb6",
-    "kodim06": "7f45158999fa297d1cfbd292b3e2f3f5b27770701c3473155c211c3f512cc97f",
-    "kodim07": "4e3664bf6fe865b49f15f7b554efa7dbecaf73ae0e8699f2e307bf07849f1264",
-    "kodim08": "889c3740e4ed54ca53d11ae735a44d15fa24fe312b3bd1609a80618a4092c208",
-    "kodim09": "f8453140e63a42301a6dbebb849a3cc40d34e4e59580eb1f372f7f5460df0dbe",
-    "kodim10": "fabe11b5c4f028394e093a5b5907e5fabc8072da0d5334fb3a38547a7e1be842",
-    "kodim11": "ab4dd9bf8431e717d33892b3ba03c63bfea3c7fa72c2610010de7df3c194c075",
-    "kodim12": "f412db2168e599949aac26bd3264f111b23a684f30a21cfd320e9e95bc69bbae",
-    "kodim13": "875703d56fb9396f478b5d7d3b18e2b77c17147a685c6dc2567e1c574aaf01e3",
-    "kodim14": "2bd5029ee75ac1697542e5b05624e8afe186e3250abd7513d6a806b52084c2f0",
-    "kodim15": "b5353e7511277009922ecbdebfc6418fec53aa1b2a08d44fc957a7540825697b",
-    "kodim16": "ed21745fd32fce95cc2c6af7fc52b1b15e590c7a14ab18ab34bd65ecaf955ac7",
-    "kodim17": "566bc866664e9b06dc86e2654051b454844efe17322dbf7e24156d8243f1943e",
-    "kodim18": "3475af71066f3ca8206eb12cfc989ebe9c6e44820a96604e88ae018606e1f7bd",
-    "kodim19": "7956408ef24222d37ac53f579bd24d5b2c3557b16c657e8b71c1b6ae9f18de1b",
-    "kodim20": "666ce8f2db5566a123bb081e70618f6f4c4253df960f3b41bb9dcc3dd134f3cf",
-    "kodim21": "2d6902daf7c4486b7c8c04d834091841a2b38c8f0c81cd7a963a6510b34a2a6a",
-    "kodim22": "f430842120c108b67725ada96b8b7b2a914f6a0915eacd5595064c6c1a5d70a0",
-    "kodim23": "81992a83592267e69125666f3e3e04c1819529b4c4c1e55fde0a6a741bac4219",
-    "kodim24": "e3e3ccc3e795b82a3da66934409dfe98ce0f5aadc6d7767543c506453599bb98",
-}
-
-
-def data_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Where the Kodak folder is looked for: ``data_dir``; else ``$LATCOMP_DATA``; else ``../shared/data``
-    (beside the source checkout, and relative to the working directory)."""
-    if data_dir is not None:
-        return [Path(data_dir).expanduser()]
-    if os.environ.get("LATCOMP_DATA"):
-        return [Path(os.environ["LATCOMP_DATA"]).expanduser()]
-    return list(dict.fromkeys([_CHECKOUT_DATA, Path("..", "shared", "data")]))
-
-
-def kodak_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The folder with ``kodim*.png``: ``ROOT/kodak`` or ``ROOT`` itself for each root of :func:`data_roots`.
-
-    Raises :class:`latcomp.data.DataError` with one line saying where it looked.
-    """
-    roots = data_roots(data_dir)
-    for root in roots:
-        for folder in (root / "kodak", root):
-            if any(folder.glob("kodim*.png")):
-                return folder
-    where = " or ".join(f"{r / 'kodak'} or {r}" for r in roots)
-    raise DataError(f"Kodak images (kodim01.png … kodim24.png) not found in {where}; "
-                    "set LATCOMP_DATA to the data root or pass --data-dir")
-
-
-def _check_sums(folder: Path, paths: Sequence[Path]) -> bool:
-    """Check ``paths`` against ``folder/SHA256SUMS`` when it exists; True if checked, DataError on a mismatch."""
-    sums_file = folder / "SHA256SUMS"
-    if not sums_file.exists():
-        return False
-    sums = {}
-    for line in sums_file.read_text().splitlines():
-        if line.strip():
-            digest, file_name = line.split(maxsplit=1)
-            sums[file_name.lstrip("*")] = digest
-    for p in paths:
-        want = sums.get(p.name)
-        if want is not None and hashlib.sha256(p.read_bytes()).hexdigest() != want:
-            raise DataError(f"{p} does not match its sha256 in {sums_file}")
-    return True
-
-
-def pixels_sha256(img: np.ndarray) -> str:
-    """SHA-256 (hex) of an image's pixels, row by row (as :data:`KODAK_PIXELS_SHA256` holds them)."""
-    return hashlib.sha256(np.ascontiguousarray(img).tobytes()).hexdigest()
-
-
-def _shown_path(path: Path) -> str:
-    """``path`` relative to the working directory when that is short, else absolute."""
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:  # another drive
-        return str(path.absolute())
-    return rel if rel.count("..") <= 2 else str(path.absolute())
-
-
-def load_kodak(data_dir: str | os.PathLike | None = None, limit: int | None = None
-               ) -> tuple[list[tuple[str, np.ndarray]], dict[str, Any]]:
-    """The Kodak images as (name, uint8 HxWx3) pairs in name order (the first ``limit``), and a description
-    of the data: folder, count, pixels, whether SHA256SUMS was checked, and which images are not the
-    Kodak originals (``not_kodak``, empty for the real set)."""
-    from PIL import Image
-
-    folder = kodak_dir(data_dir)
-    paths = sorted(folder.glob("kodim*.png"))[:limit]
-    checked = _check_sums(folder, paths)
-    images = []
-    for p in paths:
-        with Image.open(p) as im:
-            images.append((p.stem, np.asarray(im.convert("RGB"))))
-    not_kodak = [name for name, img in images if KODAK_PIXELS_SHA256.get(name) != pixels_sha256(img)]
-    return images, {"folder": _shown_path(folder), "images": len(images), "sha256_checked": checked,
-                    "pixels": int(sum(img.shape[0] * img.shape[1] for _, img in images)), "not_kodak": not_kodak}
-
-
-def data_line(data: dict[str, Any]) -> str:
-    """One sentence on the data of a report (with a warning when the images are not the Kodak originals)."""
-    line = (f"Data: {data['images']} images from `{data['folder']}` ({data['pixels']} pixels"
-            + (", sha256 checked" if data.get("sha256_checked") else "") + ").")
-    if data.get("not_kodak"):
-        line += (f" **Not the Kodak originals**: the pixels of {', '.join(data['not_kodak'])} differ from them, "
-                 "so these numbers are not comparable with published Kodak results.")
-    return line
-
-
-# --------------------------------------------------------------------------- codecs
-
-
-@dataclass(frozen=True)
-class Codec:
-    """A classical codec as this benchmark runs it: the sweep, the fixed options, encode and decode."""
-
-    name: str
-    library: str
-    setting_name: str
-    settings: tuple[float, ...]
-    options: dict[str, Any]
-    encode: Encoder
-    decode: Decoder
-
-
-class CodecUnavailable(RuntimeError):
-    """The library a codec needs is missing here (the message says why)."""
-
-
-def _pillow_encoder(fmt: str, setting_name: str, **options: Any) -> Encoder:
-    """``encode(img, setting)`` saving with Pillow in ``fmt``, the setting passed as ``setting_name``."""
-    from PIL import Image
-
-    def encode(img: np.ndarray, setting: Any) -> bytes:
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format=fmt, **{setting_name: setting}, **options)
-        return buf.getvalue()
-
-    return encode
-
-
-def pillow_decode(data: bytes) -> np.ndarray:
-    """Decode a file with Pillow to uint8 RGB."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
-
-
-def _pillow(feature: str) -> str:
-    """'Pillow X (library Y)' for a Pillow codec; CodecUnavailable if Pillow was built without it."""
-    from PIL import __version__, features
-
-    if not features.check(feature):
-        raise CodecUnavailable(f"Pillow {__version__} was built without {feature}")
-    return f"Pillow {__version__} ({_pillow_library(feature)})"
-
-
-def _pillow_library(feature: str) -> str:
-    """The name and version of the C library behind a Pillow codec."""
-    from PIL import features
-
-    if feature == "jpg":
-        api = f"libjpeg API {features.version('jpg')}"
-        if features.check_feature("libjpeg_turbo"):
-            return f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}, {api}"
-        return api
-    if feature == "avif":
-        from PIL import _avif
-
-        return f"libavif {features.version('avif')}; {_avif.codec_versions()}"
-    return f"lib{feature} {features.version(feature)}"
-
-
-def jpeg(optimize: bool = False) -> Codec:
-    """Baseline JPEG via Pillow, 4:2:0, Pillow's default quantization tables; optionally optimized Huffman."""
-    options = {"subsampling": "4:2:0", "optimize": optimize}
-    return Codec("JPEG (optimize)" if optimize else "JPEG", _pillow("jpg"), "quality", QUALITIES, options,
-                 _pillow_encoder("JPEG", "quality", **options), pillow_decode)
-
-
-def webp() -> Codec:
-    """Lossy WebP via Pillow (libwebp), method 6 (slowest, best)."""
-    options = {"method": 6}
-    return Codec("WebP", _pillow("webp"), "quality", QUALITIES, options,
-                 _pillow_encoder("WEBP", "quality", **options), pillow_decode)
-
-
-def avif(speed: int = 6) -> Codec:
-    """AVIF via Pillow's AVIF plugin (libavif), 8-bit 4:2:0, one encoder and one decoder thread."""
-    library = _pillow("avif")
-    from PIL import AvifImagePlugin
-
-    AvifImagePlugin.DEFAULT_MAX_THREADS = THREADS  # the decoder's thread count (a module setting)
-    options = {"speed": speed, "subsampling": "4:2:0", "max_threads": THREADS}
-    return Codec("AVIF", library, "quality", QUALITIES, options,
-                 _pillow_encoder("AVIF", "quality", **options), pillow_decode)
-
-
-def jpeg_xl(effort: int = 7) -> Codec:
-    """JPEG XL (libjxl, VarDCT) via imagecodecs, swept over the butteraugli distance, one thread."""
-    try:
-        import imagecodecs
-    except ImportError as e:
-        raise CodecUnavailable("imagecodecs is not installed (pip install 'latcomp[bench]')") from e
-    if not imagecodecs.JPEGXL.available:
-        raise CodecUnavailable(f"imagecodecs {imagecodecs.__version__} was built without JPEG XL")
-
-    def encode(img: np.ndarray, distance: float) -> bytes:
-        return bytes(imagecodecs.jpegxl_encode(img, effort=effort, distance=distance, numthreads=THREADS))
-
-    def decode(data: bytes) -> np.ndarray:
-        return imagecodecs.jpegxl_decode(data, numthreads=THREADS)
-
-    return Codec("JPEG XL", f"imagecodecs {imagecodecs.__version__} ({imagecodecs.jpegxl_version()})", "distance",
-                 JXL_DISTANCES, {"effort": effort, "numthreads": THREADS, "container": False}, encode, decode)
-
-
-# name -> factory (raises CodecUnavailable when its library is missing)
-CODECS: dict[str, Callable[[], Codec]] = {
-    "JPEG": jpeg,
-    "JPEG (optimize)": lambda: jpeg(optimize=True),
-    "WebP": webp,
-    "AVIF": avif,
-    "JPEG XL": jpeg_xl,
-}
-#: Short names of the codecs for command lines (the full names, any case, work too).
-CODEC_KEYS = {"jpeg": "JPEG", "jpeg-opt": "JPEG (optimize)", "webp": "WebP", "avif": "AVIF", "jxl": "JPEG XL"}
-
-
-def codec_names(spec: str) -> list[str]:
-    """The codec names of a comma-separated list of short (``jpeg,webp``) or full names; ValueError if unknown."""
-    lookup = {**CODEC_KEYS, **{name.lower(): name for name in CODECS}}
-    names, unknown = [], []
-    for word in (w.strip() for w in spec.split(",")):
-        if word:
-            (names if word.lower() in lookup else unknown).append(lookup.get(word.lower(), word))
-    if unknown or not names:
-        raise ValueError(f"unknown codec {', '.join(unknown) or repr(spec)}; choose from "
-                         f"{', '.join(CODEC_KEYS)} (or {', '.join(CODECS)})")
-    return list(dict.fromkeys(names))
-
-
-def available_codecs(names: Sequence[str] | None = None) -> tuple[list[Codec], dict[str, str]]:
-    """The codecs of :data:`CODECS` (or those named) that work here, and why the others are skipped."""
-    codecs, skipped = [], {}
-    for name in names or CODECS:
-        try:
-            codecs.append(CODECS[name]())
-        except CodecUnavailable as e:
-            skipped[name] = str(e)
-    return codecs, skipped
-
-
-def package_versions(dists: Iterable[str] = PEER_PACKAGES) -> dict[str, str]:
-    """Versions of the Python packages measured with (those installed); each curve names its C library."""
-    out = {}
-    for dist in dists:
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 # --------------------------------------------------------------------------- measuring
@@ -418,30 +128,6 @@ def measure_curve(name: str, encode: Encoder, decode: Decoder, settings: Sequenc
             log(f"{name} {setting_name} {setting}: {p.bpp:.3f} bpp, {p.psnr:.2f} dB, MS-SSIM {p.ms_ssim:.4f}, "
                 f"enc {p.enc_s:.3f} s, dec {p.dec_s:.3f} s")
     return Curve(name, points, setting_name, info or {})
-
-
-def codec_curve(codec: Codec, images: Sequence[tuple[str, np.ndarray]], repeats: int = 3, log: Log | None = print,
-                progress: Progress | None = None) -> Curve:
-    """:func:`measure_curve` of a registered codec over its sweep."""
-    info = {"library": codec.library, "options": codec.options}
-    return measure_curve(codec.name, codec.encode, codec.decode, codec.settings, images, repeats,
-                         codec.setting_name, info, log, progress)
-
-
-def measure_peers(images: Sequence[tuple[str, np.ndarray]], codec_names: Sequence[str] | None = None,
-                  repeats: int = 3, log: Log | None = print, progress: Progress | None = None
-                  ) -> tuple[list[Curve], dict[str, Any]]:
-    """Measure the available peer codecs (all, or those named) on ``images``: the curves, and the run's
-    metadata (date, wall_s, repeats, threads, skipped, versions, machine)."""
-    start = time.perf_counter()
-    codecs, skipped = available_codecs(codec_names)
-    for name, why in skipped.items():
-        if log:
-            log(f"skipping {name}: {why}")
-    curves = [codec_curve(c, images, repeats, log, progress) for c in codecs]
-    meta = {"date": now(), "wall_s": time.perf_counter() - start, "repeats": repeats, "threads": THREADS,
-            "skipped": skipped, "versions": package_versions(), "machine": machine_info()}
-    return curves, meta
 
 
 def now() -> str:
