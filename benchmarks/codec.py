@@ -150,7 +150,7 @@ def run_benchmark(model: str | os.PathLike = DEFAULT_MODEL, data_dir: str | os.P
     n, pixels = x.shape[0], x.size
     images = x.reshape(n, 28, 28)
     res: dict[str, Any] = {"images": n, "pixels_per_image": x.shape[1], "seed": seed,
-                           "model": {"path": str(model), "digest": m.digest,
+                           "model": {"path": os.path.relpath(Path(model).resolve(), REPO), "digest": m.digest,
                                      "training": read_config(model).get("training", {})}}
 
     log(f"lossy batch of {n} digits")

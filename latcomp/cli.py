@@ -20,7 +20,7 @@ from click.core import ParameterSource
 from .data import DataError
 from .distributed import PeerFailed
 from .errors import CodecError
-from .modelfile import ModelFileError
+from .modelfile import DEFAULT_PHOTO_QUALITY, PHOTO_QUALITIES, ModelFileError
 from .schema import ARCHITECTURES as _SCHEMA_ARCHITECTURES
 from .schema import INT_LIMITS, SchemaError, check_hparams
 
@@ -252,8 +252,10 @@ def _run_with_progress(label: str, count: int, quiet: bool, work: Any) -> Any:
 @click.option("-o", "--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=str), required=True,
               help="Output container (.lat), or - for standard output.")
 @_MODEL_OPTION
-@click.option("-q", "--quality", type=click.IntRange(1, 4), default=3, show_default=True,
-              help="Photos: quality level of the shipped photo models, 1 (smallest files) to 4 (best images).")
+@click.option("-q", "--quality", type=click.IntRange(PHOTO_QUALITIES[0], PHOTO_QUALITIES[-1]),
+              default=DEFAULT_PHOTO_QUALITY, show_default=True,
+              help=f"Photos: quality level of the shipped photo models, {PHOTO_QUALITIES[0]} (smallest files) to "
+                   f"{PHOTO_QUALITIES[-1]} (best images).")
 @click.option("--lossless", is_flag=True, help="Also code every pixel exactly (binary images only).")
 @click.option("--resize", is_flag=True,
               help="Convert images of another size or mode to the model's input (each lossy step is a warning).")
@@ -456,7 +458,7 @@ _MNIST_ONLY = ("split", "is_samples", "dithers", "no_bitstream", "defensive")
 @click.option("--photo", is_flag=True,
               help="Photo models on the Kodak images against JPEG, WebP, AVIF and JPEG XL: RD curves (real "
                    "files), BD-rates, cold-start decode time. MODEL_DIR... defaults to the shipped photo models "
-                   "q1 … q4 that exist.")
+                   f"q{PHOTO_QUALITIES[0]} … q{PHOTO_QUALITIES[-1]} that exist.")
 @click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True,
               help="Dataset split to evaluate on (each model's own dataset).")
 @click.option("--is-samples", type=click.IntRange(min=0), default=1000, show_default=True, metavar="K",
@@ -590,7 +592,7 @@ def _run_photo_bench(model_dirs: tuple[Path, ...], data_dir: Path | None, images
         raise click.ClickException("BD-rates need the bjontegaard package: pip install 'latcomp[bench]'")
     models = list(model_dirs) or photo_bench.default_models()
     if not models:
-        raise click.UsageError("no shipped photo models (models/photo-q1 … photo-q4) here; name MODEL_DIR...")
+        raise click.UsageError("no shipped photo models (models/photo-q*) here; name MODEL_DIR...")
     for directory in models:  # before reading the images
         photo_bench.model_info(directory)
     kodak, data = load_kodak(data_dir, images)

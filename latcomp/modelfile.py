@@ -52,6 +52,10 @@ def shipped_model(name: str) -> Path:
 
 #: The shipped MNIST model, used by ``encode``/``decode``/``bench`` for 28×28 digits when none is named.
 DEFAULT_MODEL = shipped_model("mnist-lattice-vae")
+#: Quality levels of the shipped photo models (``models/photo-q1`` … ``photo-q5``), low to high rate,
+#: and the one ``latcomp encode`` uses unless ``-q`` says otherwise.
+PHOTO_QUALITIES = (1, 2, 3, 4, 5)
+DEFAULT_PHOTO_QUALITY = 3
 
 
 class ModelFileError(Exception):

@@ -11,6 +11,7 @@ import pytest
 from codec_fixtures import cli, make_photo_model, run_latcomp
 
 from latcomp.container import unpack
+from latcomp.modelfile import PHOTO_QUALITIES
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +154,7 @@ def test_stdin_and_stdout(tmp_path, photo_model):
     assert np.asarray(Image.open(io.BytesIO(dec.stdout))).shape == (18, 22, 3)
 
 
-@pytest.mark.parametrize("quality", [1, 2, 3, 4])
+@pytest.mark.parametrize("quality", PHOTO_QUALITIES)
 def test_every_shipped_quality_level_round_trips(tmp_path, capsys, quality):
     """The shipped photo models: the CLI and the Python API give the same image, of the original size."""
     from latcomp.photo import codec
@@ -171,3 +172,17 @@ def test_every_shipped_quality_level_round_trips(tmp_path, capsys, quality):
     np.testing.assert_array_equal(_read(tmp_path / "out.png"), api)
     assert api.shape == image.shape
     assert 10 * np.log10(255**2 / np.mean((api.astype(float) - image) ** 2)) > 20  # a trained model, not noise
+
+
+def test_quality_levels_outside_the_shipped_ones_are_refused(tmp_path, capsys):
+    """-q takes exactly the shipped levels; the library refuses the same values with one line."""
+    from latcomp.errors import InputError
+    from latcomp.photo import codec
+
+    _save(tmp_path / "in.png", _photo(20, 24, seed=1))
+    for quality in (PHOTO_QUALITIES[0] - 1, PHOTO_QUALITIES[-1] + 1):
+        code, err = cli(capsys, "encode", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.lat"), "-q", str(quality))
+        assert code == 2 and "--quality" in err and not (tmp_path / "x.lat").exists()
+        with pytest.raises(InputError, match="quality must be one of"):
+            codec.photo_model(quality)
+    assert codec.QUALITIES == PHOTO_QUALITIES and codec.DEFAULT_QUALITY in PHOTO_QUALITIES

@@ -81,7 +81,8 @@ class PhotoBench:
 
 
 def default_models() -> list[Path]:
-    """The shipped photo models (``models/photo-q1`` … ``photo-q4``) that exist here, low to high rate."""
+    """The shipped photo models (``models/photo-q1`` …, :data:`latcomp.photo.codec.QUALITIES`) that exist here,
+    low to high rate."""
     from latcomp.photo.codec import QUALITIES, photo_model
 
     return [d for d in map(photo_model, QUALITIES) if (Path(d) / CONFIG).is_file()]

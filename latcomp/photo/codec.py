@@ -37,12 +37,10 @@ from latcomp.codec import (
 )
 from latcomp.container import PHOTO_VERSION, Header, content_crc, pack, payload_to_words, unpack, words_to_payload
 from latcomp.errors import CodecError, FormatError, InputError, LimitError, ModelMismatchError
-from latcomp.modelfile import shipped_model
+from latcomp.modelfile import DEFAULT_PHOTO_QUALITY, PHOTO_QUALITIES, shipped_model
 from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoCodec, latent_size
 
-#: Quality levels of the shipped photo models (``models/photo-q1`` … ``photo-q4``), low to high rate.
-QUALITIES = (1, 2, 3, 4)
-DEFAULT_QUALITY = 3
+QUALITIES, DEFAULT_QUALITY = PHOTO_QUALITIES, DEFAULT_PHOTO_QUALITY
 #: Largest image (H·W) the photo codec takes: 8192 × 8192, or a 61-megapixel camera's 9504 × 6336. The
 #: transforms work in bands (:data:`latcomp.photo.network.BAND_PIXELS`), so what grows with the image is
 #: its buffers and the latent: about 40 bytes per pixel to encode, 25 to decode (docs/results/photo-sizes.md).
@@ -52,7 +50,7 @@ LUMA = np.array([0.299, 0.587, 0.114])
 
 
 def photo_model(quality: int = DEFAULT_QUALITY) -> Any:
-    """The directory of the shipped photo model of ``quality`` (1 … 4)."""
+    """The directory of the shipped photo model of ``quality`` (one of :data:`QUALITIES`)."""
     if quality not in QUALITIES:
         raise InputError(f"quality must be one of {', '.join(map(str, QUALITIES))}, got {quality}")
     return shipped_model(f"photo-q{quality}")
