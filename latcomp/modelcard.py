@@ -163,7 +163,8 @@ def render_photo_card(directory: str | Path, evaluation: dict[str, Any], command
     m, ev = evaluation["machine"], evaluation
     start = "trained from random initial weights"
     if cfg.get("init"):
-        start = f"fine-tuned from `{cfg['init']}` (its weights, channels regrouped if the lattice changed)"
+        start = (f"fine-tuned from `{cfg['init']}` (its weights; channels regrouped if the lattice changed, "
+                 "lattice scales moved to the new λ)")
         if read_train_log(cfg["init"]):
             steps, seconds = lineage_budget(cfg["init"])
             start += f", whose best model had {steps:,} steps ({seconds / 3600:.2f} h) in all"
