@@ -281,10 +281,11 @@ def train(args: argparse.Namespace) -> None:
         if args.data_dir:
             cfg = replace(cfg, data_dir=args.data_dir)
         state, log = meta["state"], read_log(out)[:meta["state"]["epoch"]]
+        init_sd, init = None, meta["settings"].get("init")
     else:
         cfg = latcomp_settings(args.latcomp_run, args.data_dir)
         model_sd, opt_sds, state, log = None, None, {"epoch": 0, "seconds": 0.0}, []
-    init = Path(args.init) if getattr(args, "init", None) and not args.resume else None
+        init_sd, init = fine_tune_start(args.init)
     images, valid = load_data(cfg)
     noise_model = latcomp_noise_model(cfg)
     torch.manual_seed(cfg.seed)
@@ -294,8 +295,8 @@ def train(args: argparse.Namespace) -> None:
         model.load_state_dict(model_sd)
         opt.load_state_dict(opt_sds["optim"])
         aux_opt.load_state_dict(opt_sds["aux_optim"])
-    elif init is not None:  # a fine-tune, as latcomp's --init: the weights, fresh optimizers
-        model.load_state_dict(load_checkpoint(init)[0])
+    elif init_sd is not None:  # a fine-tune, as latcomp's --init: the weights, fresh optimizers
+        model.load_state_dict(init_sd)
     criterion = RateDistortionLoss(lmbda=cfg.lam)
     settings = {"model": f"compressai.models.FactorizedPrior(N={N_CHANNELS}, M={M_CHANNELS})",
                 "loss": "compressai.losses.RateDistortionLoss: lam*255^2*MSE + bpp", "lam": cfg.lam,
@@ -304,7 +305,7 @@ def train(args: argparse.Namespace) -> None:
                 "training_images": len(images), "validation": f"{len(valid)} centre crops of {valid.shape[-1]}^2",
                 "crops": "latcomp's: epoch_generator(seed, epoch), _epoch_batches, dither draws discarded",
                 "latcomp_run": os.path.relpath(Path(args.latcomp_run).resolve(), REPO),
-                "init": meta_init(args, init), "versions": versions()}
+                "init": init, "versions": versions()}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CONFIG, json.dumps(settings, indent=2) + "\n")
     model.train()
@@ -351,15 +352,15 @@ def train(args: argparse.Namespace) -> None:
         print(json.dumps(record), flush=True)
 
 
-def meta_init(args: argparse.Namespace, init: Path | None) -> dict[str, Any] | None:
-    """What a fine-tune started from (the checkpoint and its steps), kept across ``--resume``; None for a new model."""
-    if args.resume:
-        return load_checkpoint(Path(args.out) / CHECKPOINT)[2]["settings"].get("init")
-    if init is None:
-        return None
-    meta = load_checkpoint(init)[2]
-    return {"checkpoint": os.path.relpath(init.resolve(), REPO),
-            "steps": meta["state"]["epoch"] * meta["settings"]["steps_per_epoch"]}
+def fine_tune_start(checkpoint: str | None) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any] | None]:
+    """The weights ``--init CHECKPOINT`` starts from and what the run records of them (the checkpoint and its
+    steps); (None, None) for a model trained from random weights."""
+    if not checkpoint:
+        return None, None
+    path = Path(checkpoint)
+    model_sd, _, meta = load_checkpoint(path)
+    return model_sd, {"checkpoint": os.path.relpath(path.resolve(), REPO),
+                      "steps": meta["state"]["epoch"] * meta["settings"]["steps_per_epoch"]}
 
 
 def read_log(out: Path) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from latcomp.modelfile import load_model, read_config
-from latcomp.nn.photo import rate_step_factor, relattice
+from latcomp.nn.photo import relattice
 from latcomp.results import machine_info, write_results
 from latcomp.train import _load_data, default_config, evaluate
 
@@ -39,9 +39,9 @@ def starting_losses(model_dir: str, data_dir: str | None, lattice: str) -> list[
     rows = []
     for lam in LAMBDAS:
         for power in POWERS:
-            model = relattice(source, lattice, lam=lam)  # scales × rate_step_factor, i.e. power ½
+            model = relattice(source, lattice, lam=lam)  # scales × (λ_source/λ)^½ (rate_step_factor)
             with torch.no_grad():
-                model.log_delta.add_((power - 0.5) * 2 * math.log(rate_step_factor(source.lam, lam)))
+                model.log_delta.add_((power - 0.5) * math.log(source.lam / lam))
             r = evaluate(model, valid, batch_size=8)
             rows.append({"lam": lam, "power": power, "loss": r["loss"], "bpp": r["bpp"], "psnr": r["psnr"]})
             print(rows[-1], file=sys.stderr, flush=True)

@@ -52,6 +52,7 @@ from latcomp.entropy.bernoulli import BernoulliPixelModel
 from latcomp.entropy.lattice_code import SYMBOL_CHUNK, DitherRows
 from latcomp.exact.networks import CHUNK, CodecModel, ModelShapeError, build_numpy_model
 from latcomp.latent_codecs.lattice import LatticeLatentCodec
+from latcomp.steps import spans
 
 from .container import MAX_COUNT, MODEL_ID_BYTES, Header, content_crc, pack, payload_to_words, unpack, words_to_payload
 from .errors import CodecError, FormatError, InputError, LimitError, ModelMismatchError
@@ -214,7 +215,7 @@ def to_uint8(mean: np.ndarray) -> np.ndarray:
 
 
 def _chunks(n: int) -> list[slice]:
-    return [slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
+    return [slice(a, b) for a, b in spans(n, CHUNK)]
 
 
 class _SeededDither:

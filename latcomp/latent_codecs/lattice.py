@@ -36,16 +36,13 @@ from latcomp.entropy.laplace import laplace_log_density, laplace_log_mass
 from latcomp.entropy.lattice_code import LatticeCode
 from latcomp.lattices.dither import seeded_uniforms
 from latcomp.lattices.product import ProductLattice
+from latcomp.steps import spans
 
 Array = Any  # numpy.ndarray or torch.Tensor
 
 #: Rows per step of the coding-side dither and quantizer: their temporaries (several copies of a
 #: step for a lattice's nearest-point search) stay a few MiB whatever the number of rows.
 ROWS_PER_STEP = 1 << 12
-
-
-def _row_steps(count: int) -> list[tuple[int, int]]:
-    return [(a, min(a + ROWS_PER_STEP, count)) for a in range(0, count, ROWS_PER_STEP)]
 
 
 def _is_torch(x: Array) -> bool:
@@ -141,7 +138,7 @@ class LatticeLatentCodec:
         steps of :data:`ROWS_PER_STEP`).
         """
         u = np.empty((count, self.dim))
-        for a, b in _row_steps(count):
+        for a, b in spans(count, ROWS_PER_STEP):
             u[a:b] = self.dither(seeded_uniforms(seed, (b - a, self.dim), (start + a) * self.dim))
         return u
 
@@ -151,7 +148,7 @@ class LatticeLatentCodec:
         x = np.asarray(x, np.float64)
         limit = self.code.max_coord.astype(np.float64)
         k = np.empty(x.shape, np.int64)
-        for a, b in _row_steps(len(x)):
+        for a, b in spans(len(x), ROWS_PER_STEP):
             y = np.clip(np.nan_to_num((x[a:b] + u[a:b]) / self.code.scale, nan=0.0), -limit, limit)
             k[a:b] = self.code.clamp(self.lattice.quantize(y))
         return k
@@ -160,7 +157,7 @@ class LatticeLatentCodec:
         """Z − U = s·(k·B) − u, the decoder network's input (float64, exact recipe), in steps of
         :data:`ROWS_PER_STEP` rows."""
         w = np.empty(np.shape(u))
-        for a, b in _row_steps(len(w)):
+        for a, b in spans(len(w), ROWS_PER_STEP):
             w[a:b] = self.code.scale * self.lattice.point(k[a:b]) - u[a:b]
         return w
 

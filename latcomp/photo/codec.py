@@ -43,7 +43,8 @@ from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoCodec, latent_size
 QUALITIES, DEFAULT_QUALITY = PHOTO_QUALITIES, DEFAULT_PHOTO_QUALITY
 #: Largest image (H·W) the photo codec takes: 8192 × 8192, or a 61-megapixel camera's 9504 × 6336. The
 #: transforms work in bands (:data:`latcomp.photo.network.BAND_PIXELS`), so what grows with the image is
-#: its buffers and the latent: about 40 bytes per pixel to encode, 25 to decode (docs/results/photo-sizes.md).
+#: its buffers and the latent: about 20 bytes per pixel (docs/results/photo-sizes.md: 1.45 GB to encode,
+#: 1.31 GB to decode at this size).
 MAX_PHOTO_PIXELS = 1 << 26
 #: ITU-R 601-2 luma weights (Pillow's RGB → L).
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -97,9 +98,8 @@ def to_pixels(x_hat: np.ndarray, height: int, width: int, channels: int) -> np.n
 def synthesize(net: NumpyPhotoCodec, w: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
     """The (height, width[, 3]) uint8 image of the latent ``w`` (rows of the padded image), band by band."""
     out = np.empty((height, width) if channels == 1 else (height, width, 3), np.uint8)
-    for top, x_hat in net.decode_bands(w, *latent_size(height, width)):
-        if top < height:
-            out[top:top + x_hat.shape[1]] = to_pixels(x_hat, height - top, width, channels)
+    for top, x_hat in net.decode_bands(w, *latent_size(height, width)):  # every band starts inside the image
+        out[top:top + x_hat.shape[1]] = to_pixels(x_hat, height - top, width, channels)
     return out
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from latcomp.exact.networks import ModelShapeError
 from latcomp.latent_codecs.lattice import LatticeLatentCodec
+from latcomp.steps import spans
 
 #: Kernel size, stride and padding of every layer.
 KERNEL, STRIDE, PAD = 5, 2, 2
@@ -43,8 +44,7 @@ BAND_PIXELS = 1 << 19
 
 def latent_bands(rows: int, cols: int, band_pixels: int = BAND_PIXELS) -> list[tuple[int, int]]:
     """Latent row ranges [a, b) of at most ``band_pixels`` image pixels each (at least one row), covering ``rows``."""
-    step = max(1, band_pixels // (DOWNSAMPLING * DOWNSAMPLING * cols))
-    return [(a, min(a + step, rows)) for a in range(0, rows, step)]
+    return spans(rows, band_pixels // (DOWNSAMPLING * DOWNSAMPLING * cols))
 
 
 #: Bound on the elements of one im2col or tap block (float32): larger layers work in bands of rows.
@@ -53,8 +53,7 @@ BLOCK_ELEMENTS = 1 << 24
 
 def _bands(rows: int, per_row: int) -> list[tuple[int, int]]:
     """Row ranges covering ``rows`` with at most :data:`BLOCK_ELEMENTS` elements (``per_row`` each) per band."""
-    step = max(1, BLOCK_ELEMENTS // max(1, per_row))
-    return [(start, min(start + step, rows)) for start in range(0, rows, step)]
+    return spans(rows, BLOCK_ELEMENTS // max(1, per_row))
 
 
 def conv_down(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
