@@ -44,7 +44,7 @@ QUALITIES, DEFAULT_QUALITY = PHOTO_QUALITIES, DEFAULT_PHOTO_QUALITY
 #: Largest image (H·W) the photo codec takes: 8192 × 8192, or a 61-megapixel camera's 9504 × 6336. The
 #: transforms work in bands (:data:`latcomp.photo.network.BAND_PIXELS`), so what grows with the image is
 #: its buffers and the latent: about 20 bytes per pixel (docs/results/photo-sizes.md: 1.45 GB to encode,
-#: 1.31 GB to decode at this size).
+#: 1.30 GB to decode at this size).
 MAX_PHOTO_PIXELS = 1 << 26
 #: ITU-R 601-2 luma weights (Pillow's RGB → L).
 LUMA = np.array([0.299, 0.587, 0.114])
