@@ -74,8 +74,6 @@ class RichReporter:
 ARCHITECTURES = tuple(sorted(_SCHEMA_ARCHITECTURES))
 #: Modules of the optional extras (pyproject.toml) → the extra that installs them.
 OPTIONAL_MODULES = {"torch": "train", "matplotlib": "train", "bjontegaard": "bench", "imagecodecs": "bench"}
-#: Settings a resumed run may change: the stopping rule, not what the epochs compute.
-RESUMABLE = ("max_epochs",)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -188,8 +186,11 @@ def _train_config(ctx: click.Context, out: Path, resume: bool, force: bool, depr
 
 def _resumed_config(ctx: click.Context, saved: Any, options: dict[str, Any], given: set[str]) -> Any:
     """The checkpoint's settings ``saved``; options given on the command line must agree (UsageError naming
-    every conflict), except :data:`RESUMABLE` ones, which replace the recorded values."""
+    every conflict), except the stopping rule (``latcomp.train.RESUMABLE``), which replaces the recorded
+    values."""
     from dataclasses import replace
+
+    from .train import RESUMABLE
 
     flags = {p.name: max(p.opts, key=len) for p in ctx.command.params}
     conflicts = [f"{flags[name]} {options[name]} (the run has {getattr(saved, name)})" for name in sorted(given)

@@ -131,22 +131,26 @@ def evaluate_photo_model(directory: str | Path, data_dir: str | None = None,
         if not points:
             raise SystemExit(f"{bench_json} has no point of {directory}")
         point, data = points[0], {"report": bench_json}
+        machine = json.loads(Path(bench_json).read_text())["machine"]  # the report's, not this one's
     else:
         images, data = load_kodak(data_dir)
         point = latcomp_curves([directory], images, repeats=1, cold_runs=3, log=None)[0].points[0]
+        machine = machine_info()
     return {"dataset": "kodak", "data": data, "bpp": point.bpp, "psnr": point.psnr, "ms_ssim": point.ms_ssim,
             "encode_s": point.enc_s, "decode_s": point.dec_s, "cold_decode_s": point.info.get("cold_decode_s"),
-            "machine": machine_info()}
+            "machine": machine}
 
 
 def lineage_budget(directory: str | Path) -> tuple[int, float]:
     """Training steps and seconds that made a photo model's best model, its starting points' included
     (``--init`` chains: each run counts up to its best epoch, the one the next run started from)."""
-    cfg = read_config(directory)["training"]["config"]
     log = read_train_log(directory)
+    if not log:  # a model without its training log (e.g. a copied model file): nothing to count
+        return 0, 0.0
+    cfg = read_config(directory)["training"]["config"]
     best = min(log, key=lambda r: r["valid_loss"])["epoch"]
     steps, seconds = best * cfg["steps_per_epoch"], sum(r["seconds"] for r in log if r["epoch"] <= best)
-    if cfg.get("init") and read_train_log(cfg["init"]):
+    if cfg.get("init"):
         before = lineage_budget(cfg["init"])
         steps, seconds = steps + before[0], seconds + before[1]
     return steps, seconds
@@ -165,8 +169,8 @@ def render_photo_card(directory: str | Path, evaluation: dict[str, Any], command
     if cfg.get("init"):
         start = (f"fine-tuned from `{cfg['init']}` (its weights; channels regrouped if the lattice changed, "
                  "lattice scales moved to the new λ)")
-        if read_train_log(cfg["init"]):
-            steps, seconds = lineage_budget(cfg["init"])
+        steps, seconds = lineage_budget(cfg["init"])
+        if steps:
             start += f", whose best model had {steps:,} steps ({seconds / 3600:.2f} h) in all"
     lr = f"Adam lr {cfg['lr']}" + (f" (a tenth of it from epoch {cfg['lr_drop']} on)" if cfg.get("lr_drop") else "")
     return f"""# Model card: {directory.name}

@@ -49,6 +49,8 @@ CHECKPOINT = "checkpoint.safetensors"
 LOG = "train-log.jsonl"
 #: The files of a run: what ``force`` removes before starting over (anything else in the directory stays).
 RUN_FILES = (WEIGHTS, CONFIG, CHECKPOINT, LOG)
+#: Settings a resumed run may change: the stopping rule, not what the epochs compute.
+RESUMABLE = ("max_epochs", "patience")
 NATS_PER_BIT = math.log(2.0)
 PHOTO_ARCHITECTURES = ("photo-factorized",)
 #: Photo validation: centre crops of this side from (at most) this many evenly spaced validation images.
@@ -351,7 +353,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
     ``force`` starts over in a non-empty directory, removing the files of a previous
     run (:data:`RUN_FILES`) once every check has passed. With ``resume`` the run
     continues from ``out``'s checkpoint (FileNotFoundError if there is none) with the
-    checkpoint's settings; only ``data_dir`` and ``max_epochs`` are taken from ``cfg``.
+    checkpoint's settings; only ``data_dir`` and the stopping rule (:data:`RESUMABLE`) are taken
+    from ``cfg``.
     ``data`` = (train, valid) replaces ``cfg.dataset``: binary arrays (N, 784), or for photo
     models lists of (H, W, 3) uint8 images (otherwise read from the folder ``cfg.data_dir``).
     A batch larger than the training set, no validation data or a non-finite loss is
@@ -409,7 +412,7 @@ def _open_run(cfg: TrainConfig, out: Path, resume: bool, force: bool, processes:
     checked for ``processes`` processes. Returns (settings, run state, model and optimizer state dicts)."""
     if resume:
         saved, state, model_sd, opt_sd = load_checkpoint(out / CHECKPOINT)
-        cfg = replace(saved, data_dir=cfg.data_dir, max_epochs=cfg.max_epochs)
+        cfg = replace(saved, data_dir=cfg.data_dir, **{name: getattr(cfg, name) for name in RESUMABLE})
     else:
         _check_new_run_dir(out, force)
         state, model_sd, opt_sd = RunState(), None, None

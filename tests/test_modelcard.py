@@ -69,3 +69,38 @@ def test_photo_card_of_a_fine_tune_chain_counts_every_run_up_to_its_best_model(t
     card = render_photo_card(tmp_path / "q2", evaluation, "python -m latcomp.modelcard X")
     assert f"whose best model had {steps:,} steps" in card
     assert "Adam lr 0.0005 (a tenth of it from epoch 2 on)" in card
+
+
+def test_photo_card_from_a_bench_report_takes_its_point_and_its_machine(tmp_path):
+    """--bench-json: the model's point of the report, and the machine that measured it (not this one)."""
+    import json
+
+    from latcomp.modelcard import evaluate_photo_model
+
+    def point(model, bpp):
+        return {"setting": 3, "bpp": bpp, "psnr": 30.0, "ms_ssim": 0.95, "enc_s": 0.4, "dec_s": 0.3,
+                "info": {"model_dir": str(model), "cold_decode_s": 0.6}}
+
+    report = tmp_path / "kodak.json"
+    machine = {"platform": "elsewhere", "cpu": "Some Other CPU", "cpu_count": 64}
+    report.write_text(json.dumps({"machine": machine, "curves": [
+        {"name": "latcomp", "setting_name": "q", "info": {},
+         "points": [point(tmp_path / "q2", 0.25), point(tmp_path / "q3", 0.5)]}]}))
+    ev = evaluate_photo_model(tmp_path / "q3", bench_json=str(report))
+    assert (ev["bpp"], ev["cold_decode_s"], ev["machine"]) == (0.5, 0.6, machine)
+
+
+def test_lineage_budget_stops_at_a_model_without_a_training_log(tmp_path, tiny_data):
+    """An --init chain ends at a model without its training log (a copied model file): it counts nothing."""
+    import shutil
+
+    from latcomp.modelcard import lineage_budget
+    from latcomp.train import LOG, RUN_FILES
+
+    train(TrainConfig(max_epochs=2, hidden=16, latent=4, lam=2.0), tmp_path / "base", data=tiny_data)
+    (tmp_path / "copied").mkdir()
+    for name in RUN_FILES:
+        if name != LOG:
+            shutil.copy(tmp_path / "base" / name, tmp_path / "copied" / name)
+    assert lineage_budget(tmp_path / "copied") == (0, 0.0)
+    assert lineage_budget(tmp_path / "base")[0] > 0

@@ -49,6 +49,10 @@ def test_patience_stops_training(tmp_path, tiny_data):
     # with a tiny learning rate... a huge one makes validation stop improving quickly
     state = train(TrainConfig(patience=2, max_epochs=60, **{**TINY, "lr": 0.5}), tmp_path, data=tiny_data)
     assert state.epoch - state.best_epoch == 2 and state.epoch < 60
+    # the stopping rule is not part of what the epochs compute: a resumed run may be more patient
+    more = train(TrainConfig(patience=4, max_epochs=state.epoch + 2, **{**TINY, "lr": 0.5}), tmp_path,
+                 data=tiny_data, resume=True)
+    assert more.epoch == state.epoch + 2 and more.log[:state.epoch] == state.log
 
 
 def test_lr_drop_anneals_from_its_epoch_and_resumes_across_it(tmp_path, tiny_data):

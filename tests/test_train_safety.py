@@ -107,12 +107,12 @@ def test_resume_uses_the_recorded_settings(finished_run, captured_training, caps
     assert cfg == recorded and cfg.data_dir == "recorded/data" and cfg.latent == 4 and kw["resume"]
 
 
-def test_resume_accepts_agreeing_options_and_a_new_max_epochs(finished_run, captured_training, capsys):
+def test_resume_accepts_agreeing_options_and_a_new_stopping_rule(finished_run, captured_training, capsys):
     code, err = run_cli(capsys, "train", "-o", finished_run, "--resume", "--latent", "4", "--arch", "lattice-vae",
-                        "--data-dir", "recorded/data", "--max-epochs", "9")
+                        "--data-dir", "recorded/data", "--max-epochs", "9", "--patience", "3")
     assert code == 0, err
     (cfg, _), = captured_training
-    assert cfg == replace(load_checkpoint(finished_run / CHECKPOINT)[0], max_epochs=9)
+    assert cfg == replace(load_checkpoint(finished_run / CHECKPOINT)[0], max_epochs=9, patience=3)
 
 
 def test_resume_refuses_conflicting_options_naming_them(finished_run, captured_training, capsys):
