@@ -11,7 +11,7 @@ import pytest
 from codec_fixtures import cli, make_photo_model, run_latcomp
 
 from latcomp.container import unpack
-from latcomp.modelfile import PHOTO_QUALITIES
+from latcomp.modelfile import DEFAULT_PHOTO_QUALITY, PHOTO_QUALITIES
 
 
 @pytest.fixture(scope="module")
@@ -185,4 +185,4 @@ def test_quality_levels_outside_the_shipped_ones_are_refused(tmp_path, capsys):
         assert code == 2 and "--quality" in err and not (tmp_path / "x.lat").exists()
         with pytest.raises(InputError, match="quality must be one of"):
             codec.photo_model(quality)
-    assert codec.QUALITIES == PHOTO_QUALITIES and codec.DEFAULT_QUALITY in PHOTO_QUALITIES
+    assert DEFAULT_PHOTO_QUALITY in PHOTO_QUALITIES

@@ -81,11 +81,12 @@ class PhotoBench:
 
 
 def default_models() -> list[Path]:
-    """The shipped photo models (``models/photo-q1`` …, :data:`latcomp.photo.codec.QUALITIES`) that exist here,
+    """The shipped photo models (``models/photo-q1`` …, :data:`latcomp.modelfile.PHOTO_QUALITIES`) that exist here,
     low to high rate."""
-    from latcomp.photo.codec import QUALITIES, photo_model
+    from latcomp.modelfile import PHOTO_QUALITIES
+    from latcomp.photo.codec import photo_model
 
-    return [d for d in map(photo_model, QUALITIES) if (Path(d) / CONFIG).is_file()]
+    return [d for d in map(photo_model, PHOTO_QUALITIES) if (Path(d) / CONFIG).is_file()]
 
 
 def lattice_family(spec: str) -> str:

@@ -40,7 +40,6 @@ from latcomp.errors import CodecError, FormatError, InputError, LimitError, Mode
 from latcomp.modelfile import DEFAULT_PHOTO_QUALITY, PHOTO_QUALITIES, shipped_model
 from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoCodec, latent_size
 
-QUALITIES, DEFAULT_QUALITY = PHOTO_QUALITIES, DEFAULT_PHOTO_QUALITY
 #: Largest image (H·W) the photo codec takes: 8192 × 8192, or a 61-megapixel camera's 9504 × 6336. The
 #: transforms work in bands (:data:`latcomp.photo.network.BAND_PIXELS`), so what grows with the image is
 #: its buffers and the latent: about 20 bytes per pixel (docs/results/photo-sizes.md: 1.45 GB to encode,
@@ -50,10 +49,10 @@ MAX_PHOTO_PIXELS = 1 << 26
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def photo_model(quality: int = DEFAULT_QUALITY) -> Any:
-    """The directory of the shipped photo model of ``quality`` (one of :data:`QUALITIES`)."""
-    if quality not in QUALITIES:
-        raise InputError(f"quality must be one of {', '.join(map(str, QUALITIES))}, got {quality}")
+def photo_model(quality: int = DEFAULT_PHOTO_QUALITY) -> Any:
+    """The directory of the shipped photo model of ``quality`` (one of :data:`latcomp.modelfile.PHOTO_QUALITIES`)."""
+    if quality not in PHOTO_QUALITIES:
+        raise InputError(f"quality must be one of {', '.join(map(str, PHOTO_QUALITIES))}, got {quality}")
     return shipped_model(f"photo-q{quality}")
 
 
@@ -111,7 +110,7 @@ def _photo_model(model: ModelLike) -> LoadedModel:
     return m
 
 
-def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT_QUALITY,
+def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT_PHOTO_QUALITY,
              seed: int | None = None) -> bytes:
     """Compress photos into one container (format version 3, one ANS stream for all of them).
 
@@ -165,7 +164,7 @@ def decompress(data: bytes, model: ModelLike | None = None) -> Any:
 
 def _model_of(header: Header) -> Any:
     """The shipped photo model whose id the file records (ModelMismatchError if none)."""
-    for quality in QUALITIES:
+    for quality in PHOTO_QUALITIES:
         directory = photo_model(quality)
         try:
             if load_model(directory).model_id == header.model_id:
