@@ -1,0 +1,52 @@
+"""Golden files: every shipped model encodes the committed inputs to the committed bytes, and every
+committed file decodes to the committed output (``tests/golden``, written by ``tests/golden/make.py``
+before the codec core was restructured). A change that alters a byte a user has fails here."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+GOLDEN = REPO / "tests" / "golden"
+_spec = importlib.util.spec_from_file_location("golden_make", GOLDEN / "make.py")
+make = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make)
+
+MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
+CASES = MANIFEST["files"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return dict(np.load(GOLDEN / "inputs.npz"))
+
+
+def test_every_shipped_model_has_golden_files():
+    assert {(c["model"], c["kind"]) for c in CASES} == set(make.shipped_models())
+    assert len(CASES) >= 2 * len(make.shipped_models()) >= 30
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["file"] for c in CASES])
+def test_encoding_gives_the_committed_bytes(case, data):
+    blob = make.encode(case, data)
+    assert hashlib.sha256(blob).hexdigest() == case["sha256"]
+    assert blob == (GOLDEN / case["file"]).read_bytes()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["file"] for c in CASES])
+def test_committed_files_decode_to_the_committed_output(case):
+    blob = (GOLDEN / case["file"]).read_bytes()
+    assert hashlib.sha256(blob).hexdigest() == case["sha256"]
+    assert make.output_digest(make.decode(case, blob)) == case["decoded_sha256"]
+
+
+def test_lossless_golden_files_return_the_input_exactly(data):
+    for case in CASES:
+        if case.get("lossless"):
+            out = make.decode(case, (GOLDEN / case["file"]).read_bytes())
+            assert np.array_equal(out, data["digits"]), case["file"]
