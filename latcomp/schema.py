@@ -52,9 +52,10 @@ ARCHITECTURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "st-scalar": ((*_MNIST, "levels"), ()),
     "st-vector": ((*_MNIST, "levels"), ()),
     "photo-factorized": (("channels", "latent", "lam", "lattice"), ()),
+    "photo-hyperprior": (("channels", "latent", "lam", "lattice"), ()),
 }
 #: Architectures whose latent is a dithered lattice with the hparam "lattice".
-LATTICE_ARCHITECTURES = ("lattice-vae", "photo-factorized")
+LATTICE_ARCHITECTURES = ("lattice-vae", "photo-factorized", "photo-hyperprior")
 #: Dimension k of one quantizer word of the straight-through models (latent must be a multiple).
 WORD_DIM = {"st-scalar": 1, "st-vector": 2}
 _TOP_LEVEL = {"format", "format_version", "architecture", "hparams", "training"}
@@ -162,13 +163,25 @@ def _strided_stack(prefix: str, sizes: list[int], transposed: bool) -> dict[str,
     return shapes
 
 
+def _hyper_networks(n: int, latent: int) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of h_a and h_s (:mod:`latcomp.nn.hyperprior`): 3×3 and 5×5 convolutions, ReLU between."""
+    layers = {"hyper_analysis.0": ((n, latent, 3, 3), n), "hyper_analysis.2": ((n, n, 5, 5), n),
+              "hyper_analysis.4": ((n, n, 5, 5), n), "hyper_synthesis.0": ((n, n, 5, 5), n),
+              "hyper_synthesis.2": ((n, n, 5, 5), n), "hyper_synthesis.4": ((latent, n, 3, 3), latent)}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, (weight, out) in layers.items():
+        shapes.update({f"{name}.weight": weight, f"{name}.bias": (out,)})
+    return shapes
+
+
 def _network_tensors(architecture: str, hparams: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """The shapes of the encoder and decoder networks' tensors."""
     latent = hparams["latent"]
-    if architecture == "photo-factorized":
+    if architecture in ("photo-factorized", "photo-hyperprior"):
         n = hparams["channels"]
+        hyper = _hyper_networks(n, latent) if architecture == "photo-hyperprior" else {}
         return {**_strided_stack("analysis", [3, n, n, n, latent], transposed=False),
-                **_strided_stack("synthesis", [latent, n, n, n, 3], transposed=True)}
+                **_strided_stack("synthesis", [latent, n, n, n, 3], transposed=True), **hyper}
     data_dim, hidden = hparams["data_dim"], hparams["hidden"]
     encoder_out = 2 * latent if architecture == "gaussian" else latent  # (μ, log σ²)
     return {**_gated_mlp("encoder", [data_dim, hidden, hidden, encoder_out]),
@@ -179,7 +192,12 @@ def expected_tensors(architecture: str, hparams: dict[str, Any]) -> dict[str, tu
     """Name → shape of every tensor in the weights file of a model with valid (checked) hparams."""
     latent = hparams["latent"]
     shapes = _network_tensors(architecture, hparams)
-    if architecture in LATTICE_ARCHITECTURES:
+    if architecture == "photo-hyperprior":
+        blocks, n = len(parse_spec(hparams["lattice"], latent)), hparams["channels"]
+        shapes.update({"log_delta": (blocks,), "hyper_log_delta": (n,), "hyper_log_b": (n,),
+                       CODEC_PREFIX + "lattice.delta": (blocks,), CODEC_PREFIX + "hyper.delta": (n,),
+                       CODEC_PREFIX + "hyper.b": (n,)})
+    elif architecture in LATTICE_ARCHITECTURES:
         blocks = len(parse_spec(hparams.get("lattice", "z"), latent))
         shapes.update({"log_delta": (blocks,), "log_b": (latent,),
                        CODEC_PREFIX + "lattice.delta": (blocks,), CODEC_PREFIX + "prior.b": (latent,)})

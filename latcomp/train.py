@@ -52,7 +52,9 @@ RUN_FILES = (WEIGHTS, CONFIG, CHECKPOINT, LOG)
 #: Settings a resumed run may change: the stopping rule, not what the epochs compute.
 RESUMABLE = ("max_epochs", "patience")
 NATS_PER_BIT = math.log(2.0)
-PHOTO_ARCHITECTURES = ("photo-factorized",)
+PHOTO_ARCHITECTURES = ("photo-factorized", "photo-hyperprior")
+#: Architectures a fine-tuning run may start from (--init) besides its own.
+INIT_SOURCES = {"photo-hyperprior": ("photo-factorized",)}
 #: Photo validation: centre crops of this side from (at most) this many evenly spaced validation images.
 VALID_CROP, VALID_IMAGES = 256, 24
 
@@ -464,9 +466,11 @@ def initial_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
 
     The model must have the same architecture and sizes. A photo model may change lattice:
     its latent channels are then regrouped by activity into the new blocks
-    (:func:`latcomp.nn.photo.relattice`).
+    (:func:`latcomp.nn.photo.relattice`). A photo-hyperprior may also start from a photo-factorized
+    model (:func:`latcomp.nn.hyperprior.warm_start`).
     """
     from latcomp.modelfile import ModelFileError, load_model, read_config
+    from latcomp.nn.hyperprior import PhotoHyperprior, warm_start
     from latcomp.nn.photo import relattice
 
     try:
@@ -476,9 +480,16 @@ def initial_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
         raise TrainingError(f"--init: {exc}") from None
     hparams = cfg.hparams()
     differs = sorted(k for k in hparams if k not in ("lam", "lattice") and config["hparams"].get(k) != hparams[k])
-    if config["architecture"] != cfg.architecture or differs:
+    if config["architecture"] not in (cfg.architecture, *INIT_SOURCES.get(cfg.architecture, ())) or differs:
         raise TrainingError(f"--init {cfg.init}: a {config['architecture']} model with other sizes "
                             f"({', '.join(differs) or 'architecture'}); fine-tuning needs the same network")
+    if cfg.architecture == PhotoHyperprior.architecture:
+        model = build_model(cfg.architecture, **hparams)
+        try:
+            warm_start(model, source)
+        except ValueError as exc:
+            raise TrainingError(f"--init {cfg.init}: {exc}") from None
+        return model.state_dict()
     if cfg.photo:
         return relattice(source, hparams["lattice"], lam=cfg.lam).state_dict()
     if config["hparams"].get("lattice", "z") != hparams.get("lattice", "z"):

@@ -7,10 +7,12 @@ from typing import Any
 from torch import nn
 
 from latcomp.nn.baselines import BASELINES
+from latcomp.nn.hyperprior import PhotoHyperprior
 from latcomp.nn.models import LatticeVAE
 from latcomp.nn.photo import PhotoCodec
 
-MODELS: dict[str, type[nn.Module]] = {cls.architecture: cls for cls in (LatticeVAE, PhotoCodec, *BASELINES)}
+MODELS: dict[str, type[nn.Module]] = {cls.architecture: cls
+                                      for cls in (LatticeVAE, PhotoCodec, PhotoHyperprior, *BASELINES)}
 
 
 def build_model(architecture: str, **hparams: Any) -> nn.Module:

@@ -1,0 +1,218 @@
+"""The photo model with a scale hyperprior on the lattice latent (Ballé et al. 2018, on the paper's lattices).
+
+The transforms g_a, g_s are those of the factorized model (:mod:`latcomp.nn.photo`, same
+attribute names, so its weights warm-start this model). Two latents, both dithered lattice
+latents trained by dithered SGD (Theorem 1):
+
+* the **main latent** y = g_a(x) (M channels at 1/16 of the resolution) on the product lattice
+  of the ``lattice`` spec (``e8*16`` as the shipped models, or ``z``), one learned scale Δ per
+  block, coded with a Laplace prior whose scale is given per position and channel by the
+  hyper-latent;
+* the **hyper-latent** z = h_a(|y|) (N channels at 1/64) on the rectangular lattice with its own
+  learned steps and a factorized Laplace prior with learned scales (a
+  :class:`~latcomp.latent_codecs.lattice.LatticeLatentCodec`, as the factorized model's latent).
+
+The hyper-synthesis h_s maps Z_z − U_z to a continuous log-scale index t per position and channel
+of y; the scale used is the table's b = SCALE_TABLE[round(t)] (:mod:`latcomp.entropy.scales`,
+b_j = 2^((j − 48)/8)), the one the coder reads, with the straight-through gradient of
+2^((t − 48)/8). h_s is ReLU-and-convolution only (no GDN), so that it can be run in exact integer
+arithmetic by the coder.
+
+The objective per image (as the factorized model; CompressAI's convention):
+
+    loss = λ·255²·MSE(x, x̂) + (rate_y + rate_z) / (H·W)    (rates in bits)
+
+with rate_y = −Σ log(F_b(η + w/2) − F_b(η − w/2)) at η = y − U_y and the per-position b, and
+rate_z the hyper-latent codec's rate at η_z = z − U_z. By the Crypto-Lemma (Z − U has the law of
+X − U at both levels, and b is a function of the hyper-level only) their expectation is the
+expected length of the real two-level code (tested by Monte Carlo). The decoder networks see
+Z − U at both levels: h_s sees η_z, g_s sees η.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from latcomp.entropy.scales import OFFSET, SCALE_TABLE, SIZE, STEPS
+from latcomp.latent_codecs.lattice import LatticeLatentCodec
+from latcomp.lattices.product import ProductLattice
+from latcomp.nn.layers import analysis_transform, synthesis_transform
+from latcomp.nn.models import Output, lattice_parameters
+from latcomp.nn.photo import PhotoCodec, from_rows, rate_step_factor, relattice, to_rows
+from latcomp.photo.network import latent_size
+
+#: The hyper-latent's lattice (one rectangular lattice per channel).
+HYPER_LATTICE = "z"
+#: h_a halves the latent's sides twice.
+HYPER_DOWNSAMPLING = 4
+#: The scale table as a tensor (float64; cast to the model's dtype where used).
+_TABLE = torch.from_numpy(SCALE_TABLE.copy())
+
+
+def hyper_analysis(latent: int, channels: int) -> nn.Sequential:
+    """h_a (bmshj2018): |y| → conv 3×3 s1, ReLU, conv 5×5 s2, ReLU, conv 5×5 s2: M → N → N → N channels."""
+    return nn.Sequential(nn.Conv2d(latent, channels, 3, stride=1, padding=1), nn.ReLU(),
+                         nn.Conv2d(channels, channels, 5, stride=2, padding=2), nn.ReLU(),
+                         nn.Conv2d(channels, channels, 5, stride=2, padding=2))
+
+
+def hyper_synthesis(channels: int, latent: int) -> nn.Sequential:
+    """h_s: conv-transpose 5×5 s2, ReLU, conv-transpose 5×5 s2, ReLU, conv 3×3 s1: N → N → N → M log-scale indices.
+
+    Convolutions and ReLU only, so that it runs in exact integer arithmetic at coding time.
+    """
+    return nn.Sequential(nn.ConvTranspose2d(channels, channels, 5, stride=2, padding=2, output_padding=1), nn.ReLU(),
+                         nn.ConvTranspose2d(channels, channels, 5, stride=2, padding=2, output_padding=1), nn.ReLU(),
+                         nn.Conv2d(channels, latent, 3, stride=1, padding=1))
+
+
+def scale_index(t: torch.Tensor) -> torch.Tensor:
+    """j = clip(round(t), 0, SIZE − 1): the table index of a continuous log-scale index t (int64).
+
+    The same rule as :func:`latcomp.entropy.scales.scale_index`, which replaces this once committed.
+    """
+    return t.detach().round().clamp(0, SIZE - 1).long()
+
+
+def straight_through_scale(t: torch.Tensor) -> torch.Tensor:
+    """b = SCALE_TABLE[scale_index(t)] in the forward pass, with the gradient of 2^((t − OFFSET)/STEPS).
+
+    The rate is computed with exactly the scale the coder uses; the straight-through gradient
+    is that of the continuous scale the index rounds (as
+    :func:`latcomp.entropy.scales.straight_through_scale`, which replaces this once committed).
+    """
+    smooth = torch.exp2((t - OFFSET) / STEPS)
+    table = _TABLE.to(t.dtype)[scale_index(t)]
+    return table + (smooth - smooth.detach())
+
+
+def index_of_scale(b: torch.Tensor) -> torch.Tensor:
+    """The continuous index t with 2^((t − OFFSET)/STEPS) = b (the inverse of the table's law)."""
+    return OFFSET + STEPS * torch.log2(b)
+
+
+@dataclass
+class HyperTerms:
+    """Per-image rates in nats of the two levels, and the reconstruction."""
+
+    rate_y: torch.Tensor
+    rate_z: torch.Tensor
+    x_hat: torch.Tensor
+
+
+class PhotoHyperprior(nn.Module):
+    """g_a, g_s, the main lattice latent with scales from the hyper-latent, h_a, h_s (module docstring).
+
+    ``channels`` N: hidden channels of all networks and the hyper-latent's channels; ``latent`` M;
+    ``lam`` λ; ``lattice``: the lattice spec of one main-latent position.
+    """
+
+    architecture = "photo-hyperprior"
+
+    def __init__(self, channels: int = 64, latent: int = 128, lam: float = 0.013, lattice: str = "e8"):
+        super().__init__()
+        product = ProductLattice(lattice, latent)
+        self.hparams: dict[str, Any] = dict(channels=channels, latent=latent, lam=lam, lattice=product.spec)
+        self.lam, self.product = lam, product
+        self.hyper_product = ProductLattice(HYPER_LATTICE, channels)
+        self.analysis = analysis_transform(channels, latent)
+        self.synthesis = synthesis_transform(channels, latent)
+        self.log_delta = lattice_parameters(product)[0]
+        self.hyper_analysis = hyper_analysis(latent, channels)
+        self.hyper_synthesis = hyper_synthesis(channels, latent)
+        self.hyper_log_delta, self.hyper_log_b = lattice_parameters(self.hyper_product)
+
+    def hyper_codec(self) -> LatticeLatentCodec:
+        """The hyper-latent's codec (factorized Laplace prior) with the current scales."""
+        return LatticeLatentCodec(self.hyper_product, self.hyper_log_delta.exp(), self.hyper_log_b.exp())
+
+    def latent_codec(self, b: torch.Tensor) -> LatticeLatentCodec:
+        """The main latent's codec with Laplace scales ``b`` (rows, M), one per position and channel."""
+        return LatticeLatentCodec(self.product, self.log_delta.exp(), b)
+
+    def sizes(self, x: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(h, w) of the main latent and (h_z, w_z) of the hyper-latent for images ``x`` (B, 3, H, W)."""
+        h, w = latent_size(*x.shape[2:])
+        return (h, w), (-(-h // HYPER_DOWNSAMPLING), -(-w // HYPER_DOWNSAMPLING))
+
+    def noise_shape(self, x: torch.Tensor) -> tuple[int, int]:
+        """(B, h·w·M + h_z·w_z·N): the uniforms of both levels' dithers, one row per image."""
+        (h, w), (hz, wz) = self.sizes(x)
+        return x.shape[0], h * w * self.hparams["latent"] + hz * wz * self.hparams["channels"]
+
+    def _split_noise(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The uniforms of one image row of ``v`` split into the main latent's rows and the hyper-latent's."""
+        (h, w), _ = self.sizes(x)
+        m, n = self.hparams["latent"], self.hparams["channels"]
+        return v[:, :h * w * m].reshape(-1, m), v[:, h * w * m:].reshape(-1, n)
+
+    def scale_indices(self, eta_z: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """h_s(Z_z − U_z) cropped to the main latent ``shape`` (B, M, h, w): the continuous indices t."""
+        return self.hyper_synthesis(eta_z)[..., :shape[2], :shape[3]]
+
+    def terms(self, x: torch.Tensor, v: torch.Tensor) -> HyperTerms:
+        """Both levels' training rates (nats per image) and x̂ for images ``x`` with uniforms ``v`` (noise_shape)."""
+        y = self.analysis(x)
+        z = self.hyper_analysis(y.abs())
+        v_y, v_z = self._split_noise(x, v)
+        hyper = self.hyper_codec()
+        eta_z = to_rows(z) - hyper.dither(v_z)
+        t = self.scale_indices(from_rows(eta_z, tuple(z.shape)), tuple(y.shape))
+        latent = self.latent_codec(to_rows(straight_through_scale(t)))
+        eta = to_rows(y) - latent.dither(v_y)
+        batch = x.shape[0]
+        return HyperTerms(latent.rate_nats(eta).reshape(batch, -1).sum(-1),
+                          hyper.rate_nats(eta_z).reshape(batch, -1).sum(-1),
+                          self.synthesis(from_rows(eta, tuple(y.shape))))
+
+    def forward(self, x: torch.Tensor, v: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> Output:
+        """The training objective for images ``x`` (B, 3, H, W) in [0, 1] (module docstring).
+
+        ``v`` ~ Uniform[0, 1) of :meth:`noise_shape` is drawn from ``generator`` if not given. Output as
+        the factorized model's: loss per image, rate (both levels) in nats, distortion = MSE on the
+        0–255 scale, ``logits`` = the reconstruction.
+        """
+        if v is None:
+            v = torch.rand(self.noise_shape(x), generator=generator, dtype=x.dtype)
+        out = self.terms(x, v)
+        rate = out.rate_y + out.rate_z
+        mse = (out.x_hat - x).square().mean(dim=(1, 2, 3))
+        bpp = rate / (math.log(2.0) * x.shape[2] * x.shape[3])
+        return Output(self.lam * 255.0**2 * mse + bpp, rate, 255.0**2 * mse, out.x_hat)
+
+    @torch.no_grad()
+    def codec_tensors(self) -> dict[str, torch.Tensor]:
+        """The entropy-model parameters the codec reads, float32: Δ per main block, the hyper-latent's Δ and b."""
+        return {"lattice.delta": self.log_delta.exp().float(), "hyper.delta": self.hyper_log_delta.exp().float(),
+                "hyper.b": self.hyper_log_b.exp().float()}
+
+
+@torch.no_grad()
+def warm_start(model: PhotoHyperprior, source: nn.Module) -> None:
+    """Start ``model`` from the weights of ``source`` (the start of ``latcomp train --init``).
+
+    From a ``photo-factorized`` model: g_a, g_s and the main latent's block scales of
+    :func:`latcomp.nn.photo.relattice` (the source's channels regrouped into ``model``'s lattice and
+    its scales moved to ``model``'s λ), and h_s's last bias set to the index of the source's static
+    Laplace scale of each channel, so that the hyperprior starts near the factorized prior; h_a,
+    the rest of h_s and the hyper-latent's scales stay fresh. From a ``photo-hyperprior`` model on the
+    same lattice: all its weights, the main latent's scales moved to the new λ.
+    """
+    if source.architecture == PhotoCodec.architecture:
+        start = relattice(source, model.product.spec, lam=model.lam)
+        for name in ("analysis", "synthesis"):
+            getattr(model, name).load_state_dict(getattr(start, name).state_dict())
+        model.log_delta.copy_(start.log_delta)
+        model.hyper_synthesis[-1].bias.copy_(index_of_scale(start.log_b.exp()))
+        return
+    if source.product.spec != model.product.spec:
+        raise ValueError(f"a {source.architecture} model on {source.product.spec} cannot start one on "
+                         f"{model.product.spec}")
+    model.load_state_dict(source.state_dict())
+    model.log_delta.add_(math.log(rate_step_factor(source.lam, model.lam)))

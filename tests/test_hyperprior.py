@@ -1,0 +1,158 @@
+"""The photo hyperprior (latcomp.nn.hyperprior): shapes, the training rate as the real code length
+(Theorem 1 at both levels, by Monte Carlo), the table scales, the warm start from a factorized model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from latcomp.entropy.lattice_code import LatticeCode
+from latcomp.entropy.scales import SCALE_TABLE
+from latcomp.latent_codecs.lattice import LatticeLatentCodec
+from latcomp.nn.hyperprior import PhotoHyperprior, straight_through_scale, warm_start
+from latcomp.nn.photo import PhotoCodec, relattice, to_rows
+
+
+def _model(seed: int = 0, **kw) -> PhotoHyperprior:
+    torch.manual_seed(seed)
+    return PhotoHyperprior(channels=8, latent=16, lam=0.01, lattice=kw.pop("lattice", "e8"), **kw)
+
+
+@torch.no_grad()
+def _lively(model: PhotoHyperprior) -> PhotoHyperprior:
+    """Scales at which both latents take many lattice points and t spreads over several table entries."""
+    model.log_delta.fill_(math.log(0.03))
+    model.hyper_log_delta.fill_(math.log(0.01))
+    model.hyper_log_b.fill_(math.log(0.02))
+    for layer, gain in zip(model.hyper_synthesis[::2], (30.0, 3.0, 30.0), strict=True):
+        layer.weight.mul_(gain)
+        layer.bias.fill_(0.1)
+    model.hyper_synthesis[-1].bias.fill_(30.0)
+    return model
+
+
+@pytest.mark.parametrize("side", [(64, 64), (48, 80)])
+def test_shapes_and_gradients_reach_every_parameter(side):
+    model = _model()
+    x = torch.rand(2, 3, *side, generator=torch.Generator().manual_seed(1))
+    (h, w), (hz, wz) = model.sizes(x)
+    assert model.noise_shape(x) == (2, h * w * 16 + hz * wz * 8)
+    out = model(x, generator=torch.Generator().manual_seed(2))
+    assert out.logits.shape == x.shape and out.loss.shape == (2,)
+    assert torch.isfinite(out.loss).all() and (out.rate > 0).all()
+    out.loss.sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@torch.no_grad()
+def test_training_rate_of_both_levels_is_the_real_code_length_by_monte_carlo():
+    """E[rate_y(y − U) + rate_z(z − U_z)] = E[−log P(K(y + U) | U, b) − log P(K(z + U_z) | U_z)] (Theorem 1).
+
+    The right side codes real lattice points: Z_z = K(z + U_z), the table scales b = SCALE_TABLE[round(t)]
+    from h_s(Z_z − U_z), then Z = K(y + U) under the sequential code with those scales.
+    """
+    model = _lively(_model(3)).double()
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    n = 300
+    xs = x.expand(n, -1, -1, -1)
+    gen = torch.Generator().manual_seed(5)
+    terms = model.terms(xs, torch.rand(model.noise_shape(xs), generator=gen, dtype=torch.float64))
+    train = (terms.rate_y + terms.rate_z).numpy()
+
+    y = model.analysis(xs)
+    z_rows = to_rows(model.hyper_analysis(y.abs())).numpy()
+    v_y, v_z = model._split_noise(xs, torch.rand(model.noise_shape(xs), generator=gen, dtype=torch.float64))
+    hyper = LatticeLatentCodec(model.hyper_product, model.hyper_log_delta.exp().numpy(),
+                               model.hyper_log_b.exp().numpy())
+    u_z = hyper.dither(v_z.numpy())
+    k_z = hyper.quantize(z_rows, u_z)
+    bits_z = -hyper.code.log2_prob(k_z, u_z).reshape(n, -1).sum(-1)
+    w_z = torch.from_numpy(hyper.reconstruct(k_z, u_z)).reshape(n, 1, 1, 8).permute(0, 3, 1, 2)
+    j = model.scale_indices(w_z, tuple(y.shape)).round().clamp(0, len(SCALE_TABLE) - 1).long()
+    b_rows = SCALE_TABLE[to_rows(j).numpy()]
+    y_rows = to_rows(y).numpy()
+    delta = model.log_delta.exp().numpy()
+    main = LatticeLatentCodec(model.product, delta, np.ones(16))
+    u = main.dither(v_y.numpy())
+    k = model.product.quantize((y_rows + u) / main.scale)
+    bits_y = np.array([-LatticeCode(model.product, delta, b).log2_prob(k[r:r + 1], u[r:r + 1]).sum()
+                       for r, b in enumerate(b_rows)]).reshape(n, -1).sum(-1)
+    real = (bits_y + bits_z) * math.log(2.0)
+
+    assert len(set(j.flatten().tolist())) > 5 and bits_z.mean() > 10 and bits_y.mean() > 50
+    se = math.sqrt(train.var() / n + real.var() / n)
+    assert abs(train.mean() - real.mean()) < 3.5 * se
+
+
+def test_the_rate_uses_the_table_scale_with_a_straight_through_gradient():
+    t = torch.tensor([10.2, 47.6, 48.4, 60.0, -5.0, 200.0], dtype=torch.float64, requires_grad=True)
+    b = straight_through_scale(t)
+    assert b.tolist() == SCALE_TABLE[[10, 48, 48, 60, 0, 112]].tolist()
+    single = straight_through_scale(t.detach().float())
+    assert torch.equal(single, torch.from_numpy(SCALE_TABLE[[10, 48, 48, 60, 0, 112]]).float())
+    b.sum().backward()
+    assert torch.allclose(t.grad, torch.exp2((t.detach() - 48) / 8) * math.log(2) / 8)
+
+
+def test_moving_t_within_its_rounding_bin_leaves_the_rate_unchanged():
+    model = _lively(_model(6)).double()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    v = torch.rand(model.noise_shape(x), generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    t = model.scale_indices(*_hyper_input(model, x, v))
+    margin = (0.5 - (t - t.round()).abs()).min().item()
+    assert margin > 1e-9
+    before = model.terms(x, v).rate_y
+    with torch.no_grad():
+        model.hyper_synthesis[-1].bias.add_(0.5 * margin)
+    assert torch.equal(model.terms(x, v).rate_y, before)
+    with torch.no_grad():
+        model.hyper_synthesis[-1].bias.add_(0.5)  # every index moves up one table entry
+    assert not torch.equal(model.terms(x, v).rate_y, before)
+
+
+@torch.no_grad()
+def _hyper_input(model: PhotoHyperprior, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    """(Z_z − U_z as the training sees it, the main latent's shape) for images ``x`` and uniforms ``v``."""
+    y = model.analysis(x)
+    z = model.hyper_analysis(y.abs())
+    rows = to_rows(z) - model.hyper_codec().dither(model._split_noise(x, v)[1])
+    return rows.reshape(z.shape[0], z.shape[2], z.shape[3], -1).permute(0, 3, 1, 2), tuple(y.shape)
+
+
+@pytest.mark.parametrize("lattice", ["z", "e8"])
+def test_warm_start_copies_the_factorized_transforms(lattice):
+    torch.manual_seed(9)
+    source = PhotoCodec(channels=8, latent=16, lam=0.02, lattice="z")
+    with torch.no_grad():
+        source.log_b.copy_(torch.linspace(-2.0, 1.0, 16))
+        source.log_delta.copy_(torch.linspace(-1.0, 0.5, 16))
+    model = _model(10, lattice=lattice)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    warm_start(model, source)
+    start = relattice(source, lattice, lam=model.lam)
+    reference = source if lattice == "z" else start  # the same lattice: no channel regrouping
+    for name, value in model.state_dict().items():
+        if name.startswith(("analysis.", "synthesis.")):
+            assert torch.equal(value, reference.state_dict()[name]), name
+        elif name == "log_delta":
+            assert torch.equal(value, start.log_delta)
+        elif name == "hyper_synthesis.4.bias":
+            assert torch.allclose(torch.exp2((value - 48) / 8), start.log_b.exp(), rtol=1e-5)
+        else:
+            assert torch.equal(value, fresh[name]), name
+
+
+def test_a_saved_model_loads_back_through_the_schema(tmp_path):
+    from latcomp.modelfile import load_model, save_model
+
+    model = _lively(_model(11))
+    save_model(model, tmp_path)
+    loaded = load_model(tmp_path)
+    assert isinstance(loaded, PhotoHyperprior) and loaded.hparams == model.hparams
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(12))
+    v = torch.rand(model.noise_shape(x), generator=torch.Generator().manual_seed(13))
+    assert torch.equal(loaded.terms(x, v).rate_y, model.eval().terms(x, v).rate_y)
