@@ -280,12 +280,13 @@ def read_checkpoint_config(out: str | Path) -> TrainConfig:
     return load_checkpoint(Path(out) / CHECKPOINT, tensors=False)[0]
 
 
-def load_checkpoint(path: Path, tensors: bool = True
-                    ) -> tuple[TrainConfig, RunState, dict[str, torch.Tensor], dict[str, Any]]:
+def load_checkpoint(path: Path, tensors: bool = True, config_type: type = TrainConfig, state_type: type = RunState
+                    ) -> tuple[Any, Any, dict[str, torch.Tensor], dict[str, Any]]:
     """Inverse of :func:`save_checkpoint`: config, run state, model state dict, optimizer state dict.
 
     ``tensors=False`` reads only the metadata (the state dicts come back empty). A missing
-    checkpoint is FileNotFoundError; a damaged one is TrainingError.
+    checkpoint is FileNotFoundError; a damaged one is TrainingError. The config and state are
+    ``config_type`` and ``state_type`` (dataclasses; other trainers than this one, e.g. latcomp.text's).
     """
     from safetensors import SafetensorError, safe_open
 
@@ -297,7 +298,7 @@ def load_checkpoint(path: Path, tensors: bool = True
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata()
             loaded = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
-        config, state = TrainConfig(**json.loads(meta["config"])), RunState(**json.loads(meta["state"]))
+        config, state = config_type(**json.loads(meta["config"])), state_type(**json.loads(meta["state"]))
         param_groups = json.loads(meta["param_groups"])
     except (SafetensorError, ValueError, KeyError, TypeError) as exc:
         raise TrainingError(f"{path}: unreadable checkpoint ({str(exc).splitlines()[0]})") from None

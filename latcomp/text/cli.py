@@ -1,0 +1,99 @@
+"""``latcomp train --arch text-lattice|text-gaussian``: the text families' settings from the train command's options.
+
+The train command's options keep their meaning: ``--lattice``, ``--lam`` (the final λ of the
+annealing), ``--latent``, ``--batch-size``, ``--lr``, ``--clip``, ``--seed``, ``--data-dir``,
+``--resume``/``--force``; an "epoch" is a round of ``--steps-per-epoch`` steps (one validation
+and checkpoint each) and ``--max-epochs`` rounds are run. ``--text-size`` picks the network
+(:data:`SIZES`). Options not given take the text defaults of
+:class:`~latcomp.text.training.TextTrainConfig`, not the MNIST ones; λ reaches half its final
+value after a fifth of the steps (the paper: 100k of 500k).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+#: Network sizes (embedding, GRU units per encoder direction, layers); "paper" is Appendix A.2.1's.
+SIZES = {"small": (128, 128, 1), "paper": (500, 250, 2)}
+#: Train-command options → TextTrainConfig fields of the same meaning.
+SAME = {"lattice": "lattice", "lam": "lam", "latent": "latent", "batch_size": "batch_size", "lr": "lr",
+        "clip": "clip", "seed": "seed", "steps_per_epoch": "eval_every"}
+#: Rounds of a new run when --max-epochs is not given.
+DEFAULT_ROUNDS = 8
+
+
+def is_text_run(architecture: str, out: Path, resume: bool) -> bool:
+    """Whether ``latcomp train`` trains a text family: ``--arch`` names one, or the run resumed in ``out`` is one."""
+    from latcomp.families import families
+
+    if resume:
+        import json
+
+        from safetensors import SafetensorError, safe_open
+
+        from latcomp.train import CHECKPOINT
+
+        try:
+            with safe_open(str(out / CHECKPOINT), framework="np") as f:
+                architecture = json.loads(f.metadata()["config"]).get("architecture", architecture)
+        except (OSError, SafetensorError, ValueError, KeyError, TypeError, AttributeError):
+            return False  # the usual trainer reports the missing or damaged checkpoint
+    spec = families().get(architecture)
+    return spec is not None and spec.modality == "text"
+
+
+def text_config(ctx: click.Context, out: Path, resume: bool, options: dict[str, Any]) -> Any:
+    """The :class:`TextTrainConfig` of the command line (a new run) or of the checkpoint (``resume``)."""
+    from latcomp.text.training import TextRunState, TextTrainConfig
+    from latcomp.train import CHECKPOINT, load_checkpoint
+
+    given = {name for name in options if ctx.get_parameter_source(name) in
+             (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    data_dir = str(options["data_dir"]) if options["data_dir"] else None
+    if resume:
+        saved = load_checkpoint(out / CHECKPOINT, tensors=False, config_type=TextTrainConfig,
+                                state_type=TextRunState)[0]
+        rounds = options["max_epochs"] if "max_epochs" in given else saved.max_steps // saved.eval_every
+        return replace(saved, data_dir=data_dir, max_steps=rounds * saved.eval_every)
+    cfg = TextTrainConfig(architecture=options["architecture"], data_dir=data_dir,
+                          **{field: options[name] for name, field in SAME.items() if name in given})
+    embed, hidden, layers = SIZES[options["text_size"]]
+    steps = (options["max_epochs"] or DEFAULT_ROUNDS) * cfg.eval_every
+    return replace(cfg, embed=embed, hidden=hidden, layers=layers, max_steps=steps, anneal_half=max(1, steps // 5))
+
+
+class EchoReporter:
+    """One line per round (and a progress line every 50 steps) on stdout."""
+
+    def step(self, step: int, steps: int, metrics: dict[str, float]) -> None:
+        if step % 50 == 0:
+            click.echo(f"step {step}/{steps}  train NLL {metrics['nll_bits_per_word']:.3f}  "
+                       f"rate {metrics['rate_bits_per_word']:.3f} bits/word")
+
+    def round(self, r: dict[str, Any]) -> None:
+        real = (f"  real (Z = K(X+U)): NLL {r['valid_real_nll_bits_per_word']:.3f} + rate "
+                f"{r['valid_real_rate_bits_per_word']:.3f}") if "valid_real_nll_bits_per_word" in r else ""
+        click.echo(f"step {r['step']}  λ {r['lam']:.3f}  valid NLL {r['valid_nll_bits_per_word']:.3f} + rate "
+                   f"{r['valid_rate_bits_per_word']:.3f} bits/word{real}  {r['seconds_per_step']:.3f} s/step"
+                   f"{'  *best*' if r['best'] else ''}")
+
+
+def train_command(ctx: click.Context, out: Path, resume: bool, force: bool, options: dict[str, Any]) -> None:
+    """Run ``latcomp train`` for a text family (errors as one ``latcomp: error:`` line)."""
+    from latcomp.text.training import train_text
+    from latcomp.train import TrainingError
+
+    if resume and force:
+        raise click.UsageError("--resume and --force exclude each other")
+    try:
+        cfg = text_config(ctx, out, resume, options)
+        state = train_text(cfg, out, resume=resume, force=force, reporter=EchoReporter())
+    except (TrainingError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"done: {state.step} steps, best valid {state.best_valid:.3f} bits/word at step {state.best_step}; "
+               f"model in {out}")
