@@ -15,13 +15,14 @@ import pytest
 from codec_fixtures import cli, digits, small_model  # noqa: F401
 from PIL import Image
 
-from latcomp import codec
 from latcomp.codec import compress, decompress, load_model, to_uint8
+from latcomp.digits import codec
 from latcomp.entropy import lattice_code
 from latcomp.entropy.lattice_code import LatticeCode, row_blocks, symbol_chunks
 from latcomp.latent_codecs import LatticeLatentCodec
 from latcomp.lattices import ProductLattice
 from latcomp.lattices.dither import seeded_uniforms
+from latcomp.runtime.coding import SeededDither
 
 
 class RecordedRows:
@@ -61,7 +62,7 @@ def test_dither_rows_are_slices_of_the_whole():
         latent = LatticeLatentCodec(ProductLattice(spec, 8), np.linspace(0.5, 2, ProductLattice(spec, 8).num_blocks),
                                     np.ones(8))
         full = latent.seeded_dither(3, 50)
-        lazy = codec._SeededDither(latent, 3, 50)
+        lazy = SeededDither(latent, 3, 50)
         assert len(lazy) == 50 and np.array_equal(lazy[0:50], full)
         assert np.array_equal(lazy[17:40], full[17:40]) and np.array_equal(lazy[45:99], full[45:])
 
@@ -161,3 +162,24 @@ def test_cli_decode_of_a_lossy_batch_is_unchanged(capsys, tmp_path, small_model,
     assert np.array_equal(np.load(tmp_path / "y.npz")["x"], expected)
     for i in range(4):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "dir" / f"{i:05d}.png")), expected[i])
+
+
+@pytest.mark.parametrize("spec", ["leech+e8+z*2", "e8*2"])
+def test_the_dither_of_a_multi_level_lattice_is_computed_once_per_row(spec):
+    """Issue 18: every level's means read the dither of every row; read through the decoder's lazy dither, each
+    row must be computed once however many levels the lattice has (24 for Leech), and the bytes not change."""
+    lattice = ProductLattice(spec)
+    latent = LatticeLatentCodec(lattice, np.linspace(0.4, 1.2, lattice.num_blocks), np.geomspace(0.2, 5, lattice.dim))
+    n = 3000  # several row blocks of the cache
+    u = latent.seeded_dither(4, n)
+    k = latent.quantize(np.random.default_rng(2).laplace(0, 1, (n, lattice.dim)) * latent.b, u)
+    pushed = RecordedRows(u)
+    coder = constriction.stream.stack.AnsCoder()
+    latent.code.push(coder, k, pushed)
+    words = coder.get_compressed()
+    direct = constriction.stream.stack.AnsCoder()
+    latent.code.push(direct, k, u)
+    assert np.array_equal(words, direct.get_compressed())
+    popped = RecordedRows(u)
+    assert np.array_equal(latent.code.pop(constriction.stream.stack.AnsCoder(words), popped), k)
+    assert sum(pushed.reads) == n and sum(popped.reads) == n  # before: n per level and radius group

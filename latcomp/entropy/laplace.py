@@ -27,9 +27,14 @@ Array = Any  # numpy.ndarray or torch.Tensor
 _LOG_HALF = math.log(0.5)
 
 
+def is_torch(x: Array) -> bool:
+    """Whether ``x`` is a torch tensor (without importing torch)."""
+    return type(x).__module__.startswith("torch")
+
+
 def _namespace(x: Array) -> ModuleType:
     """torch for tensors, numpy otherwise (torch is imported only if already in use)."""
-    if type(x).__module__.startswith("torch"):
+    if is_torch(x):
         import torch
 
         return torch

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Protocol
 
 import constriction
@@ -93,6 +94,12 @@ def symbol_chunks(n: int, width: int) -> list[tuple[slice, slice]]:
     return out
 
 
+@lru_cache(maxsize=None)
+def family(radius: int) -> constriction.stream.model.QuantizedLaplace:
+    """constriction's QuantizedLaplace family on the symbols −R … R."""
+    return _model.QuantizedLaplace(-radius, radius)
+
+
 def support_radius(scale: np.ndarray) -> np.ndarray:
     """R_i = 2^⌈log2(32·s_i + 8)⌉ clamped to [16, 2^22], for s_i = b_i/w_i (exact: frexp only).
 
@@ -107,7 +114,101 @@ def support_radius(scale: np.ndarray) -> np.ndarray:
     return np.left_shift(np.int64(1), ceil_log2)
 
 
-class LatticeCode:
+def positive(values: np.ndarray, size: int, owner: str, what: str) -> np.ndarray:
+    """``values`` as float64 (size,), or ValueError unless they are that many finite positive numbers."""
+    values = np.asarray(values, np.float64)
+    if values.shape != (size,):
+        raise ValueError(f"{owner} needs {size} {what}, got {values.shape}")
+    if not (np.all(np.isfinite(values)) and np.all(values > 0)):
+        raise ValueError(f"{what} must be finite and positive")
+    return values
+
+
+class SequentialCode:
+    """What every sequential box code of a scaled product lattice shares (module docstring).
+
+    ``delta`` (one scale per block, the float32 of the model file converted exactly to
+    float64) fixes the scale s_i of each coordinate, its box width w_i = s_i·d_i and the
+    largest |k_i| a file can hold; the priors differ (:class:`LatticeCode`: one scale per
+    coordinate; :class:`latcomp.entropy.conditional_code.ConditionalLatticeCode`: scales
+    and means per row).
+    """
+
+    def __init__(self, lattice: ProductLattice, delta: np.ndarray):
+        self.lattice = lattice
+        self.delta = delta = positive(delta, lattice.num_blocks, f"lattice {lattice.spec}", "scales")
+        #: s_i: the scale of each coordinate's block.
+        self.scale = delta[lattice.block_of]
+        #: w_i = s_i·d_i: the width of each coordinate's box.
+        self.width = self.scale * lattice.steps
+        cubic = np.array([lattice.names[i] == "z" for i in lattice.block_of])
+        self.max_coord = np.where(cubic, MAX_COORD, MAX_LATTICE_COORD).astype(np.int64)
+
+    @property
+    def dim(self) -> int:
+        return self.lattice.dim
+
+    @property
+    def level_columns(self) -> list[np.ndarray]:
+        """The coordinates of each coding level, level 0 first."""
+        return [np.flatnonzero(self.lattice.levels == level) for level in range(int(self.lattice.levels.max()) + 1)]
+
+    def clamp(self, coords: np.ndarray) -> np.ndarray:
+        """Float lattice coordinates → int64, clamped to ±max_coord (NaN → 0)."""
+        coords = np.nan_to_num(np.asarray(coords, np.float64), nan=0.0)
+        limit = self.max_coord.astype(np.float64) + 1.0
+        return np.clip(np.clip(coords, -limit, limit).astype(np.int64), -self.max_coord, self.max_coord)
+
+    def check_codable(self, k: np.ndarray) -> np.ndarray:
+        """``k`` as int64, or ValueError if a coordinate exceeds what a file can hold."""
+        k = np.asarray(k, np.int64)
+        if any(np.any(np.abs(k[rows]) > self.max_coord) for rows in row_blocks(len(k), self.dim)):
+            raise ValueError("lattice coordinates exceed the largest codable value")
+        return k
+
+    def read_once(self, u: DitherRows) -> DitherRows:
+        """``u`` read by every level: computed rows are kept (:class:`RowsOnce`) if the lattice has several levels."""
+        if isinstance(u, np.ndarray) or self.lattice.levels.max() == 0:
+            return u
+        return RowsOnce(u, max(1, SYMBOL_CHUNK // self.dim))
+
+    def _dither_columns(self, u: DitherRows, rows: slice, cols: np.ndarray) -> np.ndarray:
+        """u[rows][:, cols] as float64, reading about SYMBOL_CHUNK dithers at a time."""
+        parts = [np.asarray(u[rows.start + block.start:rows.start + block.stop], np.float64)[:, cols]
+                 for block in row_blocks(rows.stop - rows.start, self.dim)]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+class RowsOnce:
+    """Dithers ``u`` (a :class:`DitherRows`) read in aligned blocks of ``block`` rows, each computed once and kept.
+
+    The means of every level of a multi-level lattice need the dither of every row (their own
+    columns of it); reading a computed ``u`` (the decoder's, from the seed) through this object
+    evaluates each row once however many levels read it (a Leech file of 24 levels: once, not 24
+    times). It holds the rows read so far (at most all N·dim float64 values, the size of k) and
+    computes none before they are asked for, so a stream that ends early costs what it holds.
+    """
+
+    def __init__(self, u: DitherRows, block: int):
+        self.u, self.block, self.blocks = u, block, {}
+
+    def __len__(self) -> int:
+        return len(self.u)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(len(self.u))
+        if start >= stop:
+            return np.asarray(self.u[start:start], np.float64)
+        parts = []
+        for index in range(start // self.block, -(-stop // self.block)):
+            first = index * self.block
+            if index not in self.blocks:
+                self.blocks[index] = np.asarray(self.u[first:min(first + self.block, len(self.u))], np.float64)
+            parts.append(self.blocks[index][max(start - first, 0):stop - first])
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+class LatticeCode(SequentialCode):
     """P(Ẑ | U) of a scaled product lattice under a factorized Laplace prior (module docstring).
 
     ``delta`` (one scale per block) and ``b`` (one prior scale per coordinate) are the
@@ -121,55 +222,26 @@ class LatticeCode:
     """
 
     def __init__(self, lattice: ProductLattice, delta: np.ndarray, b: np.ndarray):
-        self.lattice = lattice
-        delta, b = np.asarray(delta, np.float64), np.asarray(b, np.float64)
-        if delta.shape != (lattice.num_blocks,) or b.shape != (lattice.dim,):
-            raise ValueError(f"lattice {lattice.spec} needs {lattice.num_blocks} scales and {lattice.dim} "
-                             f"prior scales, got {delta.shape} and {b.shape}")
-        if not (np.all(np.isfinite(delta)) and np.all(delta > 0) and np.all(np.isfinite(b)) and np.all(b > 0)):
-            raise ValueError("lattice scales and prior scales must be finite and positive")
-        self.delta, self.b = delta, b
-        #: s_i: the scale of each coordinate's block.
-        self.scale = delta[lattice.block_of]
-        #: w_i = s_i·d_i: the width of each coordinate's box.
-        self.width = self.scale * lattice.steps
+        super().__init__(lattice, delta)
+        self.b = b = positive(b, lattice.dim, f"lattice {lattice.spec}", "prior scales")
         #: b_i/w_i: the coded Laplace scales.
         self.coded_scale = b / self.width
         if not (np.all(np.isfinite(self.coded_scale)) and np.all(self.coded_scale > 0)):
             raise ValueError("b/delta must be finite and positive")
         self.radius = support_radius(self.coded_scale)
-        cubic = np.array([lattice.names[i] == "z" for i in lattice.block_of])
-        self.max_coord = np.where(cubic, MAX_COORD, MAX_LATTICE_COORD).astype(np.int64)
         #: Per level: its coordinates and their groups of equal radius (one constriction family each).
         self.levels = []
-        for level in range(int(lattice.levels.max()) + 1):
-            cols = np.flatnonzero(lattice.levels == level)
+        for level, cols in enumerate(self.level_columns):
             radius = self.radius[cols]
             # sorted(set(...)) rather than np.unique, which imports numpy.ma (7 ms of cold start)
             groups = [(r, np.flatnonzero(radius == r)) for r in sorted(set(radius.tolist()))]
             self.levels.append((level, cols, groups))
-        self._families = {r: _model.QuantizedLaplace(-r, r) for r in set(self.radius.tolist())}
-
-    @property
-    def dim(self) -> int:
-        return self.lattice.dim
-
-    def clamp(self, coords: np.ndarray) -> np.ndarray:
-        """Float lattice coordinates → int64, clamped to ±max_coord (NaN → 0)."""
-        coords = np.nan_to_num(np.asarray(coords, np.float64), nan=0.0)
-        limit = self.max_coord.astype(np.float64) + 1.0
-        return np.clip(np.clip(coords, -limit, limit).astype(np.int64), -self.max_coord, self.max_coord)
+        self._families = {r: family(r) for r in set(self.radius.tolist())}
 
     def _means(self, k: np.ndarray, u: DitherRows, rows: slice, level: int, cols: np.ndarray) -> np.ndarray:
         """(u_i − s_i·c_i)/w_i for ``rows`` and the columns ``cols`` of ``level`` (float64, the fixed recipe)."""
         known = self.lattice.known_part(k[rows], level, cols)
         return (self._dither_columns(u, rows, cols) - self.scale[cols] * known) / self.width[cols]
-
-    def _dither_columns(self, u: DitherRows, rows: slice, cols: np.ndarray) -> np.ndarray:
-        """u[rows][:, cols] as float64, reading about SYMBOL_CHUNK dithers at a time."""
-        parts = [np.asarray(u[rows.start + block.start:rows.start + block.stop], np.float64)[:, cols]
-                 for block in row_blocks(rows.stop - rows.start, self.dim)]
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def _calls(self, k: np.ndarray, u: DitherRows, level: int, cols: np.ndarray
                ) -> Iterator[tuple[slice, slice, np.ndarray, np.ndarray]]:
@@ -181,12 +253,10 @@ class LatticeCode:
 
     def push(self, coder: constriction.stream.stack.AnsCoder, k: np.ndarray, u: DitherRows) -> None:
         """Push coordinates ``k`` (N, dim) int64 given dithers ``u`` (N, dim) onto the ANS stack."""
-        k = np.asarray(k, np.int64)
-        if any(np.any(np.abs(k[rows]) > self.max_coord) for rows in row_blocks(len(k), self.dim)):
-            raise ValueError("lattice coordinates exceed the largest codable value")
+        k, u = self.check_codable(k), self.read_once(u)
         for level, cols, groups in reversed(self.levels):
             rows, where = self._escapes(k, cols)
-            _push_escapes(coder, (np.abs(k[rows, where]) - self.radius[where]).astype(np.uint64))
+            push_escapes(coder, (np.abs(k[rows, where]) - self.radius[where]).astype(np.uint64))
             for r, dims in reversed(groups):
                 group = cols[dims]
                 for rows, part, mean, scale in reversed(list(self._calls(k, u, level, group))):
@@ -195,7 +265,7 @@ class LatticeCode:
 
     def pop(self, coder: constriction.stream.stack.AnsCoder, u: DitherRows) -> np.ndarray:
         """Pop coordinates k (N, dim) int64 given dithers ``u`` (N rows); FormatError if invalid."""
-        k = np.zeros((len(u), self.dim), np.int64)
+        k, u = np.zeros((len(u), self.dim), np.int64), self.read_once(u)
         for level, cols, groups in self.levels:
             for r, dims in groups:
                 group = cols[dims]
@@ -205,7 +275,7 @@ class LatticeCode:
                     flat[part] = coder.decode(self._families[r], mean, scale)
                     k[rows, group] = flat.reshape(block.shape)
             rows, where = self._escapes(k, cols)
-            excess = _pop_escapes(coder, (self.max_coord[where] - self.radius[where]).astype(np.uint64))
+            excess = pop_escapes(coder, (self.max_coord[where] - self.radius[where]).astype(np.uint64))
             k[rows, where] = np.sign(k[rows, where]) * (self.radius[where] + excess.astype(np.int64))
         return k
 
@@ -235,12 +305,17 @@ class LatticeCode:
         the 2R other symbols. Used to reject headers that claim more items than the
         payload could possibly hold.
         """
-        p_max = -np.expm1(-0.5 / self.coded_scale) + 2.0**-(PRECISION - 1)
-        p_max = np.minimum(p_max, 1.0 - 2.0 * self.radius * 2.0**-PRECISION)
-        return float(-np.log2(p_max).sum())
+        return float(min_bits(self.coded_scale, self.radius).sum())
 
 
-def _push_escapes(coder: constriction.stream.stack.AnsCoder, excess: np.ndarray) -> None:
+def min_bits(coded_scale: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Fewest bits of one coordinate of coded scale s and radius R (:meth:`LatticeCode.min_bits_per_item`)."""
+    p_max = -np.expm1(-0.5 / coded_scale) + 2.0**-(PRECISION - 1)
+    p_max = np.minimum(p_max, 1.0 - 2.0 * radius * 2.0**-PRECISION)
+    return -np.log2(p_max)
+
+
+def push_escapes(coder: constriction.stream.stack.AnsCoder, excess: np.ndarray) -> None:
     """Push the escape payload of the excesses |k_i| − R_i (uint64) of a level's escaped positions."""
     if not excess.size:
         return
@@ -252,7 +327,7 @@ def _push_escapes(coder: constriction.stream.stack.AnsCoder, excess: np.ndarray)
     coder.encode_reverse(ndig.astype(np.int32), _model.Uniform(_DIGITS + 1))
 
 
-def _pop_escapes(coder: constriction.stream.stack.AnsCoder, room: np.ndarray) -> np.ndarray:
+def pop_escapes(coder: constriction.stream.stack.AnsCoder, room: np.ndarray) -> np.ndarray:
     """Pop the excesses of a level's escaped positions; ``room`` is max_coord − R_i of each (uint64)."""
     count = room.size
     if not count:
