@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .families import families, family
 from .fileio import atomic_write_text
 from .modelfile import read_config
 from .results import machine_info, pyplot, write_json, write_results
@@ -97,7 +98,8 @@ def bench_model(model_dir: str | Path, data: np.ndarray, is_samples: int = 1000,
                  distortion=ev["distortion"], neg_elbo=ev["distortion"] + ev["rate_nats"], dithers=dithers)
 
     entry.update(rate_bits=ev["rate_bits"], rate_source="estimate", rate_gap_bits=None, rate_gap_percent=None)
-    if bitstream and config["architecture"] == "lattice-vae":
+    spec = family(config["architecture"])
+    if bitstream and spec.runtime and spec.modality == "digits":
         from .codec import compress, read_header
 
         start = time.perf_counter()
@@ -118,7 +120,7 @@ def bench_model(model_dir: str | Path, data: np.ndarray, is_samples: int = 1000,
         entry.update(nll=res["mean"], nll_stderr=_finite(res["stderr"]), nll_source="importance-sampling",
                      is_samples=is_samples)
     entry.update(nll_defensive=None, nll_defensive_stderr=None, nll_paired_difference=None)
-    if defensive and is_samples > 0 and config["architecture"] == "lattice-vae":
+    if defensive and is_samples > 0 and "defensive" in spec.proposals:
         start = time.perf_counter()
         dres = importance_sampled_nll(model, tensor, samples=is_samples, proposal="defensive",
                                       progress=report("importance sampling (defensive)"))
@@ -273,9 +275,8 @@ def write_bench(res: dict[str, Any], command: str, json_path: str | Path | None 
 # --------------------------------------------------------------------------- plots
 
 
-#: One colour per model kind, the same in every figure (matplotlib's tab10 names).
-KIND_COLOURS = {"lattice-vae": "tab:blue", "gaussian-lattice": "tab:orange", "gaussian": "tab:green",
-                "st-scalar": "tab:red", "st-vector": "tab:purple"}
+#: One colour per model kind, the same in every figure (matplotlib's tab10 names; the families' own).
+KIND_COLOURS = {name: spec.colour for name, spec in families().items()}
 _OTHER_KIND = "tab:gray"
 _MARKERS = ("o", "s", "^", "D", "v", "P")
 _LINESTYLES = ("-", "--", ":", "-.")

@@ -20,9 +20,9 @@ from click.core import ParameterSource
 from .data import DataError
 from .distributed import PeerFailed
 from .errors import CodecError
+from .families import families, int_limit
 from .modelfile import DEFAULT_PHOTO_QUALITY, PHOTO_QUALITIES, ModelFileError
-from .schema import ARCHITECTURES as _SCHEMA_ARCHITECTURES
-from .schema import INT_LIMITS, SchemaError, check_hparams
+from .schema import SchemaError, check_hparams
 
 #: The library's own exceptions for bad input, reported as one line (with OSError and MemoryError, see main).
 USER_ERRORS: tuple[type[BaseException], ...] = (DataError, ModelFileError, CodecError)
@@ -69,9 +69,8 @@ class RichReporter:
         self.console.print(f"epoch {r['epoch']:4d}  train {r['train_loss']:.3f}  {scores}  {r['seconds']:.1f}s {mark}")
 
 
-#: The architectures of the model-file schema (the same names as latcomp.nn.registry.MODELS, tested),
-#: taken from there so that importing the CLI does not import torch.
-ARCHITECTURES = tuple(sorted(_SCHEMA_ARCHITECTURES))
+#: The registered model families (:mod:`latcomp.families`; reading them does not import torch).
+ARCHITECTURES = tuple(sorted(families()))
 #: Modules of the optional extras (pyproject.toml) → the extra that installs them.
 OPTIONAL_MODULES = {"torch": "train", "matplotlib": "train", "bjontegaard": "bench", "imagecodecs": "bench"}
 
@@ -93,14 +92,14 @@ def cli() -> None:
                                       "--batch-size 8 --lr 3e-4 --clip 1 --patience 20).")
 @click.option("--model", "deprecated_model", type=click.Choice(ARCHITECTURES), default=None, hidden=True,
               help="Deprecated name of --arch.")
-@click.option("--levels", type=click.IntRange(2, INT_LIMITS["levels"]), default=4, show_default=True,
+@click.option("--levels", type=click.IntRange(2, int_limit("levels")), default=4, show_default=True,
               help="Words M per quantizer of the straight-through baselines (st-scalar, st-vector).")
 @click.option("--lattice", default="z", show_default=True, metavar="SPEC",
               help="Lattice of the lattice VAE's latent: z (rectangular), a2, d4, e8, bw16, leech, or blocks "
                    "such as e8*2 or leech+e8*2 (NAME tiles the latent; NAME*COUNT gives counts).")
 @click.option("--lam", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Weight λ of the rate term (Eq. 3); 1 gives the ELBO.")
-@click.option("--latent", type=click.IntRange(1, INT_LIMITS["latent"]), default=40, show_default=True,
+@click.option("--latent", type=click.IntRange(1, int_limit("latent")), default=40, show_default=True,
               help="Latent dimension m.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True,
               help="Images per step (of all processes together under torchrun); at most the size of the "
@@ -112,7 +111,7 @@ def cli() -> None:
 @click.option("--max-epochs", type=click.IntRange(min=1), default=None, help="Stop after this many epochs.")
 @click.option("--patience", type=click.IntRange(min=1), default=50, show_default=True,
               help="Stop after this many epochs without a better validation loss.")
-@click.option("--channels", type=click.IntRange(1, INT_LIMITS["channels"]), default=64, show_default=True,
+@click.option("--channels", type=click.IntRange(1, int_limit("channels")), default=64, show_default=True,
               help="Photo model: hidden channels N of the convolutional transforms.")
 @click.option("--crop", type=click.IntRange(16, 4096), default=128, show_default=True,
               help="Photo model: side of the random training crops (a multiple of 16).")
@@ -276,6 +275,7 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
     from .codec import load_model, read_header
     from .fileio import atomic_write_bytes, check_output, signals_as_exceptions, write_stdout
     from .images import is_digit_input, read_inputs
+    from .modalities import of_model
     from .modelfile import DEFAULT_MODEL
     from .photo.codec import photo_model
 
@@ -284,10 +284,10 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
             check_output(out, force)
         blobs = read_inputs(list(inputs))
         digits = load_model(DEFAULT_MODEL) if model is None else None
-        if model is None and not is_digit_input(blobs, digits.image_shape):
+        if model is None and not is_digit_input(blobs, digits.net.image_shape):
             model = photo_model(quality)
         loaded = load_model(model or DEFAULT_MODEL)
-        if loaded.image_shape[0]:
+        if of_model(loaded).name == "digits":
             data = _encode_digits(list(inputs), blobs, loaded, lossless, resize, threshold, seed, quiet)
         else:
             data = _encode_photos(blobs, loaded, lossless, resize, threshold, seed)
@@ -309,10 +309,11 @@ def _encode_digits(inputs: list[str], blobs: list[tuple[str, bytes]], loaded: An
     from .codec import compress
     from .images import binarize, load_inputs
 
-    images = load_inputs(inputs, loaded.image_shape, resize=resize, warn=_warn, blobs=blobs)
+    image_shape = loaded.net.image_shape
+    images = load_inputs(inputs, image_shape, resize=resize, warn=_warn, blobs=blobs)
     if threshold is not None:
         images = binarize(images, threshold)
-    count = 1 if images.shape in (loaded.image_shape, loaded.image_shape[:2]) else len(images)
+    count = 1 if images.shape in (image_shape, image_shape[:2]) else len(images)
     return _run_with_progress("encode", count, quiet,
                               lambda report: compress(images, loaded, lossless=lossless, seed=seed,
                                                       progress=report))
@@ -348,6 +349,7 @@ def decode(infile: str, out: str, model: Path | None, force: bool, quiet: bool) 
     from .errors import InputError
     from .fileio import signals_as_exceptions
     from .images import output_kind
+    from .modalities import of_header
 
     name = _source_name(infile)
     with signals_as_exceptions():
@@ -357,7 +359,8 @@ def decode(infile: str, out: str, model: Path | None, force: bool, quiet: bool) 
         except InputError as exc:
             raise InputError(f"{name}: {exc}") from None
         try:
-            (_decode_photos if header.sizes else _decode_digits)(data, header, target, out, model, force, quiet)
+            decode_file = {"digits": _decode_digits, "photo": _decode_photos}[of_header(header).name]
+            decode_file(data, header, target, out, model, force, quiet)
         except CodecError as exc:
             raise type(exc)(f"{name}: {exc}") from None
     if not quiet:

@@ -22,22 +22,11 @@ import numpy as np
 import torch
 
 from .data import load_dataset
+from .families import family
 from .fileio import atomic_write_text
 from .modelfile import load_model, read_config
 from .results import machine_info
 from .train import LOG, evaluate, read_train_log
-
-DESCRIPTIONS = {
-    "lattice-vae": "the paper's MNIST lattice VAE on the latent lattice `{lattice}`: a learned scale per lattice "
-                   "block (for `z` blocks the step Δ_i), Laplace prior with learned scales b_i, the sequential box "
-                   "code of docs/lattices.md as rate (for `z` Eq. 15 with erratum 1 of docs/errata.md): the "
-                   "training rate is the real code length.",
-    "gaussian-lattice": "the paper's Gaussian lattice VAE: posterior N(μ(d), diag σ²) with σ learned per dimension "
-                        "but not data dependent, prior N(0, I) — the stand-in for an ideal high-dimensional lattice.",
-    "gaussian": "a standard Gaussian VAE: posterior N(μ(d), diag σ(d)²), prior N(0, I).",
-    "st-scalar": "straight-through scalar quantizers (Appendix A.2.1) with learned levels and codes.",
-    "st-vector": "straight-through 2-D vector quantizers (Appendix A.2.1) with learned code vectors and codes.",
-}
 
 
 def evaluate_model(directory: str | Path, data_dir: str | None = None, dithers: int = 10) -> dict[str, Any]:
@@ -77,7 +66,7 @@ def render_card(directory: str | Path, evaluation: dict[str, Any], command: str)
     hours = sum(r["seconds"] for r in log) / 3600
     test, valid, m = evaluation["test"], evaluation["valid"], evaluation["machine"]
     lattice = (config.get("hparams") or {}).get("lattice") or f"z*{cfg['latent']}"
-    description = DESCRIPTIONS.get(config["architecture"], "").format(lattice=lattice)
+    description = family(config["architecture"]).description.format(lattice=lattice)
     return f"""# Model card: {directory.name}
 
 **Architecture:** `{config['architecture']}` — {description} Encoder
@@ -105,12 +94,6 @@ pixels given Z − U" (Section 3.3); real file sizes are in `docs/results/codec.
 
 Measured with: `{command}`
 """
-
-
-PHOTO_DESCRIPTION = ("Ballé et al.'s factorized-prior transforms (four 5×5 stride-2 convolutions with GDN, "
-                     "mirrored with IGDN) around the paper's dithered lattice latent on `{lattice}` per latent "
-                     "position, a Laplace prior with one learned scale per channel, trained by dithered SGD on "
-                     "λ·255²·MSE + bits per pixel (docs/photos.md): the training rate is the real code length.")
 
 
 def _sentence(text: str) -> str:
@@ -161,6 +144,7 @@ def render_photo_card(directory: str | Path, evaluation: dict[str, Any], command
     directory = Path(directory)
     config = read_config(directory)
     cfg, hp = config["training"]["config"], config["hparams"]
+    description = family(config["architecture"]).description.format(lattice=hp["lattice"])
     log = read_train_log(directory)
     best = min(log, key=lambda r: r["valid_loss"])
     hours = sum(r["seconds"] for r in log) / 3600
@@ -175,7 +159,7 @@ def render_photo_card(directory: str | Path, evaluation: dict[str, Any], command
     lr = f"Adam lr {cfg['lr']}" + (f" (a tenth of it from epoch {cfg['lr_drop']} on)" if cfg.get("lr_drop") else "")
     return f"""# Model card: {directory.name}
 
-**Architecture:** `{config['architecture']}`: {PHOTO_DESCRIPTION.format(lattice=hp['lattice'])}
+**Architecture:** `{config['architecture']}`: {description}
 N = {hp['channels']} hidden channels, M = {hp['latent']} latent channels at 1/16 of the resolution.
 
 **Data:** the images of `{cfg['data_dir']}`: BSDS500 train + val (300 photos) for training, its test
@@ -211,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="photo models: take the Kodak numbers from this `latcomp bench --photo --json` report")
     args = parser.parse_args(argv)
     command = " ".join(["python -m latcomp.modelcard", *(sys.argv[1:] if argv is None else argv)])
-    photo = read_config(args.model)["architecture"].startswith("photo")
+    photo = family(read_config(args.model)["architecture"]).modality == "photo"
     evaluation = evaluate_photo_model(args.model, args.data_dir, args.bench_json) if photo else \
         evaluate_model(args.model, args.data_dir, args.dithers)
     atomic_write_text(Path(args.model) / "evaluation.json", json.dumps({**evaluation, "command": command}, indent=2))

@@ -8,7 +8,7 @@ name, plus the frozen entropy-model parameters under ``codec.``) and
      "architecture": "lattice-vae", "hparams": {...}, "training": {...}}
 
 Loading never executes code (no pickle): the architecture is looked up by name
-in :data:`latcomp.registry.MODELS` and the tensors are read with safetensors. The
+among the model families (:mod:`latcomp.families`) and the tensors are read with safetensors. The
 numpy loader (:func:`load_weights_numpy`) lets the codec run without torch.
 
 Both loaders read the files the same way: only regular files of bounded size (a
@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from . import schema
+from .families.shapes import CODEC_PREFIX
 from .fileio import atomic_write, atomic_write_text
-from .schema import CODEC_PREFIX, FORMAT, FORMAT_VERSION, SchemaError
+from .schema import FORMAT, FORMAT_VERSION, SchemaError
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"

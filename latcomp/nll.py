@@ -39,6 +39,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from latcomp.families import families, load_object
+
 #: ``progress(stage, done, total)``, as in :mod:`latcomp.codec`.
 Progress = Callable[[str, int, int], None]
 #: ``log_weights(model, d, samples, generator)`` → (N, samples) tensor of log p(w) + log Q(d|w) − log q(w|d).
@@ -135,34 +137,32 @@ def gaussian_log_weights(model: nn.Module, d: torch.Tensor, samples: int,
     return _std_normal_log_pdf(w) + _log_likelihood(model, w, d) - log_q
 
 
-#: Architecture name → its importance weights. Models not listed have no continuous latent.
-LOG_WEIGHTS: dict[str, LogWeights] = {
-    "lattice-vae": lattice_log_weights,
-    "gaussian-lattice": gaussian_log_weights,
-    "gaussian": gaussian_log_weights,
-}
-#: Alternative proposals by (architecture, name); the default is the one in LOG_WEIGHTS.
-PROPOSALS: dict[tuple[str, str], LogWeights] = {("lattice-vae", "defensive"): defensive_lattice_log_weights}
+def _proposals(model: nn.Module) -> dict[str, str]:
+    """The importance-sampling proposals of ``model``'s family (:attr:`latcomp.families.Family.proposals`)."""
+    spec = families().get(getattr(model, "architecture", None))
+    return dict(spec.proposals) if spec else {}
 
 
 def supports_nll(model: nn.Module) -> bool:
     """Whether :func:`importance_sampled_nll` can estimate this model's likelihood."""
-    return getattr(model, "architecture", None) in LOG_WEIGHTS
+    return "" in _proposals(model)
 
 
 def log_weights_for(model: nn.Module, proposal: str | None = None) -> LogWeights:
-    """The importance-weight function of ``model``'s architecture (and ``proposal``); ValueError if none."""
+    """The importance-weight function of ``model``'s family (and ``proposal``); ValueError if none."""
     architecture = getattr(model, "architecture", type(model).__name__)
+    proposals = _proposals(model)
     if proposal is not None:
-        if (architecture, proposal) not in PROPOSALS:
-            raise ValueError(f"no proposal {proposal!r} for {architecture!r}; known: "
-                             f"{', '.join(f'{a}/{p}' for a, p in PROPOSALS)}")
-        return PROPOSALS[architecture, proposal]
-    if architecture not in LOG_WEIGHTS:
+        if not proposal or proposal not in proposals:
+            known = [f"{name}/{p}" for name, spec in families().items() for p in spec.proposals if p]
+            raise ValueError(f"no proposal {proposal!r} for {architecture!r}; known: {', '.join(known)}")
+        return load_object(proposals[proposal])
+    if "" not in proposals:
+        supported = [name for name, spec in families().items() if "" in spec.proposals]
         raise ValueError(f"importance-sampled NLL needs a continuous latent: {architecture!r} has a discrete "
                          f"one (its −ELBO, distortion + code length, is the bound to report); "
-                         f"supported: {', '.join(LOG_WEIGHTS)}")
-    return LOG_WEIGHTS[architecture]
+                         f"supported: {', '.join(supported)}")
+    return load_object(proposals[""])
 
 
 def importance_sampled_nll(model: nn.Module, data: Any, samples: int = 1000, batch_size: int = 8192,

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from latcomp.families import family, of_modality
 from latcomp.nn.registry import MODELS, build_model
 
 from .data import dynamic_mnist_images, load_dataset
@@ -52,9 +53,8 @@ RUN_FILES = (WEIGHTS, CONFIG, CHECKPOINT, LOG)
 #: Settings a resumed run may change: the stopping rule, not what the epochs compute.
 RESUMABLE = ("max_epochs", "patience")
 NATS_PER_BIT = math.log(2.0)
-PHOTO_ARCHITECTURES = ("photo-factorized", "photo-hyperprior")
-#: Architectures a fine-tuning run may start from (--init) besides its own.
-INIT_SOURCES = {"photo-hyperprior": ("photo-factorized",)}
+#: The families of photos (read from :mod:`latcomp.families`): they train on random crops of a folder of images.
+PHOTO_ARCHITECTURES = of_modality("photo")
 #: Photo validation: centre crops of this side from (at most) this many evenly spaced validation images.
 VALID_CROP, VALID_IMAGES = 256, 24
 
@@ -93,17 +93,12 @@ class TrainConfig:
 
     @property
     def photo(self) -> bool:
-        return self.architecture in PHOTO_ARCHITECTURES
+        return family(self.architecture).modality == "photo"
 
     def hparams(self) -> dict[str, Any]:
-        if self.photo:
-            return dict(channels=self.channels, latent=self.latent, lam=self.lam, lattice=self.lattice)
-        hp: dict[str, Any] = dict(data_dim=784, hidden=self.hidden, latent=self.latent, lam=self.lam)
-        if self.architecture.startswith("st-"):
-            hp["levels"] = self.levels
-        if self.architecture == "lattice-vae":
-            hp["lattice"] = self.lattice
-        return hp
+        """The hyper-parameters of the family's spec: these settings' fields of those names, else the spec's
+        defaults (e.g. ``data_dim`` 784)."""
+        return {p.name: getattr(self, p.name, p.default) for p in family(self.architecture).hparams}
 
 
 #: Step decay of the learning rate (TrainConfig.lr_drop): the final epochs anneal at a tenth of the rate.
@@ -115,15 +110,10 @@ def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
     return cfg.lr * LR_DROP_FACTOR if cfg.lr_drop is not None and epoch >= cfg.lr_drop else cfg.lr
 
 
-#: Defaults of a photo run where they differ from :class:`TrainConfig`'s MNIST ones.
-PHOTO_DEFAULTS: dict[str, Any] = dict(dataset="image-folder", latent=128, lam=0.013, batch_size=8, lr=3e-4,
-                                      clip=1.0, patience=20)
-
-
 def default_config(architecture: str = "lattice-vae", **settings: Any) -> TrainConfig:
-    """A :class:`TrainConfig` for ``architecture`` with its family's defaults, overridden by ``settings``."""
-    base = PHOTO_DEFAULTS if architecture in PHOTO_ARCHITECTURES else {}
-    return TrainConfig(architecture=architecture, **{**base, **settings})
+    """A :class:`TrainConfig` for ``architecture`` with its family's training defaults
+    (:attr:`latcomp.families.Family.training`), overridden by ``settings``."""
+    return TrainConfig(architecture=architecture, **{**family(architecture).training, **settings})
 
 
 @dataclass
@@ -465,15 +455,14 @@ def _save_epoch(out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, c
 def initial_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
     """The weights a fine-tuning run starts from: those of the model ``cfg.init`` with ``cfg``'s λ.
 
-    The model must have the same architecture and sizes. A photo model may change lattice:
-    its latent channels are then regrouped by activity into the new blocks
-    (:func:`latcomp.nn.photo.relattice`). A photo-hyperprior may also start from a photo-factorized
-    model (:func:`latcomp.nn.hyperprior.warm_start`).
+    The model must have the same architecture (or one of the family's ``init_from``) and sizes.
+    A family with a ``fine_tune`` start (:class:`latcomp.families.Family`) builds it from the source,
+    e.g. a photo model on another lattice, its latent channels regrouped by activity into the new
+    blocks (:func:`latcomp.nn.photo.relattice`); the others keep the source's weights and lattice.
     """
     from latcomp.modelfile import ModelFileError, load_model, read_config
-    from latcomp.nn.hyperprior import PhotoHyperprior, warm_start
-    from latcomp.nn.photo import relattice
 
+    spec = family(cfg.architecture)
     try:
         config = read_config(cfg.init)
         source = load_model(cfg.init)
@@ -481,18 +470,14 @@ def initial_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
         raise TrainingError(f"--init: {exc}") from None
     hparams = cfg.hparams()
     differs = sorted(k for k in hparams if k not in ("lam", "lattice") and config["hparams"].get(k) != hparams[k])
-    if config["architecture"] not in (cfg.architecture, *INIT_SOURCES.get(cfg.architecture, ())) or differs:
+    if config["architecture"] not in (cfg.architecture, *spec.init_from) or differs:
         raise TrainingError(f"--init {cfg.init}: a {config['architecture']} model with other sizes "
                             f"({', '.join(differs) or 'architecture'}); fine-tuning needs the same network")
-    if cfg.architecture == PhotoHyperprior.architecture:
-        model = build_model(cfg.architecture, **hparams)
+    if spec.fine_tune is not None:
         try:
-            warm_start(model, source)
+            return spec.fine_tune(source, hparams).state_dict()
         except ValueError as exc:
             raise TrainingError(f"--init {cfg.init}: {exc}") from None
-        return model.state_dict()
-    if cfg.photo:
-        return relattice(source, hparams["lattice"], lam=cfg.lam).state_dict()
     if config["hparams"].get("lattice", "z") != hparams.get("lattice", "z"):
         raise TrainingError("--init: only photo models can change lattice when fine-tuning")
     return source.state_dict()

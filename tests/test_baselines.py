@@ -14,6 +14,7 @@ from conftest import synthetic_binary
 
 import latcomp.train as train_module
 from latcomp.cli import ARCHITECTURES, cli
+from latcomp.families import of_modality
 from latcomp.modelfile import load_model, read_config, save_model
 from latcomp.nn.baselines import (
     GaussianLatticeVAE,
@@ -25,11 +26,11 @@ from latcomp.nn.baselines import (
 )
 from latcomp.nn.models import bernoulli_nll
 from latcomp.nn.registry import MODELS, build_model
-from latcomp.train import PHOTO_ARCHITECTURES, TrainConfig, evaluate
+from latcomp.train import TrainConfig, evaluate
 
 TINY = {"hidden": 16, "latent": 4}
-#: The MNIST architectures (the photo model has its own tests: tests/test_photo.py).
-MNIST_MODELS = sorted(set(MODELS) - set(PHOTO_ARCHITECTURES))
+#: The MNIST architectures (the photo and text models have their own tests: tests/test_photo.py, test_text*.py).
+MNIST_MODELS = sorted(of_modality("digits"))
 ST = [ScalarQuantizerAE, VectorQuantizerAE]
 
 

@@ -138,7 +138,7 @@ def test_a_refused_file_leaves_no_memory_behind(peaked_model):
 def test_the_plausibility_bound_is_tight_and_counts_the_pixels(small_model, peaked_model, monkeypatch):
     """N·(bits of a lattice point + bits of its coded pixels) ≤ 8·P + 64, without slack (it had a factor ½
     and ignored the pixels): a count just beyond it is refused at once, one within it is decoded."""
-    from latcomp import codec
+    from latcomp.digits import codec
 
     for model, lossless, factor in ((small_model, False, 1.5), (peaked_model, True, 0.9)):
         m = load_model(model)
@@ -185,9 +185,10 @@ def test_chunked_coding_is_bit_identical_and_refuses_an_empty_stream():
     stream is an error, and the encoder refuses, in the mirror position, a stream that would be empty."""
     import constriction
 
-    from latcomp.codec import SYMBOL_CHUNK, _CheckedCoder
     from latcomp.entropy.lattice_code import LatticeCode
     from latcomp.lattices import ProductLattice
+    from latcomp.runtime.coding import SYMBOL_CHUNK
+    from latcomp.runtime.coding import CheckedCoder as _CheckedCoder
 
     code = LatticeCode(ProductLattice("z", 8), np.ones(8), np.full(8, 2.0))
     rng = np.random.default_rng(0)

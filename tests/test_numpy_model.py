@@ -10,9 +10,11 @@ import pytest
 import torch
 from codec_fixtures import small_model  # noqa: F401
 
+from latcomp.digits.network import NumpyLatticeVAE
 from latcomp.exact import networks as numpy_model
-from latcomp.exact.networks import ExactLinear, NumpyLatticeVAE, build_numpy_model, exact_sigmoid, quantize_rows
+from latcomp.exact.networks import ExactLinear, exact_sigmoid, quantize_rows
 from latcomp.modelfile import load_model, load_weights_numpy
+from latcomp.runtime.model import build_numpy_model
 
 
 def _adapter(directory):

@@ -1,4 +1,4 @@
-"""Numpy forward passes of latcomp models, bit-reproducible on every machine (no torch).
+"""Exact numpy arithmetic of gated MLPs, bit-reproducible on every machine (no torch).
 
 The codec runs the encoder e_c and the decoder of a trained model with numpy, from
 the float32 tensors of the model file, so that ``latcomp encode``/``decode`` start
@@ -20,21 +20,18 @@ fast. Two passes are provided:
   same on every platform). The result is identical across machines, thread
   counts, batch sizes and chunkings, and within ~1e-6 of the float pass.
 
-Models are described by a small adapter class registered in :data:`NUMPY_MODELS`
-under the architecture name of the model config; it exposes the image shape, the
-lattice, the prior scales and ``encode``/``decode_probs``. A later convolutional
-model adds an adapter here; the codec and the file format stay the same.
+The runtime of the MNIST lattice VAE (:class:`latcomp.digits.network.NumpyLatticeVAE`) is built
+from these layers.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal, localcontext
 from functools import cached_property
-from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from latcomp.latent_codecs.lattice import LatticeLatentCodec
+from latcomp.families import ModelShapeError
 
 #: Logits are clipped to ±SIGMOID_LIMIT before the table sigmoid (σ(32) = 1 − 1.3e-14).
 SIGMOID_LIMIT = 32
@@ -42,10 +39,6 @@ SIGMOID_LIMIT = 32
 SIGMOID_STEP_LOG2 = 8
 #: Rows are processed in chunks of this many examples to bound memory (results do not depend on it).
 CHUNK = 2048
-
-
-class ModelShapeError(ValueError):
-    """The weights do not describe the architecture named in the config."""
 
 
 # ----------------------------------------------------------------------------- exact arithmetic
@@ -157,9 +150,9 @@ def mlp_layers(weights: dict[str, np.ndarray], prefix: str) -> list[tuple[str, t
         key = f"{prefix}.{i}"
         if f"{key}.h.weight" in weights:
             names = (f"{key}.h.weight", f"{key}.h.bias", f"{key}.g.weight", f"{key}.g.bias")
-            layers.append(("gated", tuple(_tensor(weights, n) for n in names)))
+            layers.append(("gated", tuple(tensor(weights, n) for n in names)))
         elif f"{key}.weight" in weights:
-            layers.append(("linear", (_tensor(weights, f"{key}.weight"), _tensor(weights, f"{key}.bias"))))
+            layers.append(("linear", (tensor(weights, f"{key}.weight"), tensor(weights, f"{key}.bias"))))
             break
         else:
             raise ModelShapeError(f"missing tensor {key}.weight (or {key}.h.weight)")
@@ -176,7 +169,8 @@ def mlp_layers(weights: dict[str, np.ndarray], prefix: str) -> list[tuple[str, t
     return layers
 
 
-def _tensor(weights: dict[str, np.ndarray], name: str) -> np.ndarray:
+def tensor(weights: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """The float64 copy of weight ``name`` (ModelShapeError if it is missing or not finite)."""
     if name not in weights:
         raise ModelShapeError(f"missing tensor {name}")
     t = np.asarray(weights[name], np.float64)
@@ -222,82 +216,3 @@ class ExactMLP:
                 y = y[:, :half] * exact_sigmoid(y[:, half:])
             x = y
         return x
-
-
-# ----------------------------------------------------------------------------- model adapters
-
-
-class CodecModel(Protocol):
-    """What the codec needs from a model (one adapter class per architecture)."""
-
-    architecture: ClassVar[str]
-    #: Shape (H, W, C) of one image.
-    image_shape: tuple[int, int, int]
-    #: The latent codec (lattice, scales, prior, entropy model) from the frozen float32 tensors.
-    latent: LatticeLatentCodec
-
-    def latent_dim(self) -> int: ...
-
-    def encode(self, images: np.ndarray) -> np.ndarray: ...
-
-    def decode_probs(self, w: np.ndarray) -> np.ndarray: ...
-
-
-class NumpyLatticeVAE:
-    """Numpy adapter of :class:`latcomp.models.LatticeVAE` (images are flattened row-major)."""
-
-    architecture: ClassVar[str] = "lattice-vae"
-
-    def __init__(self, weights: dict[str, np.ndarray], hparams: dict[str, Any]):
-        try:
-            data_dim, latent = int(hparams["data_dim"]), int(hparams["latent"])
-        except (KeyError, TypeError, ValueError):
-            raise ModelShapeError("config hparams need integer data_dim and latent") from None
-        side = int(round(data_dim**0.5))
-        self.image_shape = (side, side, 1) if side * side == data_dim else (1, data_dim, 1)
-        self.encoder_layers = mlp_layers(weights, "encoder")
-        self.decoder_layers = mlp_layers(weights, "decoder")
-        self.encoder = ExactMLP(self.encoder_layers)
-        self.decoder = ExactMLP(self.decoder_layers)
-        if (self.encoder.in_features, self.encoder.out_features) != (data_dim, latent) or \
-                (self.decoder.in_features, self.decoder.out_features) != (latent, data_dim):
-            raise ModelShapeError(f"network shapes do not match data_dim={data_dim}, latent={latent}")
-        delta = _tensor(weights, "codec.lattice.delta")
-        b = _tensor(weights, "codec.prior.b")
-        try:
-            self.latent = LatticeLatentCodec.from_spec(hparams.get("lattice", "z"), latent, delta, b)
-            _ = self.latent.code  # builds the entropy model now: validates its parameters
-        except ValueError as exc:
-            raise ModelShapeError(str(exc)) from None
-
-    def latent_dim(self) -> int:
-        return self.encoder.out_features
-
-    def encode(self, images: np.ndarray, exact: bool = True) -> np.ndarray:
-        """X = e_c(D) for images (N, H, W, C) or (N, H·W·C) with values in [0, 1]; float64 (N, m)."""
-        x = np.asarray(images, np.float64).reshape(len(images), -1)
-        return self.encoder(x) if exact else mlp_forward_float(self.encoder_layers, x)
-
-    def decode_logits(self, w: np.ndarray, exact: bool = True) -> np.ndarray:
-        """Bernoulli logits (N, H·W·C) of Q(D | Z − U = w)."""
-        return self.decoder(w) if exact else mlp_forward_float(self.decoder_layers, w)
-
-    def decode_probs(self, w: np.ndarray, exact: bool = True) -> np.ndarray:
-        """Q(D_j = 1 | Z − U = w), float64 (N, H·W·C); the lossy reconstruction is this mean."""
-        logits = self.decode_logits(w, exact)
-        return exact_sigmoid(logits) if exact else float_sigmoid(logits)
-
-
-#: Numpy adapters by architecture name (as in ``config.json``).
-NUMPY_MODELS: dict[str, type] = {NumpyLatticeVAE.architecture: NumpyLatticeVAE}
-
-
-def build_numpy_model(architecture: str, weights: dict[str, np.ndarray], hparams: dict[str, Any]) -> CodecModel:
-    """Instantiate the numpy adapter for ``architecture`` (ModelShapeError/KeyError if unknown)."""
-    from latcomp.photo.network import NumpyPhotoCodec  # imports this module
-
-    models = {**NUMPY_MODELS, NumpyPhotoCodec.architecture: NumpyPhotoCodec}
-    if architecture not in models:
-        raise ModelShapeError(f"architecture {architecture!r} has no numpy codec model; "
-                              f"known: {', '.join(models)}")
-    return models[architecture](weights, hparams)

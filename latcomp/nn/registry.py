@@ -1,4 +1,7 @@
-"""Model architectures by name: the name stored in a model's config.json."""
+"""The torch modules of the model families by name (the name stored in a model's config.json).
+
+Read from the family specs (:mod:`latcomp.families`): a family names its torch module there.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,9 @@ from typing import Any
 
 from torch import nn
 
-from latcomp.nn.baselines import BASELINES
-from latcomp.nn.hyperprior import PhotoHyperprior
-from latcomp.nn.models import LatticeVAE
-from latcomp.nn.photo import PhotoCodec
+from latcomp.families import families
 
-MODELS: dict[str, type[nn.Module]] = {cls.architecture: cls
-                                      for cls in (LatticeVAE, PhotoCodec, PhotoHyperprior, *BASELINES)}
+MODELS: dict[str, type[nn.Module]] = {name: spec.torch_module() for name, spec in families().items()}
 
 
 def build_model(architecture: str, **hparams: Any) -> nn.Module:

@@ -102,9 +102,9 @@ def model_info(directory: str | os.PathLike) -> dict[str, Any]:
     directory = Path(directory)
     config = read_config(directory)
     loaded = load_model(directory)
-    if loaded.image_shape[0]:
+    if loaded.modality != "photo":
         raise ModelMismatchError(f"{directory} is not a photo model (it codes "
-                                 f"{'×'.join(map(str, loaded.image_shape))} images); latcomp bench --photo "
+                                 f"{'×'.join(map(str, loaded.net.image_shape))} images); latcomp bench --photo "
                                  "measures photo models")
     hp, training = config.get("hparams") or {}, config.get("training") or {}
     lattice = str(hp.get("lattice") or "z")

@@ -18,27 +18,27 @@ by the content CRC; the transforms run in float32 (:mod:`latcomp.photo.network`)
 
 from __future__ import annotations
 
-import secrets
 import zlib
 from typing import Any
 
-import constriction
 import numpy as np
 
-from latcomp.codec import (
-    MAX_PIXELS,
-    LoadedModel,
-    ModelLike,
-    check_model,
-    entropy_decoding,
-    load_model,
-    pop_coordinates,
-    push_coordinates,
-)
-from latcomp.container import PHOTO_VERSION, Header, content_crc, pack, payload_to_words, unpack, words_to_payload
+from latcomp.container import PHOTO_VERSION, Header, content_crc, pack, unpack
 from latcomp.errors import CodecError, FormatError, InputError, LimitError, ModelMismatchError
 from latcomp.modelfile import DEFAULT_PHOTO_QUALITY, PHOTO_QUALITIES, shipped_model
 from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoCodec, latent_size
+from latcomp.runtime.coding import (
+    MAX_PIXELS,
+    check_payload_claim,
+    entropy_decoding,
+    file_seed,
+    new_coder,
+    payload,
+    pop_coordinates,
+    push_coordinates,
+    require_content,
+)
+from latcomp.runtime.model import LoadedModel, ModelLike, check_model, load_model
 
 #: Largest image (H·W) the photo codec takes: 8192 × 8192, or a 61-megapixel camera's 9504 × 6336. The
 #: transforms work in bands (:data:`latcomp.photo.network.BAND_PIXELS`), so what grows with the image is
@@ -104,9 +104,9 @@ def synthesize(net: NumpyPhotoCodec, w: np.ndarray, height: int, width: int, cha
 
 def _photo_model(model: ModelLike) -> LoadedModel:
     m = load_model(model)
-    if not isinstance(m.net, NumpyPhotoCodec):
+    if m.modality != "photo":
         raise ModelMismatchError(f"{m.directory} is not a photo model (it codes "
-                                 f"{'×'.join(map(str, m.image_shape))} images)")
+                                 f"{'×'.join(map(str, m.net.image_shape))} images)")
     return m
 
 
@@ -121,19 +121,17 @@ def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT
     """
     m = _photo_model(model if model is not None else photo_model(quality))
     photos, layout, channels = as_photos(images)
-    seed = secrets.randbits(64) if seed is None else int(seed)
-    if not 0 <= seed < 2**64:
-        raise InputError(f"seed must be in [0, 2**64), got {seed}")
+    seed = file_seed(seed)
     y = np.concatenate([m.net.encode_pixels(padded(im)) for im in photos])
     u = m.latent.seeded_dither(seed, len(y))
     k = m.latent.quantize(y, u)
-    coder = constriction.stream.stack.AnsCoder()
+    coder = new_coder()
     push_coordinates(coder, m.latent, k, u)
     header = Header(lossless=False, layout=layout, model_id=m.model_id, seed=seed, payload_crc=0,
                     content_crc=photo_crc(k, channels, [im.shape[:2] for im in photos]),
                     count=len(photos), image_shape=(0, 0, channels),
                     payload_bytes=0, lattice=m.latent.lattice.spec, sizes=tuple(im.shape[:2] for im in photos))
-    return pack(header, words_to_payload(coder.get_compressed()))
+    return pack(header, payload(coder))
 
 
 def decompress(data: bytes, model: ModelLike | None = None) -> Any:
@@ -150,9 +148,7 @@ def decompress(data: bytes, model: ModelLike | None = None) -> Any:
     rows = _check_claims(header, m)
     u = m.latent.seeded_dither(header.seed, rows)
     k = _pop(payload, m, u)
-    if photo_crc(k, header.channels, header.sizes) != header.content_crc:
-        raise FormatError("decoded content does not match its checksum: the file is corrupt "
-                          "(or was written by an incompatible latcomp)")
+    require_content(photo_crc(k, header.channels, header.sizes) == header.content_crc)
     images, start = [], 0
     for height, width in header.sizes:
         lh, lw = latent_size(height, width)
@@ -182,9 +178,8 @@ def _check_claims(header: Header, m: LoadedModel) -> int:
         raise LimitError(f"the file's images exceed the photo codec's limits ({MAX_PHOTO_PIXELS} pixels per "
                          f"image, {MAX_PIXELS} per file)")
     rows = sum(lh * lw for lh, lw in (latent_size(h, w) for h, w in header.sizes))
-    if rows * m.latent.code.min_bits_per_item() > 8 * header.payload_bytes + 64:
-        raise FormatError(f"corrupt header ({header.count} images of {rows} latent vectors cannot fit in "
-                          f"{header.payload_bytes} payload bytes)")
+    check_payload_claim(f"{header.count} images of {rows} latent vectors", rows, m.latent.code.min_bits_per_item(),
+                        header.payload_bytes)
     return rows
 
 
@@ -195,10 +190,9 @@ def photo_crc(k: np.ndarray, channels: int, sizes: Any) -> int:
     return zlib.crc32(shape, content_crc(k))
 
 
-def _pop(payload: bytes, m: LoadedModel, u: np.ndarray) -> np.ndarray:
+def _pop(data: bytes, m: LoadedModel, u: np.ndarray) -> np.ndarray:
     """The lattice coordinates of the stream; the stream must end with them."""
-    with entropy_decoding():
-        coder = constriction.stream.stack.AnsCoder(payload_to_words(payload))
+    with entropy_decoding(data) as coder:
         k = pop_coordinates(coder, m.latent, u)
         empty = coder.is_empty()
     if not empty:

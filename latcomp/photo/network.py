@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from latcomp.exact.networks import ModelShapeError
+from latcomp.families import ModelShapeError
 from latcomp.latent_codecs.lattice import LatticeLatentCodec
 from latcomp.steps import spans
 
