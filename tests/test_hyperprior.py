@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from latcomp.entropy.lattice_code import LatticeCode
 from latcomp.entropy.scales import SCALE_TABLE
 from latcomp.latent_codecs.lattice import LatticeLatentCodec
 from latcomp.nn.hyperprior import PhotoHyperprior, straight_through_scale, warm_start
-from latcomp.nn.photo import PhotoCodec, relattice, to_rows
+from latcomp.nn.photo import PhotoCodec, from_rows, relattice, to_rows
 
 
 def _model(seed: int = 0, **kw) -> PhotoHyperprior:
@@ -49,43 +51,63 @@ def test_shapes_and_gradients_reach_every_parameter(side):
 
 
 @torch.no_grad()
-def test_training_rate_of_both_levels_is_the_real_code_length_by_monte_carlo():
-    """E[rate_y(y − U) + rate_z(z − U_z)] = E[−log P(K(y + U) | U, b) − log P(K(z + U_z) | U_z)] (Theorem 1).
-
-    The right side codes real lattice points: Z_z = K(z + U_z), the table scales b = SCALE_TABLE[round(t)]
-    from h_s(Z_z − U_z), then Z = K(y + U) under the sequential code with those scales.
-    """
-    model = _lively(_model(3)).double()
-    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    n = 300
+def _monte_carlo(model: PhotoHyperprior, x: torch.Tensor, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` draws for image ``x`` (1, 3, H, W) of the training rate (nats) and, with independent dithers, of the
+    real two-level code length: Z_z = K(z + U_z) under its static code, the table scales
+    b = SCALE_TABLE[round(t)] from h_s(Z_z − U_z), then Z = K(y + U) under the sequential code with those scales."""
     xs = x.expand(n, -1, -1, -1)
-    gen = torch.Generator().manual_seed(5)
-    terms = model.terms(xs, torch.rand(model.noise_shape(xs), generator=gen, dtype=torch.float64))
-    train = (terms.rate_y + terms.rate_z).numpy()
+    gen = torch.Generator().manual_seed(seed)
+    terms = model.terms(xs, torch.rand(model.noise_shape(xs), generator=gen, dtype=x.dtype))
+    train = (terms.rate_y + terms.rate_z).double().numpy()
 
     y = model.analysis(xs)
-    z_rows = to_rows(model.hyper_analysis(y.abs())).numpy()
-    v_y, v_z = model._split_noise(xs, torch.rand(model.noise_shape(xs), generator=gen, dtype=torch.float64))
-    hyper = LatticeLatentCodec(model.hyper_product, model.hyper_log_delta.exp().numpy(),
-                               model.hyper_log_b.exp().numpy())
-    u_z = hyper.dither(v_z.numpy())
-    k_z = hyper.quantize(z_rows, u_z)
+    z = model.hyper_analysis(y.abs())
+    v_y, v_z = model._split_noise(xs, torch.rand(model.noise_shape(xs), generator=gen, dtype=x.dtype))
+    hyper = LatticeLatentCodec(model.hyper_product, model.hyper_log_delta.exp().double().numpy(),
+                               model.hyper_log_b.exp().double().numpy())
+    u_z = hyper.dither(v_z.double().numpy())
+    k_z = hyper.quantize(to_rows(z).double().numpy(), u_z)
     bits_z = -hyper.code.log2_prob(k_z, u_z).reshape(n, -1).sum(-1)
-    w_z = torch.from_numpy(hyper.reconstruct(k_z, u_z)).reshape(n, 1, 1, 8).permute(0, 3, 1, 2)
+    w_z = from_rows(torch.from_numpy(hyper.reconstruct(k_z, u_z)).to(x.dtype), tuple(z.shape))
     j = model.scale_indices(w_z, tuple(y.shape)).round().clamp(0, len(SCALE_TABLE) - 1).long()
-    b_rows = SCALE_TABLE[to_rows(j).numpy()]
-    y_rows = to_rows(y).numpy()
-    delta = model.log_delta.exp().numpy()
-    main = LatticeLatentCodec(model.product, delta, np.ones(16))
-    u = main.dither(v_y.numpy())
-    k = model.product.quantize((y_rows + u) / main.scale)
+    delta = model.log_delta.exp().double().numpy()
+    main = LatticeLatentCodec(model.product, delta, np.ones(model.product.dim))
+    u = main.dither(v_y.double().numpy())
+    k = model.product.quantize((to_rows(y).double().numpy() + u) / main.scale)
     bits_y = np.array([-LatticeCode(model.product, delta, b).log2_prob(k[r:r + 1], u[r:r + 1]).sum()
-                       for r, b in enumerate(b_rows)]).reshape(n, -1).sum(-1)
-    real = (bits_y + bits_z) * math.log(2.0)
+                       for r, b in enumerate(SCALE_TABLE[to_rows(j).numpy()])]).reshape(n, -1).sum(-1)
+    assert len(set(j.flatten().tolist())) > 5 and bits_z.mean() > 1 and bits_y.mean() > 10
+    return train, (bits_y + bits_z) * math.log(2.0)
 
-    assert len(set(j.flatten().tolist())) > 5 and bits_z.mean() > 10 and bits_y.mean() > 50
-    se = math.sqrt(train.var() / n + real.var() / n)
-    assert abs(train.mean() - real.mean()) < 3.5 * se
+
+def _assert_equal_means(a: np.ndarray, b: np.ndarray) -> None:
+    se = math.sqrt(a.var() / len(a) + b.var() / len(b))
+    assert abs(a.mean() - b.mean()) < 3.5 * se
+
+
+def test_training_rate_of_both_levels_is_the_real_code_length_by_monte_carlo():
+    """E[rate_y(y − U) + rate_z(z − U_z)] = E[real two-level code length] (Theorem 1 at both levels), small model."""
+    model = _lively(_model(3)).double()
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    _assert_equal_means(*_monte_carlo(model, x, 300, 5))
+
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "photo-hyper-base"
+KODAK = Path(os.environ.get("LATCOMP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "kodak"
+
+
+@pytest.mark.skipif(not (MODEL / "model.safetensors").is_file() or not (KODAK / "kodim23.png").is_file(),
+                    reason="needs models/photo-hyper-base and the Kodak images")
+def test_theorem_1_on_the_trained_model():
+    """The same on the trained model and a 64×64 crop of a Kodak photo."""
+    from PIL import Image
+
+    from latcomp.modelfile import load_model
+
+    model = load_model(MODEL)
+    pixels = np.asarray(Image.open(KODAK / "kodim23.png").convert("RGB"))[200:264, 300:364]
+    x = torch.from_numpy(pixels.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    _assert_equal_means(*_monte_carlo(model, x, 64, 6))
 
 
 def test_the_rate_uses_the_table_scale_with_a_straight_through_gradient():
