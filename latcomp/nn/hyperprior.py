@@ -38,8 +38,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from latcomp.entropy.scales import OFFSET, SCALE_TABLE, SIZE, STEPS
-from latcomp.latent_codecs.lattice import LatticeLatentCodec
+from latcomp.entropy.conditional_code import LaplaceRows
+from latcomp.entropy.scales import OFFSET, STEPS, straight_through_scale
+from latcomp.latent_codecs import ConditionalLatticeCodec, LatticeLatentCodec
 from latcomp.lattices.product import ProductLattice
 from latcomp.nn.layers import analysis_transform, synthesis_transform
 from latcomp.nn.models import Output, lattice_parameters
@@ -50,8 +51,6 @@ from latcomp.photo.network import latent_size
 HYPER_LATTICE = "z"
 #: h_a halves the latent's sides twice.
 HYPER_DOWNSAMPLING = 4
-#: The scale table as a tensor (float64; cast to the model's dtype where used).
-_TABLE = torch.from_numpy(SCALE_TABLE.copy())
 
 
 def hyper_analysis(latent: int, channels: int) -> nn.Sequential:
@@ -69,26 +68,6 @@ def hyper_synthesis(channels: int, latent: int) -> nn.Sequential:
     return nn.Sequential(nn.ConvTranspose2d(channels, channels, 5, stride=2, padding=2, output_padding=1), nn.ReLU(),
                          nn.ConvTranspose2d(channels, channels, 5, stride=2, padding=2, output_padding=1), nn.ReLU(),
                          nn.Conv2d(channels, latent, 3, stride=1, padding=1))
-
-
-def scale_index(t: torch.Tensor) -> torch.Tensor:
-    """j = clip(round(t), 0, SIZE − 1): the table index of a continuous log-scale index t (int64).
-
-    The same rule as :func:`latcomp.entropy.scales.scale_index`, which replaces this once committed.
-    """
-    return t.detach().round().clamp(0, SIZE - 1).long()
-
-
-def straight_through_scale(t: torch.Tensor) -> torch.Tensor:
-    """b = SCALE_TABLE[scale_index(t)] in the forward pass, with the gradient of 2^((t − OFFSET)/STEPS).
-
-    The rate is computed with exactly the scale the coder uses; the straight-through gradient
-    is that of the continuous scale the index rounds (as
-    :func:`latcomp.entropy.scales.straight_through_scale`, which replaces this once committed).
-    """
-    smooth = torch.exp2((t - OFFSET) / STEPS)
-    table = _TABLE.to(t.dtype)[scale_index(t)]
-    return table + (smooth - smooth.detach())
 
 
 def index_of_scale(b: torch.Tensor) -> torch.Tensor:
@@ -131,9 +110,9 @@ class PhotoHyperprior(nn.Module):
         """The hyper-latent's codec (factorized Laplace prior) with the current scales."""
         return LatticeLatentCodec(self.hyper_product, self.hyper_log_delta.exp(), self.hyper_log_b.exp())
 
-    def latent_codec(self, b: torch.Tensor) -> LatticeLatentCodec:
-        """The main latent's codec with Laplace scales ``b`` (rows, M), one per position and channel."""
-        return LatticeLatentCodec(self.product, self.log_delta.exp(), b)
+    def latent_codec(self) -> ConditionalLatticeCodec:
+        """The main latent's codec (its prior is given per row: :meth:`terms`)."""
+        return ConditionalLatticeCodec(self.product, self.log_delta.exp())
 
     def sizes(self, x: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
         """(h, w) of the main latent and (h_z, w_z) of the hyper-latent for images ``x`` (B, 3, H, W)."""
@@ -163,10 +142,11 @@ class PhotoHyperprior(nn.Module):
         hyper = self.hyper_codec()
         eta_z = to_rows(z) - hyper.dither(v_z)
         t = self.scale_indices(from_rows(eta_z, tuple(z.shape)), tuple(y.shape))
-        latent = self.latent_codec(to_rows(straight_through_scale(t)))
+        latent = self.latent_codec()
         eta = to_rows(y) - latent.dither(v_y)
         batch = x.shape[0]
-        return HyperTerms(latent.rate_nats(eta).reshape(batch, -1).sum(-1),
+        prior = LaplaceRows(to_rows(straight_through_scale(t)))
+        return HyperTerms(latent.rate_nats(eta, prior).reshape(batch, -1).sum(-1),
                           hyper.rate_nats(eta_z).reshape(batch, -1).sum(-1),
                           self.synthesis(from_rows(eta, tuple(y.shape))))
 
