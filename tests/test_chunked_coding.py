@@ -18,7 +18,7 @@ from PIL import Image
 from latcomp.codec import compress, decompress, load_model, to_uint8
 from latcomp.digits import codec
 from latcomp.entropy import lattice_code
-from latcomp.entropy.lattice_code import LatticeCode, row_blocks, symbol_chunks
+from latcomp.entropy.lattice_code import LatticeCode, RowsOnce, row_blocks, symbol_chunks
 from latcomp.latent_codecs import LatticeLatentCodec
 from latcomp.lattices import ProductLattice
 from latcomp.lattices.dither import seeded_uniforms
@@ -183,3 +183,12 @@ def test_the_dither_of_a_multi_level_lattice_is_computed_once_per_row(spec):
     popped = RecordedRows(u)
     assert np.array_equal(latent.code.pop(constriction.stream.stack.AnsCoder(words), popped), k)
     assert sum(pushed.reads) == n and sum(popped.reads) == n  # before: n per level and radius group
+
+
+def test_rows_once_are_slices_of_the_whole_computed_once_per_block():
+    u = np.random.default_rng(3).random((50, 4))
+    rows = RecordedRows(u)
+    once = RowsOnce(rows, 7)
+    for a, b in ((0, 50), (3, 19), (13, 14), (44, 99), (20, 20), (0, 7), (49, 50)):
+        assert np.array_equal(once[a:b], u[a:b])
+    assert len(once) == 50 and [r for r in rows.reads if r] == [7] * 7 + [1]  # each aligned block once, when first used
