@@ -239,8 +239,10 @@ def test_a_decoder_with_one_changed_index_does_not_agree():
 
 
 def test_scale_index_rounds_and_clips_alike_in_numpy_and_torch():
+    fixed = np.arange(-3 * 4096, 116 * 4096, 37)  # the fixed-point t = n/2^12 of an integer network: exact rule
+    assert np.array_equal(scale_index(fixed / 4096.0), np.clip((fixed + 2048) >> 12, 0, SIZE - 1))
     t = np.array([-3.0, 0.0, 0.5, 1.5, 2.49, 47.5, 48.5, 111.6, 112.0, 500.0, -np.inf, np.inf])
-    expected = [0, 0, 0, 2, 2, 48, 48, 112, 112, 112, 0, 112]  # halves to even
+    expected = [0, 0, 1, 2, 2, 48, 49, 112, 112, 112, 0, 112]  # halves up
     assert scale_index(t).tolist() == expected and scale_index(t).dtype == np.int64
     assert scale_index(torch.from_numpy(t)).tolist() == expected
     assert scale_index(torch.from_numpy(t).float()).dtype == torch.int64

@@ -5,7 +5,7 @@ per coordinate (from side information or context, in exact arithmetic), then rea
 table. The table is computed with :mod:`decimal` (correctly rounded, the same on every machine)
 and rounded once to float64, so encoder and decoder read bit-identical scales.
 
-A continuous log-scale t (what a network predicts) maps to the index round(t) clipped to the
+A continuous log-scale t (what a network predicts) maps to the index ⌊t + ½⌋ clipped to the
 table (:func:`scale_index`); training uses b = :func:`straight_through_scale` (t): the table scale
 of that index, the scale the coder will use, with the gradient of the continuous 2^((t − OFFSET)/STEPS).
 """
@@ -41,21 +41,22 @@ SCALE_TABLE.setflags(write=False)
 
 
 def scale_index(t: Any) -> Any:
-    """j = clip(round(t), 0, SIZE − 1): the table index of a continuous log-scale index t (numpy or torch).
+    """j = clip(⌊t + ½⌋, 0, SIZE − 1): the table index of a continuous log-scale index t (numpy or torch).
 
-    Rounding is to the nearest integer, halves to even (``numpy.rint``, ``torch.round``: the same on both
-    sides). Returns int64 of t's shape. A NaN has no index (ValueError); ±inf go to the table's ends.
+    Rounding is to the nearest integer, halves up (exact for the fixed-point t of an integer hyper-synthesis,
+    (n + 2^(F−1)) >> F for t = n/2^F; ``t + 0.5`` in t's precision, then ``floor``). Returns int64 of t's
+    shape. A NaN has no index (ValueError); ±inf go to the table's ends.
     """
     if is_torch(t):
         import torch
 
         if torch.isnan(t).any():
             raise ValueError("a log-scale index is NaN")
-        return torch.clamp(torch.round(t.detach()), 0, SIZE - 1).to(torch.int64)
+        return torch.clamp(torch.floor(t.detach() + 0.5), 0, SIZE - 1).to(torch.int64)
     t = np.asarray(t, np.float64)
     if np.isnan(t).any():
         raise ValueError("a log-scale index is NaN")
-    return np.clip(np.rint(t), 0, SIZE - 1).astype(np.int64)
+    return np.clip(np.floor(t + 0.5), 0, SIZE - 1).astype(np.int64)
 
 
 def table_scale(index: Any) -> Any:
