@@ -1,0 +1,132 @@
+"""Coding text (latcomp.text.codec, latcomp.text.network): exact lossless round trips, the two-part code's
+length, and bit-identical decoder probabilities across thread counts and batchings."""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from test_text_tokenizer import AWKWARD
+from test_text_training import SENTENCES
+
+from latcomp.text import network
+from latcomp.text.codec import Recorder, SideModels, code_side, decode_text, encode_text, token_symbols
+from latcomp.text.model import Batch, LatticeTextAE
+from latcomp.text.network import NumpyTextModel, frequencies
+from latcomp.text.tokenizer import lex, tokenize
+from latcomp.text.vocabulary import EOS, Vocabulary
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny text-lattice model with a random but fixed state, its vocabulary and its numpy twin."""
+    vocab = Vocabulary.build([tokenize(s) for s in SENTENCES[0]], 17)
+    torch.manual_seed(0)
+    model = LatticeTextAE(vocab=len(vocab), embed=8, hidden=8, layers=2, latent=16, lattice="e8")
+    with torch.no_grad():
+        model.log_delta.sub_(1.0)       # finer cells: a point that says something
+        model.output.bias.normal_()
+    weights = {k: v.numpy() for k, v in model.state_dict().items()}
+    weights.update({f"codec.{k}": v.numpy() for k, v in model.codec_tensors().items()})
+    return model, vocab, weights, NumpyTextModel(weights, model.hparams)
+
+
+@pytest.mark.parametrize("text", AWKWARD + ["\n".join(SENTENCES[1]) + "\n"])
+def test_lossless_round_trip_of_awkward_text(trained, text):
+    _, vocab, _, numpy_model = trained
+    payload = encode_text(numpy_model, vocab, text, seed=7, lossless=True)
+    assert decode_text(numpy_model, vocab, payload) == text
+
+
+def test_lossy_decoding_gives_the_decoders_sentences(trained):
+    _, vocab, _, numpy_model = trained
+    text = "\n".join(SENTENCES[1][:5])
+    lossy = encode_text(numpy_model, vocab, text, seed=3)
+    lossless = encode_text(numpy_model, vocab, text, seed=3, lossless=True)
+    assert len(lossy.words) < len(lossless.words)
+    out = decode_text(numpy_model, vocab, lossy)
+    assert len(out.split("\n")) == 5 and out == decode_text(numpy_model, vocab, lossy)
+    assert all(vocab.known(t) for t in tokenize(out))
+
+
+def test_the_numpy_networks_are_the_torch_model(trained):
+    model, vocab, _, numpy_model = trained
+    ids = [vocab.ids(tokenize(s)) for s in SENTENCES[1]]
+    with torch.no_grad():
+        x = model.encode(Batch.of(ids)).double().numpy()
+        w = torch.from_numpy(x[:1]).float()
+        logits = model.next_token_logits(w, Batch.of(ids[:1]).ids)[0].double().numpy()
+    np.testing.assert_allclose(numpy_model.encode(ids), x, atol=2e-6)
+    np.testing.assert_allclose(numpy_model.teacher_forced(x[0], ids[0]), logits, atol=2e-5)
+
+
+def test_lossless_length_is_rate_plus_nll_plus_side_information(trained):
+    """The payload is the two-part code: −log2 P(Z|U) + the decoder's NLL at Z − U (+ case/spacing)."""
+    model, vocab, _, numpy_model = trained
+    text = "\n".join(SENTENCES[1])
+    payload = encode_text(numpy_model, vocab, text, seed=11, lossless=True)
+    lines = text.split("\n")
+    ids = [vocab.ids(tokenize(s)) for s in lines]
+    latent = numpy_model.latent
+    u = latent.seeded_dither(11, len(lines))
+    k = latent.quantize(numpy_model.encode(ids), u)
+    rate = -latent.code.log2_prob(k, u).sum()
+    w = latent.reconstruct(k, u)
+    nll = 0.0
+    for n, s in enumerate(ids):
+        symbols, freq = token_symbols(numpy_model, w[n], s)
+        nll -= np.log2(freq[np.arange(len(symbols)), symbols] / freq.sum(-1)).sum()
+    with torch.no_grad():    # the torch model's NLL at the same Z − U agrees with the exact one
+        torch_nll = model.token_nll(torch.from_numpy(w).float(), Batch.of(ids)).sum().item() / math.log(2)
+    assert nll == pytest.approx(torch_nll, rel=1e-4)
+    recorder, side = Recorder(), SideModels()
+    for line, s in zip(lines, ids, strict=True):
+        code_side(recorder.code, side, vocab, s, lex(line))
+    restore = -sum(np.log2(p[symbol] / p.sum()) for symbol, p in recorder.items)
+    assert 0 < restore < 0.5 * nll          # case, spacing and the unknown words' spellings
+    ideal, bits = rate + nll + restore, 32 * len(payload.words)
+    assert ideal < bits < 1.01 * ideal + 64
+
+
+def test_every_token_has_a_nonzero_integer_frequency():
+    f = frequencies(np.array([[0.0, -1e9, 50.0, np.float64(-40)]]))
+    assert np.all(f >= 1) and np.all(f == np.floor(f)) and f[0, 2] == 2.0**network.FREQ_BITS + 1
+
+
+SCRIPT = """
+import sys, numpy as np
+from latcomp.text import network
+from latcomp.text.codec import encode_text
+from latcomp.text.vocabulary import Vocabulary
+network.CELLS = int(sys.argv[2])
+data = np.load(sys.argv[1] + "/w.npz")
+vocab = Vocabulary.from_json(open(sys.argv[1] + "/v.json").read())
+model = network.NumpyTextModel(dict(data), {"layers": 2, "lattice": "e8", "latent": 16})
+text = open(sys.argv[1] + "/t.txt", encoding="utf-8").read()
+sys.stdout.write(encode_text(model, vocab, text, seed=5, lossless=True).words.tobytes().hex())
+"""
+
+
+def test_files_are_identical_across_thread_counts_and_batchings(trained, tmp_path):
+    _, vocab, weights, _ = trained
+    np.savez(tmp_path / "w.npz", **weights)
+    (tmp_path / "v.json").write_text(vocab.to_json())
+    (tmp_path / "t.txt").write_text("\n".join(SENTENCES[1]) + "\nExtra LINE, zzz!\n", encoding="utf-8")
+    outputs = set()
+    for threads, cells in ((1, 1 << 14), (2, 1 << 14), (2, 7)):
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+               "MKL_NUM_THREADS": str(threads)}
+        run = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), str(cells)], env=env, cwd=REPO,
+                             capture_output=True, text=True, check=True)
+        outputs.add(run.stdout)
+    assert len(outputs) == 1 and len(outputs.pop()) > 100
+
+
+def test_eos_ends_every_line(trained):
+    _, vocab, _, numpy_model = trained
+    symbols, freq = token_symbols(numpy_model, np.zeros(16), [5, 6])
+    assert symbols.tolist() == [5, 6, EOS] and freq.shape == (3, len(vocab))
