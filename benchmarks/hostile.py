@@ -13,6 +13,11 @@ wall time of one untraced decode and, in a second decode, the peak memory traced
 
 each of these four files also by ``latcomp decode FILE -o OUT.npz`` in a fresh interpreter:
 its wall time and maximum resident set size (what a user of the command sees);
+the hostile and everyday images of issue 18 (:func:`hostile_images`: a 304 KB PNG of
+50000×50000 pixels, images over and at the pixel limit, animations, EXIF orientation,
+48-bit RGB, a small gray photo, an output that is the input), each given to
+``latcomp encode`` in a fresh interpreter: what it printed (one error line, warnings,
+a traceback), its wall time and maximum resident set size;
 and, in this process:
 
 * the four bombs of ``tests/test_hostile_inputs.py``, with the same kind of model (8
@@ -32,14 +37,18 @@ import argparse
 import dataclasses
 import datetime
 import gc
+import io
 import json
 import os
+import re
 import shlex
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,8 +59,8 @@ from latcomp.codec import MAX_PIXELS, compress, decompress, load_model
 from latcomp.container import pack, unpack
 from latcomp.data import load_dataset
 from latcomp.errors import CodecError
-from latcomp.modelfile import DEFAULT_MODEL
 from latcomp.results import machine_info, write_results
+from latcomp.modelfile import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
@@ -208,13 +217,31 @@ _CLI_WITH_RSS = ("import sys\nfrom latcomp.cli import main\ntry:\n    main(sys.a
                  "    print('MAXRSS', hwm[0], file=sys.stderr)\n")
 
 
-def cli_process(*args: str) -> dict[str, float]:
-    """Wall seconds and peak resident memory (MiB) of ``latcomp ARGS`` in a fresh interpreter (start-up included)."""
+def cli_process(*args: str) -> dict[str, Any]:
+    """Wall seconds and peak resident memory (MiB) of ``latcomp ARGS`` in a fresh interpreter (start-up included),
+    its exit status and what it printed on standard error."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _CLI_WITH_RSS, *args], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
-    return {"process_seconds": seconds, "process_max_rss_mib": int(proc.stderr.rsplit("MAXRSS", 1)[1]) / 1024}
+    rss = re.search(r"^MAXRSS (\d+)\n", proc.stderr, re.MULTILINE)
+    stderr = proc.stderr[:rss.start()] + proc.stderr[rss.end():]  # a traceback comes after the finally clause
+    return {"process_seconds": seconds, "process_max_rss_mib": int(rss.group(1)) / 1024,
+            "returncode": proc.returncode, "stderr": stderr}
+
+
+def printed(returncode: int, stderr: str) -> str:
+    """What a CLI run showed its user: ``ok``, ``error``, ``traceback``, with its warnings and other lines counted."""
+    lines = stderr.splitlines()
+    if any(line.startswith("Traceback") for line in lines):
+        return f"traceback ({len(lines)} lines)"
+    errors = sum(line.startswith("latcomp: error:") for line in lines)
+    warns = sum(line.startswith("latcomp: warning:") for line in lines)
+    other = len(lines) - errors - warns
+    parts = ["ok" if returncode == 0 else "error" if errors == 1 else f"exit {returncode}"]
+    parts += [f"{warns} warning{'s' * (warns != 1)}"] * bool(warns) + [f"{other} other lines"] * bool(other)
+    return ", ".join(parts)
+
 
 
 def megabyte_cases(m: Any, data_dir: str | Path | None, tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -243,11 +270,138 @@ def megabyte_cases(m: Any, data_dir: str | Path | None, tmp: Path, log: Callable
         count = unpack(data)[0].count
         content = {"pixels, uint8": count * 784 / MIB, "lattice coordinates, int64": count * m.latent.dim * 8 / MIB}
         cases[name] = {"file_bytes": len(data), "images": count, "seconds_to_make_it": made, "content_mib": content,
-                       **measure(cli_main, ["decode", str(files[name]), "-o", str(tmp / "out.npz"), "-q", "--force"])}
+                       **measure(cli_main, ["decode", str(files[name]), "-o", str(tmp / "out.npz"), "--quiet",
+                                            "--force"])}
     for name, path in files.items():
         log(f"{name}: a fresh process")
-        cases[name].update(cli_process("decode", str(path), "-o", str(tmp / "out.npz"), "-q", "--force", "--model",
-                                       str(m.directory)))
+        run = cli_process("decode", str(path), "-o", str(tmp / "out.npz"), "--quiet", "--force", "--model",
+                          str(m.directory))
+        cases[name].update({key: run[key] for key in ("process_seconds", "process_max_rss_mib")})
+    return cases
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_48bit(pixels: np.ndarray) -> bytes:
+    """A PNG of 16 bits per sample, RGB (48-bit; Pillow writes none), of (H, W, 3) uint16 pixels."""
+    h, w, _ = pixels.shape
+    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
+
+
+def photo_pixels(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth colour pattern with noise, (height, width, 3) uint8: a stand-in for a photo."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    base = 120 + 60 * np.sin(yy / 5.0)[..., None] * np.cos(xx / 9.0)[..., None] * np.array([1.0, -0.5, 0.3])
+    return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+
+
+def encoded(image: Any, format: str, **options: Any) -> bytes:
+    """``image`` (a Pillow image) saved in ``format`` to bytes."""
+    buf = io.BytesIO()
+    image.save(buf, format=format, **options)
+    return buf.getvalue()
+
+
+def frames_file(format: str, count: int = 3, size: tuple[int, int] = (40, 30)) -> bytes:
+    """An animation (GIF, APNG) or multi-page file (TIFF) of ``count`` different frames."""
+    from PIL import Image
+
+    frames = [Image.fromarray(photo_pixels(size[1], size[0], seed)) for seed in range(count)]
+    if format == "GIF":
+        frames = [f.convert("P") for f in frames]
+    return encoded(frames[0], format, save_all=True, append_images=frames[1:])
+
+
+def exif_rotated_jpeg(width: int = 48, height: int = 32, orientation: int = 6) -> bytes:
+    """A JPEG of width × height pixels whose EXIF says: rotate it for display (6: 90° clockwise)."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encoded(Image.fromarray(photo_pixels(height, width)), "JPEG", exif=exif, quality=95)
+
+
+def _zeros_zlib(size: int, block: int = 1 << 22) -> bytes:
+    """The zlib stream of ``size`` zero bytes, made fast: one block compressed after a full flush (which resets
+    the dictionary) gives the same bytes every time, so it is compressed once and repeated."""
+    stream = zlib.compressobj(9)
+    count, rest = divmod(size, block)
+    head = stream.compress(bytes(block)) + stream.flush(zlib.Z_FULL_FLUSH) if count else b""
+    repeated = stream.compress(bytes(block)) + stream.flush(zlib.Z_FULL_FLUSH) if count > 1 else b""
+    tail = stream.compress(bytes(rest)) + stream.flush()
+    if not count:
+        return tail
+    adler = (size % 65521) << 16 | 1  # Adler-32 of zeros: A stays 1, B adds it once per byte
+    return head + repeated * (count - 1) + tail[:-4] + struct.pack(">I", adler)
+
+
+def blank_1bit_png(width: int, height: int) -> bytes:
+    """An all-black 1-bit PNG: a few bytes per megapixel, whatever its claimed size (50000² in 304 KB)."""
+    idat = _zeros_zlib(height * (1 + (width + 7) // 8))  # each row: filter byte 0, then black pixels
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b""))
+
+
+def hostile_images() -> dict[str, tuple[str, bytes]]:
+    """The input images of issue 18: case name → (file name, bytes), made here (small files)."""
+    from PIL import Image
+
+    gray = photo_pixels(28, 28)[..., 0]
+    return {"50000×50000 1-bit PNG (a decompression bomb)": ("bomb.png", blank_1bit_png(50000, 50000)),
+            "10000×10000 1-bit PNG (over the pixel limit)": ("big.png", blank_1bit_png(10000, 10000)),
+            "8192×8192 1-bit PNG (at the pixel limit)": ("limit.png", blank_1bit_png(8192, 8192)),
+            "animated GIF, 3 frames": ("anim.gif", frames_file("GIF")),
+            "APNG, 3 frames": ("anim.png", frames_file("PNG")),
+            "TIFF, 3 pages": ("pages.tif", frames_file("TIFF")),
+            "JPEG, EXIF orientation 6 (rotate 90°)": ("rotated.jpg", exif_rotated_jpeg()),
+            "48-bit RGB PNG": ("rgb48.png", png_48bit(photo_pixels(32, 48).astype(np.uint16) * 257 + 3)),
+            "28×28 gray photo": ("gray28.png", encoded(Image.fromarray(gray), "PNG"))}
+
+
+def _decoded_note(lat: Path, tmp: Path) -> str:
+    """How the encoded file of an image case decodes: its format version and the decoded image's size and mode."""
+    from PIL import Image
+
+    if not lat.is_file():
+        return "no file"
+    out = tmp / "decoded.png"
+    run = cli_process("decode", str(lat), "-o", str(out), "--force", "--quiet")
+    if run["returncode"] != 0:
+        return f"decode: {printed(run['returncode'], run['stderr'])}"
+    with Image.open(out) as img:
+        return f"format {unpack(lat.read_bytes())[0].version}, decodes to {img.size[0]}×{img.size[1]} {img.mode}"
+
+
+def image_cases(tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """``latcomp encode`` of each :func:`hostile_images` file (and of a photo onto itself) in a fresh interpreter."""
+    from PIL import Image
+
+    cases: dict[str, Any] = {}
+    for name, (file_name, data) in hostile_images().items():
+        log(name)
+        path, lat = tmp / file_name, tmp / (file_name + ".lat")
+        path.write_bytes(data)
+        lat.unlink(missing_ok=True)
+        run = cli_process("encode", str(path), "-o", str(lat), "--quiet")
+        cases[name] = {"file_bytes": len(data), "outcome": printed(run["returncode"], run["stderr"]),
+                       "first_line": (run["stderr"].splitlines() or [""])[0][:200],
+                       "decoded": _decoded_note(lat, tmp), **run}
+        del cases[name]["stderr"], cases[name]["returncode"]
+    log("a photo encoded onto itself")
+    source = tmp / "self.png"
+    source.write_bytes(encoded(Image.fromarray(photo_pixels(32, 48)), "PNG"))
+    before = source.read_bytes()
+    run = cli_process("encode", str(source), "-o", str(source), "--force", "--quiet")
+    cases["encode x.png -o x.png --force"] = {
+        "file_bytes": len(before), "outcome": printed(run["returncode"], run["stderr"]),
+        "first_line": (run["stderr"].splitlines() or [""])[0][:200],
+        "decoded": "source kept" if source.read_bytes() == before else "source replaced",
+        "process_seconds": run["process_seconds"], "process_max_rss_mib": run["process_max_rss_mib"]}
     return cases
 
 
@@ -271,11 +425,12 @@ def run_benchmark(model: str | Path = DEFAULT_MODEL, data_dir: str | Path | None
     with tempfile.TemporaryDirectory() as tmp:
         cases = megabyte_cases(m, data_dir, Path(tmp), log)
         bomb_cases, fuzzed = bombs_and_fuzz(m, fuzz_cases, Path(tmp), log)
+        images = image_cases(Path(tmp), log)
     shown = Path(model).resolve()
     shown = shown.relative_to(REPO) if shown.is_relative_to(REPO) else shown
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return {"model": str(shown), "code": code_version(), "cases": {**cases, **bomb_cases}, "fuzz": fuzzed,
-            "machine": machine_info(), "date": date}
+            "images": images, "machine": machine_info(), "date": date}
 
 
 #: The table's measured columns: (key in a case, heading, decimals).
@@ -323,6 +478,7 @@ def to_markdown(res: dict[str, Any], command: str, note: str, baseline: dict[str
             content = ", ".join(f"{k} {v:.0f} MiB" for k, v in case["content_mib"].items())
             lines.append(f"The {name.split(',')[0]} holds {case['images']:,} digits (content: {content}); "
                          "`latcomp decode` writes them to an .npz.  ")
+    lines += _image_table(res.get("images", {}), (baseline or {}).get("images", {}))
     fz = res["fuzz"]
     lines += ["", f"Fuzz: {fz['cases']} mutants of 3 small real files: "
               + ", ".join(f"{k} {v}" for k, v in sorted(fz["outcomes"].items()))
@@ -332,6 +488,30 @@ def to_markdown(res: dict[str, Any], command: str, note: str, baseline: dict[str
         lines.append("Before: " + ", ".join(f"{k} {v}" for k, v in sorted(bf["outcomes"].items()))
                      + f"; worst case {bf['max_seconds']:.3f} s, {bf['max_peak_mib']:.1f} MiB traced.")
     return "\n".join(lines) + "\n"
+
+
+def _image_table(images: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """The rows of :func:`image_cases` (and of a baseline run, in parentheses) as a Markdown table."""
+    if not images:
+        return []
+
+    def text(name: str, key: str) -> str:
+        old = before.get(name, {}).get(key)
+        new = images[name][key]
+        return new if old is None or old == new else f"{new} (before: {old})"
+
+    lines = ["", "Images to encode: `latcomp encode FILE -o FILE.lat --quiet` in a fresh interpreter (the shipped "
+             "models, chosen by the CLI); what it printed on standard error, how its output decodes "
+             "(`latcomp decode`), its wall time and maximum resident set size.", "",
+             "| image | file bytes | printed | decoded | process seconds | process max RSS MiB |",
+             "|---|---:|---|---|---:|---:|"]
+    for name, case in images.items():
+        cells = [_cell(case, before.get(name), key, d) for key, _, d in _COLUMNS[2:]]
+        lines.append(f"| {name} | {case['file_bytes']:,} | {text(name, 'outcome')} | {text(name, 'decoded')} | "
+                     + " | ".join(cells) + " |")
+    lines += ["", "First lines printed:", ""]
+    lines += [f"- {name}: `{case['first_line']}`" for name, case in images.items() if case["first_line"]]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

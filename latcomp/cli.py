@@ -205,8 +205,8 @@ def _resumed_config(ctx: click.Context, saved: Any, options: dict[str, Any], giv
 
 _MODEL_OPTION = click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
                              help="Model directory (default: the shipped MNIST model).")
-#: Show a progress bar from this many images on.
-_PROGRESS_FROM = 8192
+#: A job shows a progress bar (on a terminal) once it has run this many seconds.
+_PROGRESS_AFTER = 1.0
 
 
 def _warn(message: str) -> None:
@@ -231,20 +231,42 @@ def _read_container(infile: str) -> tuple[bytes, Any]:
         raise FormatError(f"{_source_name(infile)}: {exc}") from None
 
 
-def _run_with_progress(label: str, count: int, quiet: bool, work: Any) -> Any:
-    """Call ``work(progress)``, with a rich progress bar for large batches."""
-    if quiet or count < _PROGRESS_FROM:
+def _run_with_progress(label: str, quiet: bool, work: Any) -> Any:
+    """Call ``work(report)``; on a terminal, a progress bar appears once the job has run for
+    :data:`_PROGRESS_AFTER` seconds (none for quicker jobs, none off a terminal or with --quiet).
+
+    ``report(stage, done, total)`` moves it; work that never reports shows a pulsing bar and the time elapsed.
+    """
+    if quiet or not sys.stderr.isatty():
         return work(None)
+    import threading
+
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task(label, total=None)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True,
+                   redirect_stdout=False, console=Console(stderr=True))
+    task = bar.add_task(label, total=None)
+    lock, shown, finished = threading.Lock(), [], []
 
-        def report(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=f"{label}: {stage}", completed=done, total=total)
+    def show() -> None:
+        with lock:
+            if not finished:
+                bar.start()
+                shown.append(True)
 
-        return work(report)
+    timer = threading.Timer(_PROGRESS_AFTER, show)
+    timer.daemon = True
+    timer.start()
+    try:
+        return work(lambda stage, done, total: bar.update(task, description=f"{label}: {stage}", completed=done,
+                                                          total=total))
+    finally:
+        with lock:
+            finished.append(True)
+            timer.cancel()
+            if shown:
+                bar.stop()
 
 
 @cli.command()
@@ -269,28 +291,30 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
            threshold: float | None, seed: int | None, force: bool, quiet: bool) -> None:
     """Compress images (files, directories, .npz/.npy or IDX arrays; - for standard input) into one .lat container.
 
-    Photos of any size (RGB or grayscale) use the shipped photo model of --quality; 28×28
-    grayscale digits and arrays use the MNIST model; --model names any model directory.
+    Without --model, each input goes by what it is, never by the other inputs: arrays
+    (.npz, .npy, IDX) and binary 28×28 masks (two levels: black and white) use the MNIST
+    digit model; every other image, of any size, RGB or grayscale (a gray 28×28 photo
+    too), uses the shipped photo model of --quality. Digits and photos in one run are an
+    error (one .lat holds one kind). --model names any model directory.
     """
     from .codec import load_model, read_header
-    from .fileio import atomic_write_bytes, check_output, signals_as_exceptions, write_stdout
-    from .images import is_digit_input, read_inputs
+    from .fileio import atomic_write_bytes, check_not_an_input, check_output, signals_as_exceptions, write_stdout
+    from .images import list_inputs, read_inputs
     from .modalities import of_model
     from .modelfile import DEFAULT_MODEL
-    from .photo.codec import photo_model
 
     with signals_as_exceptions():
         if out != "-":
             check_output(out, force)
+            check_not_an_input(out, list_inputs(list(inputs)))
         blobs = read_inputs(list(inputs))
-        digits = load_model(DEFAULT_MODEL) if model is None else None
-        if model is None and not is_digit_input(blobs, digits.net.image_shape):
-            model = photo_model(quality)
+        if model is None:
+            model = _model_of_inputs(blobs, quality)
         loaded = load_model(model or DEFAULT_MODEL)
         if of_model(loaded).name == "digits":
             data = _encode_digits(list(inputs), blobs, loaded, lossless, resize, threshold, seed, quiet)
         else:
-            data = _encode_photos(blobs, loaded, lossless, resize, threshold, seed)
+            data = _encode_photos(blobs, loaded, lossless, resize, threshold, seed, quiet)
         if out == "-":
             write_stdout(data)
         else:
@@ -303,6 +327,24 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
                    f"{8 * len(data) / header.image_pixels:.4f} bits/pixel", err=True)
 
 
+def _model_of_inputs(blobs: list[tuple[str, bytes]], quality: int) -> Path:
+    """The model for inputs without --model, by what each one is (:func:`latcomp.images.image_kind`), never by
+    its neighbours: arrays and binary masks of the digit size the MNIST model, other images the photo model."""
+    from .codec import load_model
+    from .errors import InputError
+    from .images import image_kind
+    from .modelfile import DEFAULT_MODEL
+    from .photo.codec import photo_model
+
+    digit_shape = load_model(DEFAULT_MODEL).net.image_shape
+    kinds = {source: image_kind(data, source, digit_shape) for source, data in blobs}
+    if len(set(kinds.values())) > 1:
+        digit, photo = (next(name for name, kind in kinds.items() if kind == wanted) for wanted in ("digit", "photo"))
+        raise InputError(f"{digit} is a digit (an array or a binary 28×28 mask) but {photo} is a photo; one .lat "
+                         f"holds one kind: encode them separately, or name one model for all with --model")
+    return Path(DEFAULT_MODEL) if "digit" in kinds.values() else photo_model(quality)
+
+
 def _encode_digits(inputs: list[str], blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, resize: bool,
                    threshold: float | None, seed: int | None, quiet: bool) -> bytes:
     """Fixed-size images (the MNIST model): read, binarize if asked, compress with a progress bar."""
@@ -313,14 +355,12 @@ def _encode_digits(inputs: list[str], blobs: list[tuple[str, bytes]], loaded: An
     images = load_inputs(inputs, image_shape, resize=resize, warn=_warn, blobs=blobs)
     if threshold is not None:
         images = binarize(images, threshold)
-    count = 1 if images.shape in (image_shape, image_shape[:2]) else len(images)
-    return _run_with_progress("encode", count, quiet,
-                              lambda report: compress(images, loaded, lossless=lossless, seed=seed,
-                                                      progress=report))
+    return _run_with_progress("encode", quiet, lambda report: compress(images, loaded, lossless=lossless, seed=seed,
+                                                                        progress=report))
 
 
 def _encode_photos(blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, resize: bool,
-                   threshold: float | None, seed: int | None) -> bytes:
+                   threshold: float | None, seed: int | None, quiet: bool) -> bytes:
     """Photos of any size (a photo model): one image gives a single-image file, several a batch."""
     import numpy as np
 
@@ -329,11 +369,13 @@ def _encode_photos(blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, 
     from .photo.codec import compress
 
     if lossless or resize or threshold is not None:
-        raise InputError("--lossless, --resize and --threshold apply to the MNIST digit model, not to photos")
+        raise InputError("--lossless, --resize and --threshold apply to the MNIST digit model, not to photos "
+                         "(to code an image as a digit anyway: --model models/mnist-lattice-vae)")
     photos = [read_photo(data, source, warn=_warn) for source, data in blobs]
     if len({p.ndim for p in photos}) > 1:  # gray and colour in one file: gray becomes RGB (lossless)
         photos = [p if p.ndim == 3 else np.repeat(p[..., None], 3, axis=-1) for p in photos]
-    return compress(photos[0] if len(photos) == 1 else photos, loaded, seed=seed)
+    return _run_with_progress("encode", quiet, lambda report: compress(photos[0] if len(photos) == 1 else photos,
+                                                                        loaded, seed=seed))
 
 
 @cli.command()
@@ -347,12 +389,14 @@ def _encode_photos(blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, 
 def decode(infile: str, out: str, model: Path | None, force: bool, quiet: bool) -> None:
     """Decompress a .lat container (- for standard input) to a PNG, an .npz or a directory of PNGs."""
     from .errors import InputError
-    from .fileio import signals_as_exceptions
+    from .fileio import check_not_an_input, signals_as_exceptions
     from .images import output_kind
     from .modalities import of_header
 
     name = _source_name(infile)
     with signals_as_exceptions():
+        if out != "-":
+            check_not_an_input(out, [infile])
         data, header = _read_container(infile)
         try:
             target = output_kind(out, header.count)
@@ -390,7 +434,7 @@ def _decode_digits(data: bytes, header: Any, target: str, out: str, model: Path 
 
     path = _check_target(target, out, force)
     # 8-bit pixels chunk by chunk: lossless 0/1, lossy the 8-bit means (no float64 copy of the images)
-    images = _run_with_progress("decode", header.count, quiet, lambda report: decompress(
+    images = _run_with_progress("decode", quiet, lambda report: decompress(
         data, model or DEFAULT_MODEL, progress=report, dtype="uint8"))
     if target == "npz":  # the layout given to encode; lossless: 0/1 pixels, lossy: 8-bit means
         write_npz(path, images, force=force)
@@ -415,7 +459,7 @@ def _decode_photos(data: bytes, header: Any, target: str, out: str, model: Path 
         raise InputError("photos of their own sizes are written as PNG files (a .png, a directory or -), "
                          "not as one .npz array")
     path = _check_target(target, out, force)
-    images = decompress(data, model)
+    images = _run_with_progress("decode", quiet, lambda report: decompress(data, model))
     images = [images] if header.layout == "single" else images
     if target in ("png", "stdout"):
         write_png(out if target == "stdout" else path, images[0], force=force)

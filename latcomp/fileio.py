@@ -2,10 +2,14 @@
 
 Output is atomic: a temp file in the target directory, fsync, then one rename (or
 hard link). A reader (or a process killed with ``kill -9`` mid-write) sees either
-the old file or the complete new one, never a partial file. Temp names are short
+the old file or the complete new one, never a partial file. Where Linux allows, the
+temp file has no name until it is complete (``O_TMPFILE``, :func:`atomic_write_stream`),
+so a killed process leaves nothing; elsewhere temp names are short
 (``.latcomp-PID-XXXXXXXX.tmp``, whatever the length of the output's name), removed on
 any exception (SIGTERM too, inside :func:`signals_as_exceptions`), and those left by a
-killed process are removed by the next write into the same directory.
+killed process are removed by the next write into the same directory. An operating-system
+error names the output, never a temp file. An output is never one of the inputs
+(:func:`check_not_an_input`).
 
 Input (:func:`read_input`) is a regular file of bounded size, or standard input for
 ``-``: a FIFO or a device (``/dev/zero``) is refused at once instead of blocking or
@@ -24,7 +28,7 @@ import stat
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -104,15 +108,25 @@ def _publish_file(tmp: str, path: Path, overwrite: bool) -> None:
         os.unlink(tmp)
 
 
+def _user_path(exc: OSError, path: str | os.PathLike) -> OSError:
+    """``exc`` naming the output ``path`` (not a temp file's name, or no name at all: "No space left on device")."""
+    if exc.errno is None or exc.strerror is None:
+        return exc  # raised with a message of its own (e.g. "exists; pass --force")
+    return type(exc)(exc.errno, exc.strerror, os.fspath(path))
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = True) -> None:
     """Call ``write(tmp_path)`` to produce the content, then atomically move it to ``path``.
 
     ``overwrite=False`` creates ``path`` exclusively (FileExistsError if it exists, also when
-    another process creates it meanwhile).
+    another process creates it meanwhile). An operating-system error names ``path``.
     """
     path = Path(path)
     remove_stale_temps(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _user_path(exc, path) from None
     os.close(fd)
     try:
         write(Path(tmp))
@@ -120,9 +134,110 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwri
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         _publish_file(tmp, path, overwrite)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _user_path(exc, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _unnamed_file(directory: Path) -> int | None:
+    """A file descriptor of a new file without a name in ``directory`` (Linux ``O_TMPFILE``: a process killed
+    while writing it leaves nothing behind), or None where the system or file system has none."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag:
+        return None
+    try:
+        return os.open(directory, flag | os.O_RDWR, 0o666)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+            return None
+        raise
+
+
+def _link_unnamed(fd: int, path: Path) -> bool:
+    """Give the unnamed file ``fd`` the name ``path`` (FileExistsError if it exists): ``linkat`` through /proc,
+    else with ``AT_EMPTY_PATH``; False where neither is allowed (then nothing was named)."""
+    try:
+        os.link(f"/proc/self/fd/{fd}", path, follow_symlinks=True)
+        return True
+    except FileExistsError:
+        raise
+    except OSError:
+        pass
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    func = ctypes.CDLL(None, use_errno=True).linkat
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    at_fdcwd, at_empty_path = -100, 0x1000
+    if func(fd, b"", at_fdcwd, os.fsencode(path), at_empty_path) == 0:
+        return True
+    if ctypes.get_errno() == errno.EEXIST:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fspath(path))
+    return False
+
+
+def _name_unnamed(fd: int, path: Path, overwrite: bool) -> bool:
+    """Give the unnamed file ``fd`` the name ``path`` (as :func:`_publish_file`): without ``overwrite`` a link,
+    exclusive; with it, a link to a temp name, then one rename. False where the file cannot be linked."""
+    if not overwrite:
+        try:
+            return _link_unnamed(fd, path)
+        except FileExistsError:
+            raise FileExistsError(f"{path} exists; pass --force to overwrite") from None
+    tmp = path.parent / f"{_temp_prefix()}{os.urandom(6).hex()}.tmp"
+    if not _link_unnamed(fd, tmp):
+        return False
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _copy_named(fd: int, path: Path, overwrite: bool) -> None:
+    """Where an unnamed file cannot be linked: its content copied into a named temp file (:func:`atomic_write`)."""
+    def copy(tmp: Path) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        with os.fdopen(os.dup(fd), "rb") as source, open(tmp, "wb") as target:
+            shutil.copyfileobj(source, target)
+
+    atomic_write(path, copy, overwrite)
+
+
+def atomic_write_stream(path: str | os.PathLike, write: Callable[[BinaryIO], None], overwrite: bool = True) -> None:
+    """Call ``write(file)`` to produce the content, then atomically give it the name ``path``.
+
+    Like :func:`atomic_write`, but the content is written to a file without a name where the
+    system allows (Linux): until it is complete nothing is visible, so a ``kill -9`` leaves no
+    temp file at all. Elsewhere, :func:`atomic_write`.
+    """
+    path = Path(path)
+    remove_stale_temps(path.parent)
+    try:
+        fd = _unnamed_file(path.parent)
+    except OSError as exc:
+        raise _user_path(exc, path) from None
+    if fd is None:
+        def write_named(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                write(f)
+        atomic_write(path, write_named, overwrite)
+        return
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            write(f)
+        os.fsync(fd)
+        if not _name_unnamed(fd, path, overwrite):
+            _copy_named(fd, path, overwrite)
+    except OSError as exc:
+        raise _user_path(exc, path) from None
+    finally:
+        os.close(fd)
 
 
 def atomic_write_dir(path: str | os.PathLike, fill: Callable[[Path], None], overwrite: bool = False) -> None:
@@ -134,7 +249,10 @@ def atomic_write_dir(path: str | os.PathLike, fill: Callable[[Path], None], over
     """
     path = Path(path)
     remove_stale_temps(path.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(), suffix=".tmp", dir=path.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(), suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise _user_path(exc, path) from None
     try:
         fill(tmp)
         os.chmod(tmp, 0o777 & ~_umask())
@@ -152,6 +270,9 @@ def atomic_write_dir(path: str | os.PathLike, fill: Callable[[Path], None], over
                     os.rename(tmp, path)  # replaces the empty directory just made
             except FileExistsError:
                 raise FileExistsError(f"{path} exists; pass --force to overwrite") from None
+    except OSError as exc:
+        _remove(tmp)
+        raise _user_path(exc, path) from None
     except BaseException:
         _remove(tmp)
         raise
@@ -181,8 +302,9 @@ def _renameat2(src: str | os.PathLike, dst: str | os.PathLike, flags: int) -> bo
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (``overwrite=False``: only if it does not exist)."""
-    atomic_write(path, lambda tmp: tmp.write_bytes(data), overwrite)
+    """Write ``data`` to ``path`` atomically (``overwrite=False``: only if it does not exist; see
+    :func:`atomic_write_stream`)."""
+    atomic_write_stream(path, lambda f: f.write(data), overwrite)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -268,6 +390,27 @@ def check_output(path: str | os.PathLike, force: bool, directory: bool = False) 
                           f"special file")
     if not force:
         raise OutputError(f"{path} exists; pass --force to overwrite")
+
+
+def check_not_an_input(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """Refuse an output that is one of the ``inputs`` (the same file, also through a link, a hard link or
+    another path) or, for a directory, one that holds an input (it would be replaced as a whole)."""
+    try:
+        out_stat = os.stat(out)
+    except OSError:
+        return  # a new name: no input is it
+    inside = os.path.realpath(out) + os.sep
+    for item in inputs:
+        if os.fspath(item) == "-":
+            continue
+        try:
+            st = os.stat(item)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (out_stat.st_dev, out_stat.st_ino):
+            raise OutputError(f"{out} is the input {os.fspath(item)}; latcomp never writes over its input")
+        if stat.S_ISDIR(out_stat.st_mode) and os.path.realpath(item).startswith(inside):
+            raise OutputError(f"{out} holds the input {os.fspath(item)}; latcomp never replaces its input")
 
 
 def write_stdout(data: bytes) -> None:

@@ -20,21 +20,23 @@ written atomically and refused if it is a link or a special file (:mod:`latcomp.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
 import re
+import struct
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import InputError, LimitError, OutputError
-from .fileio import MAX_INPUT_BYTES, atomic_write, atomic_write_dir, read_input, write_stdout
+from .errors import CodecError, InputError, LimitError, OutputError
+from .fileio import MAX_INPUT_BYTES, atomic_write_bytes, atomic_write_dir, atomic_write_stream, read_input, write_stdout
 
 #: File name suffixes taken from a directory.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
@@ -189,29 +191,91 @@ def _resample(x: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.clip(np.stack(planes, axis=-1).astype(np.float64), 0.0, 1.0)
 
 
-def _decoded(data: bytes, source: str, convert: Callable[[Any], Any]) -> tuple[str, tuple[int, int], Any]:
-    """Decode an image file's bytes with Pillow: (mode, (width, height), ``convert(image)``).
+#: EXIF tag of the orientation in which a viewer shows an image (1: as stored).
+_ORIENTATION = 0x0112
 
-    Images over :data:`MAX_IMAGE_PIXELS` are refused from the header, before decoding; any
-    failure is one :class:`InputError` line naming ``source``.
+
+def _check_image_header(img: Any) -> list[str]:
+    """Refuse from its header, before decoding, an image over :data:`MAX_IMAGE_PIXELS` or of several frames;
+    the lossy steps Pillow will take that its header announces (16-bit colour cut to 8 bits; an MPO's extra
+    pictures)."""
+    width, height = img.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise LimitError(f"image of {width}×{height} pixels is larger than the limit of {MAX_IMAGE_PIXELS} pixels")
+    lost = []
+    if getattr(img, "is_animated", False):
+        if img.format != "MPO":
+            raise InputError(f"a {img.format} of {img.n_frames} frames: latcomp codes still images, and coding "
+                             f"the first alone would lose the others; save each frame as an image of its own "
+                             f"(several images encode into one .lat)")
+        lost.append(f"multi-picture JPEG (MPO): only its primary image is coded, {img.n_frames - 1} other "
+                    f"picture{'s' * (img.n_frames > 2)} dropped")
+    rawmodes = {tile.args if isinstance(tile.args, str) else tile.args[0] for tile in img.tile if tile.args}
+    if not img.mode.startswith("I") and any(";16" in str(raw) for raw in rawmodes):
+        lost.append(f"16 bits per sample ({img.mode}) cut to 8 bits")
+    return lost
+
+
+def _oriented(img: Any, warn: Warn) -> Any:
+    """The image as a viewer shows it: its EXIF orientation applied (a transposition, nothing lost)."""
+    from PIL import ImageOps
+
+    try:
+        orientation = img.getexif().get(_ORIENTATION, 1)
+    except Exception as exc:  # noqa: BLE001 - any failure to parse EXIF: the image itself is still read
+        warn(f"unreadable EXIF data ignored ({type(exc).__name__})")
+        return img
+    # exif_transpose copies even an image it does not turn: called only for one it turns
+    return ImageOps.exif_transpose(img) if orientation in range(2, 9) else img
+
+
+def _bomb_limit(exc: Exception, source: str) -> LimitError:
+    """Pillow's decompression-bomb error (from the header, above twice its own limit) as the pixel limit's error."""
+    claimed = re.search(r"\((\d+) pixels\)", str(exc))
+    return LimitError(f"{source}: image of {claimed.group(1) + ' pixels' if claimed else 'more pixels'} is larger "
+                      f"than the limit of {MAX_IMAGE_PIXELS} pixels")
+
+
+@contextlib.contextmanager
+def _opened(data: bytes, source: str, warn: Warn | None = None) -> Iterator[tuple[Any, list[str]]]:
+    """Open an image file's bytes with Pillow, its header checked (:func:`_check_image_header`): the image, not yet
+    decoded, and the lossy steps its header announces.
+
+    Within the block, any failure is one :class:`InputError` (or :class:`LimitError`) line
+    naming ``source``; when it ends without one, each warning Pillow gave goes to ``warn`` as
+    one line (its decompression-bomb warning never: the pixel limit here is lower than Pillow's).
     """
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.size[0] * img.size[1] > MAX_IMAGE_PIXELS:
-                raise LimitError(f"{source}: image of {img.size[0]}×{img.size[1]} pixels is larger than the limit "
-                                 f"of {MAX_IMAGE_PIXELS} pixels")
-            img.load()
-            return img.mode, img.size, convert(img)
-    except LimitError:
-        raise
-    except InputError as exc:
-        raise InputError(f"{source}: {exc}") from None
-    except UnidentifiedImageError:
-        raise InputError(f"{source}: not an image Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{source}: unreadable image ({exc})") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                yield img, _check_image_header(img)
+        except CodecError as exc:
+            raise type(exc)(f"{source}: {exc}") from None
+        except Image.DecompressionBombError as exc:
+            raise _bomb_limit(exc, source) from None
+        except UnidentifiedImageError:
+            raise InputError(f"{source}: not an image Pillow can read") from None
+        except (OSError, ValueError, SyntaxError, EOFError, KeyError, IndexError, TypeError, struct.error,
+                zlib.error) as exc:
+            raise InputError(f"{source}: unreadable image ({' '.join(str(exc).split()) or type(exc).__name__})") \
+                from None
+    for message in dict.fromkeys(' '.join(str(item.message).split()) for item in caught):  # each once, in order
+        (warn or warnings.warn)(f"{source}: {message}")
+
+
+def _decoded(data: bytes, source: str, convert: Callable[[Any], tuple[np.ndarray, list[str]]],
+             warn: Warn | None = None) -> tuple[str, tuple[int, int], np.ndarray, list[str]]:
+    """Decode an image file's bytes (:func:`_opened`), as a viewer shows it (its EXIF orientation applied):
+    (mode, (width, height), ``convert``'s pixels, the lossy steps of the header and of ``convert``)."""
+    with _opened(data, source, warn) as (img, lost):
+        img.load()
+        oriented = _oriented(img, lambda message: (warn or warnings.warn)(f"{source}: {message}"))
+        x, converted = convert(oriented)
+        return img.mode, oriented.size, x, lost + converted
 
 
 def read_image(data: bytes, source: str, image_shape: tuple[int, int, int], resize: bool = False,
@@ -223,7 +287,7 @@ def read_image(data: bytes, source: str, image_shape: tuple[int, int, int], resi
     """
 
     h, w, c = image_shape
-    mode, (width, height), (x, lost) = _decoded(data, source, lambda img: _image_pixels(img, c))
+    mode, (width, height), x, lost = _decoded(data, source, lambda img: _image_pixels(img, c), warn)
     if lost and not resize:
         raise InputError(f"{source}: image mode {mode} but the model takes {'grayscale' if c == 1 else 'RGB'} "
                          f"images, and converting it is lossy: {lost[0]}; pass --resize to convert")
@@ -288,44 +352,87 @@ def load_inputs(inputs: list[str | Path], image_shape: tuple[int, int, int], res
     return np.concatenate(parts)
 
 
-def is_digit_input(blobs: list[tuple[str, bytes]], image_shape: tuple[int, int, int]) -> bool:
-    """Whether inputs are for the MNIST model: arrays, or images of its size and a gray mode (read from headers)."""
-    from PIL import Image, UnidentifiedImageError
+def image_kind(data: bytes, source: str, digit_shape: tuple[int, int, int]) -> str:
+    """What one input is, by itself and never by the other inputs of a run: ``"digit"`` or ``"photo"``.
 
-    for _, data in blobs:
-        if _is_array(data):
-            continue
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                if img.size != image_shape[1::-1] or img.mode not in ("1", "L", "P", "LA", "I;16", "I"):
-                    return False
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            return False  # the photo reader reports the problem
-    return True
+    Arrays (``.npz``, ``.npy``, IDX) are digits. An image is a digit when it is a binary mask
+    (two levels, 0 and the full scale, at any bit depth) of the digit model's size
+    ``digit_shape`` whose mode converts to it without loss; every other image, a gray 28×28
+    photo too, is a photo. Only the header is read unless the size is the digit model's; an
+    image that cannot be read at all fails here, in one line.
+    """
+    if _is_array(data):
+        return "digit"
+    with _opened(data, source, warn=lambda message: None) as (img, lost):
+        size = img.size
+    if size != digit_shape[1::-1] or lost:
+        return "photo"
+    try:
+        x = read_image(data, source, digit_shape, warn=lambda message: None)
+    except InputError:  # converting it to gray loses something: colour, transparency
+        return "photo"
+    return "digit" if np.all((x == 0) | (x == 1)) else "photo"
+
+
+def _photo_pixels(img: Any) -> tuple[np.ndarray, list[str]]:
+    """A Pillow image as uint8 pixels (H, W, 1) gray or (H, W, 3) RGB, and the lossy steps this took.
+
+    8-bit images stay integers (one byte a sample, no float copy of a large photo); a
+    palette gives RGB, or gray if all its colours are gray; 16-bit samples v become
+    round(v·255/65535) = round(v/257), exactly in integers.
+    """
+    lost = []
+    palette = img.mode in ("P", "PA")
+    if palette:
+        img = img.convert("RGBA")  # exact; losses show below as transparency
+    elif img.mode == "1":
+        img = img.convert("L")  # exact: 0 and 255
+    elif img.mode not in ("L", "LA", "RGB", "RGBA", "I", "F") and not img.mode.startswith("I;16"):
+        lost.append(f"colour mode {img.mode} converted to RGB")
+        img = img.convert("RGB")
+    arr = np.asarray(img)
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    if arr.shape[-1] in (2, 4):
+        if np.any(arr[..., -1] != 255):
+            lost.append("alpha channel dropped, losing its transparency")
+        arr = arr[..., :-1]
+    if palette and np.all(arr[..., :1] == arr[..., 1:]):
+        arr = arr[..., :1]  # a gray palette: gray, exactly
+    return (arr, lost) if arr.dtype == np.uint8 else (_eight_bits(arr, img.mode, lost), lost)
+
+
+def _eight_bits(arr: np.ndarray, mode: str, lost: list[str]) -> np.ndarray:
+    """Samples of more than 8 bits (16-bit or 32-bit integers, floats) as 8-bit levels; a lossy rounding is
+    appended to ``lost``."""
+    if arr.dtype.kind == "f":
+        x = _intensities(arr, f"{mode} image") * 255.0
+        levels = np.rint(x)
+        exact = np.array_equal(levels, x)
+    else:
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise InputError(f"{mode} image values must be in 0..65535")
+        if arr.size and arr.max() <= 1:
+            return arr.astype(np.uint8) * np.uint8(255)  # a 0/1 mask
+        quotient, remainder = np.divmod(arr, 257)
+        levels = quotient + (remainder >= 129)  # round(v/257): 257 is odd, so no sample is a tie
+        exact = not np.any(remainder)
+    if not exact:
+        lost.append("more than 8 bits per sample, rounded to 8 bits")
+    return levels.astype(np.uint8)
 
 
 def read_photo(data: bytes, source: str, warn: Warn | None = None) -> np.ndarray:
-    """An image file for the photo codec: (H, W) gray or (H, W, 3) RGB uint8.
+    """An image file for the photo codec: (H, W) gray or (H, W, 3) RGB uint8, as a viewer shows it.
 
-    Lossless conversions are silent (palettes, 1-bit, an opaque alpha channel); lossy ones
-    are reported to ``warn``: transparency dropped, 16-bit rounded to 8 bits, other colour
-    modes (CMYK, …) converted to RGB.
+    Lossless conversions are silent (palettes, 1-bit, an opaque alpha channel, the EXIF
+    orientation); lossy ones are reported to ``warn``: transparency dropped, 16-bit samples
+    rounded (or, for colour, cut by Pillow) to 8 bits, other colour modes (CMYK, …) converted
+    to RGB, an MPO's extra pictures dropped. Animations and multi-page files are refused.
     """
-    def pixels_of(img: Any) -> tuple[np.ndarray, list[str]]:
-        if img.mode in ("L", "RGB"):
-            return np.asarray(img), []  # 8-bit already: 3 bytes a pixel, not float intensities
-        gray = img.mode in ("1", "LA", "I", "F") or img.mode.startswith("I;16")
-        return _image_pixels(img, 1 if gray else 3)
-
-    _, _, (x, lost) = _decoded(data, source, pixels_of)
-    if x.dtype != np.uint8:
-        pixels = np.rint(x * 255.0)
-        if not np.array_equal(pixels, x * 255.0):
-            lost.append("more than 8 bits per sample, rounded to 8 bits")
-        x = pixels.astype(np.uint8)
+    _, _, x, lost = _decoded(data, source, _photo_pixels, warn)
     for step in lost:
         (warn or warnings.warn)(f"{source}: {step}")
-    return x[..., 0] if x.ndim == 3 and x.shape[-1] == 1 else x
+    return x[..., 0] if x.shape[-1] == 1 else x
 
 
 def binarize(images: np.ndarray, threshold: float) -> np.ndarray:
@@ -353,16 +460,12 @@ def write_png(path: str | Path, image_u8: np.ndarray, force: bool = False) -> No
     if str(path) == "-":
         write_stdout(data)
     else:
-        atomic_write(path, lambda tmp: tmp.write_bytes(data), overwrite=force)
+        atomic_write_bytes(path, data, overwrite=force)
 
 
 def write_npz(path: str | Path, images: np.ndarray, force: bool = False) -> None:
     """Write images as the array ``x`` of a compressed ``.npz``, atomically (replacing only with ``force``)."""
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, x=images)
-
-    atomic_write(path, write, overwrite=force)
+    atomic_write_stream(path, lambda f: np.savez_compressed(f, x=images), overwrite=force)
 
 
 _PNG_NAME = re.compile(r"[0-9]+\.png")

@@ -130,31 +130,103 @@ def test_directory_outputs_without_renameat2(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- signals and stale temp files
 
 SLOW_WRITER = """
-import sys, time
-from latcomp.fileio import atomic_write, signals_as_exceptions
-def write(tmp):
-    tmp.write_bytes(b"partial")
+import signal, sys, time
+from latcomp.fileio import atomic_write, atomic_write_stream, signals_as_exceptions
+# Python turns SIGINT into KeyboardInterrupt only if SIGINT was not ignored when it started: a shell that starts
+# a job in the background (pytest ... &) makes its children ignore SIGINT. Restore it, as the test means to.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+def wait():
     print("writing", flush=True)
     time.sleep(60)
+def write_named(tmp):
+    tmp.write_bytes(b"partial")
+    wait()
+def write_stream(f):
+    f.write(b"partial")
+    f.flush()
+    wait()
 with signals_as_exceptions():
-    atomic_write(sys.argv[1], write)
+    if sys.argv[2] == "stream":
+        atomic_write_stream(sys.argv[1], write_stream)
+    else:
+        atomic_write(sys.argv[1], write_named)
 """
 
 
-def _start_slow_writer(target: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(target)], stdout=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+def _start_slow_writer(target: Path, how: str = "named", sigint: object = signal.SIG_DFL) -> subprocess.Popen:
+    """A process writing ``target`` slowly (``how``: a named temp file, or ``stream``: an unnamed one where
+    Linux allows), started with SIGINT's disposition ``sigint`` (SIG_IGN: as a background job of a shell)."""
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(target), how], stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
     assert proc.stdout.readline() == b"writing\n"
-    assert len(temps(target.parent)) == 1
+    assert len(temps(target.parent)) == (how == "named")
     return proc
 
 
+@pytest.mark.parametrize("sigint", [signal.SIG_DFL, signal.SIG_IGN], ids=["foreground", "background"])
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, -signal.SIGINT)])
-def test_temp_files_are_removed_on_signals(tmp_path, sig, status):
-    proc = _start_slow_writer(tmp_path / "out.lat")
+def test_temp_files_are_removed_on_signals(tmp_path, sig, status, sigint):
+    """Also when the suite runs as a background job (SIGINT ignored in its children unless restored)."""
+    proc = _start_slow_writer(tmp_path / "out.lat", sigint=sigint)
     proc.send_signal(sig)
     assert proc.wait(timeout=30) == status
     assert temps(tmp_path) == [] and not (tmp_path / "out.lat").exists()
+
+
+def test_kill_9_leaves_no_temp_file_of_a_stream(tmp_path):
+    """The CLI's outputs (.lat, .png, .npz) are written to a file without a name (O_TMPFILE): a kill -9 while
+    writing leaves nothing at all, not even a temp file for the next run to remove."""
+    if not hasattr(os, "O_TMPFILE"):
+        pytest.skip("no O_TMPFILE on this system")
+    proc = _start_slow_writer(tmp_path / "out.lat", "stream")
+    proc.kill()
+    proc.wait(timeout=30)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named temp file"])
+def test_streams_are_atomic_exclusive_and_keep_the_umask(tmp_path, monkeypatch, unnamed):
+    if not unnamed:
+        monkeypatch.setattr(fileio, "_unnamed_file", lambda directory: None)
+    out = tmp_path / "a.bin"
+    fileio.atomic_write_stream(out, lambda f: f.write(b"one"), overwrite=False)
+    with pytest.raises(FileExistsError, match="--force"):
+        fileio.atomic_write_stream(out, lambda f: f.write(b"two"), overwrite=False)
+    fileio.atomic_write_stream(out, lambda f: f.write(b"three"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.read_bytes() == b"three" and out.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_an_unnamed_file_that_cannot_be_linked_is_copied(tmp_path, monkeypatch):
+    """Where the file system refuses to link an O_TMPFILE file, its content goes through a named temp file."""
+    monkeypatch.setattr(fileio, "_link_unnamed", lambda fd, path: False)
+    fileio.atomic_write_stream(tmp_path / "a.bin", lambda f: f.write(b"x" * 100_000))
+    assert (tmp_path / "a.bin").read_bytes() == b"x" * 100_000 and temps(tmp_path) == []
+
+
+def test_write_errors_name_the_output_not_the_temp_file(capsys, tmp_path, png, small_model, monkeypatch):
+    """No space left on device named no path; a directory that refuses new files named the temp file."""
+    import errno
+
+    out = tmp_path / "out.lat"
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / ".latcomp-1-abcdef.tmp"))
+
+    for target, fake in ((fileio.os, "fsync"), (fileio, "_unnamed_file"), (fileio.tempfile, "mkstemp")):
+        with monkeypatch.context() as patch:
+            patch.setattr(target, fake, full if fake == "fsync" else refused)
+            if fake == "mkstemp":
+                patch.setattr(fileio, "_unnamed_file", lambda directory: None)
+            code, err = cli(capsys, "encode", str(png), "-o", str(out), "--model", str(small_model))
+        assert one_line_error(code, err) and f"{out}: " in err and ".latcomp-" not in err, (fake, err)
+        assert not out.exists() and temps(tmp_path) == []
 
 
 def test_stale_temp_files_of_killed_runs_are_removed_by_the_next_run(capsys, tmp_path, png, small_model):
@@ -357,3 +429,67 @@ def test_version_1_files_are_unchanged(lossless):
     out = decompress(data, DEFAULT_MODEL)
     assert (hashlib.sha256(data).hexdigest(), hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest()) == \
         GOLDEN_V1[lossless]
+
+
+# --------------------------------------------------------------------------- progress on a terminal
+
+PROGRESS_JOB = """
+import sys, time
+from latcomp.cli import _run_with_progress
+def work(report):
+    time.sleep(float(sys.argv[1]))
+    if sys.argv[2] == "fail":
+        raise SystemExit("latcomp: error: it failed")
+_run_with_progress("encode", sys.argv[2] == "quiet", work)
+print("done", file=sys.stderr)
+"""
+
+
+def _on_a_terminal(*args: str) -> bytes:
+    """What ``python -c PROGRESS_JOB ARGS`` shows on a terminal (a pseudo-terminal: stdout and stderr)."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", PROGRESS_JOB, *args], stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=slave, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "80"})
+    os.close(slave)
+    shown = b""
+    while proc.poll() is None or select.select([master], [], [], 0.1)[0]:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                shown += os.read(master, 1 << 16)
+            except OSError:  # the terminal closed
+                break
+    proc.wait(timeout=30)
+    os.close(master)
+    return shown
+
+
+def test_progress_shows_on_a_terminal_for_jobs_over_a_second():
+    slow = _on_a_terminal("1.6", "ok")
+    assert b"encode" in slow and b"0:00:01" in slow and slow.endswith(b"done\r\n"), slow
+    assert _on_a_terminal("0.1", "ok") == b"done\r\n"  # a quick job: nothing
+    assert _on_a_terminal("1.6", "quiet") == b"done\r\n"
+    failed = _on_a_terminal("1.6", "fail")
+    assert b"encode" in failed and failed.endswith(b"\x1b[2Klatcomp: error: it failed\r\n"), failed  # no blank line
+
+
+def test_every_encode_and_decode_reports_progress(capsys, tmp_path, png, small_model, monkeypatch):
+    """The CLI runs each job (digits and photos, encode and decode) through _run_with_progress."""
+    from codec_fixtures import make_photo_model
+
+    from latcomp import cli as cli_module
+
+    jobs: list[str] = []
+    run = cli_module._run_with_progress
+    monkeypatch.setattr(cli_module, "_run_with_progress", lambda label, quiet, work: jobs.append(label) or
+                        run(label, quiet, work))
+    photo = make_photo_model(tmp_path / "photo")
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(tmp_path / "p.png")
+    for source, model in ((png, small_model), (tmp_path / "p.png", photo)):
+        assert cli(capsys, "encode", str(source), "-o", str(tmp_path / "x.lat"), "--model", str(model),
+                   "--force")[0] == 0
+        assert cli(capsys, "decode", str(tmp_path / "x.lat"), "-o", str(tmp_path / "x.png"), "--model", str(model),
+                   "--force")[0] == 0
+    assert jobs == ["encode", "decode"] * 2

@@ -1,0 +1,38 @@
+"""The README's numbers against the results files they come from (issue 18): a number changed in one place
+and not the other fails here."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from codec_fixtures import REPO
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+RESULTS = REPO / "docs" / "results"
+
+
+def _bd_rate(curve: str, fit: str = "cubic") -> str:
+    """The PSNR BD-rate of ``curve`` against JPEG on Kodak (``fit``: cubic or akima), as the docs print it."""
+    rows = json.loads((RESULTS / "photo-kodak.json").read_text())["bd_rate"]
+    value = next(row[f"psnr_{fit}"] for row in rows if row["curve"] == curve and row["anchor"] == "JPEG")
+    return f"{-value:.1f}"
+
+
+def test_the_photo_bd_rate_against_jpeg_is_the_same_everywhere():
+    e8 = _bd_rate("latcomp (e8)")
+    intro = re.search(r"\[Photos\]\(#photos\): ([0-9.]+)% fewer bits than JPEG", README)
+    assert intro and intro.group(1) == e8, (intro and intro.group(1), e8)
+    assert f"**−{e8}%** (Akima −{_bd_rate('latcomp (e8)', 'akima')}%)" in README
+    assert f"Against JPEG: E8 −{e8}%, Z −{_bd_rate('latcomp (z)')}%" in \
+        (REPO / "docs" / "photos.md").read_text(encoding="utf-8")
+
+
+def test_the_photo_bench_times_are_the_measured_ones():
+    peers = json.loads((RESULTS / "photo-peers.json").read_text())
+    kodak = json.loads((RESULTS / "photo-kodak.json").read_text())
+    assert peers["repeats"] == 3 and kodak["repeats"] == 1
+    assert f"{peers['wall_s']:,.0f} s, docs/results/photo-peers.json" in README
+    assert f"{kodak['wall_s']:,.0f} s ({kodak['wall_s'] / 60:.1f} minutes)" in README
+    assert f"about\n{peers['wall_s'] / 60:.0f} minutes for them alone" in README
+    assert f"(peers alone: {peers['wall_s'] / 60:.0f} min)" in README
