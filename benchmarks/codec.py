@@ -39,8 +39,9 @@ import numpy as np
 
 from latcomp.codec import code_lengths, compress, decompress, load_model, read_header
 from latcomp.data import load_dataset
+from latcomp.digits.codec import PIXELS
+from latcomp.measure.results import machine_info, timed, write_results
 from latcomp.modelfile import DEFAULT_MODEL, read_config
-from latcomp.results import machine_info, timed, write_results
 
 LN2 = math.log(2.0)
 REPO = Path(__file__).resolve().parents[1]
@@ -194,7 +195,7 @@ def run_benchmark(model: str | os.PathLike = DEFAULT_MODEL, data_dir: str | os.P
     for s in range(fresh_dithers):
         uf = m.latent.seeded_dither(seed + 1 + s, n)
         p = m.net.decode_probs(x_latent - uf)
-        elbo_bits += m.pixels.ideal_bits(x, p)
+        elbo_bits += PIXELS.ideal_bits(x, p)
     elbo_bits = elbo_bits / fresh_dithers + float(thm1.sum())
     res["lossless"] = {
         "file_bytes": len(data), "header_bytes": header.header_bytes, "payload_bits": 8 * header.payload_bytes,

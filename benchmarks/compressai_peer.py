@@ -49,7 +49,7 @@ of 64 as CompressAI's ``eval_model`` does (Kodak's 768×512 needs none) and crop
 file is a 4-byte header (image height and width, two big-endian uint16, from which the decoder
 derives the latent shape) followed by ``model.compress(x)["strings"]`` (one string), so
 bpp = 8·(4 + len(string))/(H·W); the file is parsed and decoded by ``model.decompress`` to
-uint8 (round(255·clamp(x̂, 0, 1))) and PSNR-RGB and MS-SSIM are latcomp.photo_metrics' against
+uint8 (round(255·clamp(x̂, 0, 1))) and PSNR-RGB and MS-SSIM are latcomp.measure.photo_metrics' against
 the original PNG; encode (pad, g_a, entropy coding, header) and decode (parse, entropy decoding,
 g_s, crop, to uint8) seconds on one thread. Every ``--checkpoint`` (repeatable) is one point of
 the peer's curve; ``--against REPORT`` (repeatable) adds the BD-rates of every curve of a photo
@@ -98,8 +98,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from latcomp.fileio import atomic_write, atomic_write_text  # noqa: E402
-from latcomp.photo.peers import package_versions  # noqa: E402
-from latcomp.results import RESULTS_DIR, machine_info, timed  # noqa: E402
+from latcomp.measure.peers import package_versions  # noqa: E402
+from latcomp.measure.results import RESULTS_DIR, machine_info, timed  # noqa: E402
 from latcomp.train import TrainConfig, default_config, epoch_generator  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -455,7 +455,7 @@ def make_codec(model: Any) -> tuple[Any, Any]:
 
 def evaluate_checkpoint(ckpt: Path, images: list[tuple[str, np.ndarray]], repeats: int) -> dict[str, Any]:
     """One RD point: the Kodak ``images`` coded with the model of ``ckpt`` (real files), its training record."""
-    from latcomp.photo_metrics import ms_ssim, ms_ssim_db, psnr_rgb
+    from latcomp.measure.photo_metrics import ms_ssim, ms_ssim_db, psnr_rgb
 
     model, meta = load_peer(ckpt)
     model.eval()
@@ -491,7 +491,7 @@ def evaluate_checkpoint(ckpt: Path, images: list[tuple[str, np.ndarray]], repeat
 
 def evaluate(args: argparse.Namespace) -> None:
     """Kodak points of the checkpoints (one RD curve) into ``--out-dir``/compressai-peer.{json,md}."""
-    from latcomp.photo.kodak import load_kodak
+    from latcomp.measure.kodak import load_kodak
 
     _threads()
     wall = time.perf_counter()
@@ -524,7 +524,7 @@ def evaluate(args: argparse.Namespace) -> None:
 def bd_against(res: dict[str, Any], reports: list[str]) -> dict[str, Any]:
     """BD-rates of every curve of the photo reports ``reports`` (e.g. latcomp's models of the same budget)
     against this peer's curve."""
-    from latcomp.photo.rd import bd_table, load_curves, peer_curve
+    from latcomp.measure.rd import bd_table, load_curves, peer_curve
 
     peer = peer_curve(res)
     theirs = [c for path in reports for c in load_curves(path) if c.name != peer.name]
@@ -532,7 +532,7 @@ def bd_against(res: dict[str, Any], reports: list[str]) -> dict[str, Any]:
 
 
 def _bd_lines(bd: dict[str, Any]) -> list[str]:
-    from latcomp.photo.rd import BD_EXPLAINED, bd_markdown
+    from latcomp.measure.rd import BD_EXPLAINED, bd_markdown
 
     if not bd["rows"]:
         return []
@@ -559,7 +559,7 @@ def to_markdown(res: dict[str, Any]) -> str:
         "mirrors one latcomp run (`latcomp run` below: its λ, epochs and crops); a fine-tune starts from the "
         "weights of the checkpoint it names, with fresh optimizers, as latcomp's `--init`.", "",
         f"Bitstream: {res['bitstream']}. Padding: {res['padding']}. `model.update(force=True)` before coding. "
-        "PSNR-RGB and MS-SSIM: `latcomp.photo_metrics` on the decoded uint8 image against the PNG. Seconds: "
+        "PSNR-RGB and MS-SSIM: `latcomp.measure.photo_metrics` on the decoded uint8 image against the PNG. Seconds: "
         f"median of {res['repeats']} run(s) per image, one thread, encode = pad + g_a + entropy coding + header, "
         "decode = parse + entropy decoding + g_s + crop + uint8; training seconds per step from the logs (one "
         "thread, on a machine shared with other runs).", "",

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
+from latcomp.measure.results import machine_info, write_results
 from latcomp.modelfile import load_model, read_config
 from latcomp.nn.photo import relattice
-from latcomp.results import machine_info, write_results
 from latcomp.train import _load_data, default_config, evaluate
 
 REPO = Path(__file__).resolve().parents[1]

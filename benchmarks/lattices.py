@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.codec import _theorem1_bits
-from latcomp.bench import spaced_subset
 from latcomp.codec import code_lengths, compress, decompress, load_model, read_header
 from latcomp.data import load_dataset
+from latcomp.measure.bench import spaced_subset
+from latcomp.measure.results import machine_info, timed, write_results
 from latcomp.nll import ACTIVE_RATIO
-from latcomp.results import machine_info, timed, write_results
 
 LN2 = math.log(2.0)
 

@@ -1,7 +1,7 @@
 """Photo benchmark, classical peers: JPEG, WebP, AVIF and JPEG XL on the 24 Kodak images.
 
 Run ``python -m benchmarks.photo_peers`` (``--help`` for options). For every peer codec
-(:data:`latcomp.photo.peers.CODECS`) and every setting of its sweep it encodes each image,
+(:data:`latcomp.measure.peers.CODECS`) and every setting of its sweep it encodes each image,
 takes the real file size (the whole file, headers included) as 8·bytes/(H·W) bits per
 pixel, decodes the file with the same library and measures PSNR-RGB and MS-SSIM against the
 original, and the median encode and decode seconds of ``--repeats`` runs; every codec runs
@@ -9,7 +9,7 @@ on one thread. Per setting, as in the literature, bpp, PSNR and MS-SSIM are aver
 the images. BD-rates against JPEG use those mean curves. Writes
 ``docs/results/photo-peers.json``, ``.md`` and the RD plot ``.png``.
 
-The measuring, BD-rates and reports are :mod:`latcomp.photo.rd`'s; ``latcomp bench --photo``
+The measuring, BD-rates and reports are :mod:`latcomp.measure.rd`'s; ``latcomp bench --photo``
 measures latcomp's photo models against these peers (its ``--peers FILE.json`` reuses this
 script's JSON instead of measuring them again).
 """
@@ -22,10 +22,10 @@ import sys
 from pathlib import Path
 
 from latcomp.data import DataError
-from latcomp.photo.kodak import load_kodak
-from latcomp.photo.peers import CODECS, codec_names, measure_peers
-from latcomp.photo.rd import write_report
-from latcomp.results import RESULTS_DIR
+from latcomp.measure.kodak import load_kodak
+from latcomp.measure.peers import CODECS, codec_names, measure_peers
+from latcomp.measure.rd import write_report
+from latcomp.measure.results import RESULTS_DIR
 
 __all__ = ["load_kodak", "main"]  # load_kodak: benchmarks/compressai_peer.py reads Kodak through this module
 

@@ -28,10 +28,10 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.hostile import cli_process, code_version
+from latcomp.measure.kodak import load_kodak
+from latcomp.measure.results import machine_info, write_results
 from latcomp.photo.codec import MAX_PHOTO_PIXELS
-from latcomp.photo.kodak import load_kodak
 from latcomp.photo.network import BAND_PIXELS
-from latcomp.results import machine_info, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 #: (width, height): a Kodak image, 4K UHD, and the largest image the photo codec takes (2^26 pixels).

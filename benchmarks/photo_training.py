@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from latcomp.measure.results import machine_info, write_results
 from latcomp.nn.photo import PhotoCodec
-from latcomp.results import machine_info, write_results
 
 
 def conv_macs(model: PhotoCodec, crop: int) -> int:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from latcomp.measure.results import machine_info, timed, write_results
 from latcomp.nn.models import LatticeVAE
-from latcomp.results import machine_info, timed, write_results
 from latcomp.train import TrainConfig, _Silent, _train_epoch, evaluate
 
 

@@ -24,8 +24,8 @@ import torch
 from .data import load_dataset
 from .families import family
 from .fileio import atomic_write_text
+from .measure.results import machine_info
 from .modelfile import load_model, read_config
-from .results import machine_info
 from .train import LOG, evaluate, read_train_log
 
 
@@ -103,10 +103,10 @@ def _sentence(text: str) -> str:
 def evaluate_photo_model(directory: str | Path, data_dir: str | None = None,
                          bench_json: str | None = None) -> dict[str, Any]:
     """Kodak bits per pixel (real files), PSNR-RGB, MS-SSIM and seconds of a photo model: measured now
-    (latcomp.photo.bench), or the model's point in the report ``bench_json`` of ``latcomp bench --photo``."""
-    from .photo.bench import latcomp_curves
-    from .photo.kodak import load_kodak
-    from .photo.rd import load_curves
+    (latcomp.measure.photo_bench), or the model's point in the report ``bench_json`` of ``latcomp bench --photo``."""
+    from .measure.kodak import load_kodak
+    from .measure.photo_bench import latcomp_curves
+    from .measure.rd import load_curves
 
     if bench_json:
         points = [p for c in load_curves(bench_json) for p in c.points

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import synthetic_binary
 
-from latcomp.bench import (
+from latcomp.measure.bench import (
     bench_table_markdown,
     plot_rate_vs_distortion,
     plot_rate_vs_nll,
@@ -158,7 +158,7 @@ def test_the_table_stays_readable_at_80_columns(result):
 def test_plot_colours_are_fixed_per_model_kind(result, model_dirs, monkeypatch):
     import matplotlib.colors as mcolors
 
-    from latcomp import bench
+    from latcomp.measure import bench
 
     figures = []
     monkeypatch.setattr(bench, "_save", lambda fig, path: figures.append(fig) or path)

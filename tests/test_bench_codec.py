@@ -7,7 +7,7 @@ import json
 from codec_fixtures import small_model, synthetic_binary  # noqa: F401
 
 from benchmarks.codec import run_benchmark, to_markdown
-from latcomp.results import write_results
+from latcomp.measure.results import write_results
 
 
 def test_benchmark_writes_json_and_markdown(tmp_path, small_model):

@@ -192,3 +192,6 @@ def test_rows_once_are_slices_of_the_whole_computed_once_per_block():
     for a, b in ((0, 50), (3, 19), (13, 14), (44, 99), (20, 20), (0, 7), (49, 50)):
         assert np.array_equal(once[a:b], u[a:b])
     assert len(once) == 50 and [r for r in rows.reads if r] == [7] * 7 + [1]  # each aligned block once, when first used
+    code = LatticeCode(ProductLattice("e8"), np.ones(1), np.ones(8))
+    assert code.read_once(once) is once and isinstance(code.read_once(rows), RowsOnce)  # a decoder may share one
+    assert LatticeCode(ProductLattice("z", 8), np.ones(8), np.ones(8)).read_once(rows) is rows  # one level: lazy

@@ -2,9 +2,9 @@
 
 import torch
 
+from latcomp.measure.results import machine_info
 from latcomp.modelcard import render_card
 from latcomp.modelfile import load_model
-from latcomp.results import machine_info
 from latcomp.train import TrainConfig, evaluate, train
 
 

@@ -1,4 +1,4 @@
-"""``latcomp bench --photo`` (latcomp.photo.bench) on tiny random photo models and two synthetic "Kodak" images:
+"""``latcomp bench --photo`` (latcomp.measure.photo_bench) on tiny random photo models and two synthetic "Kodak" images:
 real file sizes, the peers run or reused, BD-rate tables, reports, and one-line errors."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from PIL import Image
 from test_photo_metrics import synthetic_photo
 
 from latcomp.data import DataError
-from latcomp.photo import bench as pb
-from latcomp.photo import kodak, peers, rd
+from latcomp.measure import kodak, peers, rd
+from latcomp.measure import photo_bench as pb
+from latcomp.measure.photo_metrics import psnr_rgb
 from latcomp.photo.codec import compress, decompress
-from latcomp.photo_metrics import psnr_rgb
 
 SIZES = [(176, 192), (184, 168)]  # both sides above MS-SSIM's 160
 

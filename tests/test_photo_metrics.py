@@ -1,4 +1,4 @@
-"""PSNR, MS-SSIM and BD-rate (latcomp.photo_metrics), the peer codecs and reports of latcomp.photo.rd and
+"""PSNR, MS-SSIM and BD-rate (latcomp.measure.photo_metrics), the peer codecs and reports of latcomp.measure.rd and
 the photo-peers benchmark script, on synthetic images."""
 
 import io
@@ -11,8 +11,8 @@ from PIL import Image
 
 from benchmarks import photo_peers
 from latcomp.data import DataError
-from latcomp.photo import kodak, peers, rd
-from latcomp.photo_metrics import bd_rate, gaussian_window, ms_ssim, ms_ssim_db, psnr_rgb
+from latcomp.measure import kodak, peers, rd
+from latcomp.measure.photo_metrics import bd_rate, gaussian_window, ms_ssim, ms_ssim_db, psnr_rgb
 
 
 def synthetic_photo(h: int, w: int, seed: int = 0) -> np.ndarray:

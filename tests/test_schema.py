@@ -13,8 +13,8 @@ from conftest import REPO, synthetic_binary
 from safetensors.numpy import load_file, save_file
 
 from latcomp import codec
-from latcomp.bench import run_bench
 from latcomp.cli import ARCHITECTURES as CLI_ARCHITECTURES
+from latcomp.measure.bench import run_bench
 from latcomp.modelfile import (
     CONFIG,
     DEFAULT_MODEL,

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,6 +49,7 @@ from latcomp.exact.networks import CHUNK
 from latcomp.modelfile import DEFAULT_MODEL
 from latcomp.runtime.coding import (
     MAX_PIXELS,
+    Progress,
     SeededDither,
     check_payload_claim,
     entropy_decoding,
@@ -66,8 +66,6 @@ from latcomp.steps import spans
 #: Fewest bits one coded pixel can take: constriction's 24-bit Bernoulli model leaves at least
 #: 2^-24 of the probability to each of the two values.
 PIXEL_MIN_BITS = -math.log2(1.0 - 2.0**-24)
-#: ``progress(stage, done, total)`` is called while coding large batches.
-Progress = Callable[[str, int, int], None]
 #: The decoder's Bernoulli probabilities Q(D | Z − U) as an entropy model of the pixels (lossless mode).
 PIXELS = BernoulliPixelModel()
 
@@ -294,7 +292,7 @@ def _check_claims(header: Header, m: LoadedModel) -> None:
     if header.image_shape != image_shape:
         raise ModelMismatchError(f"the file holds {'×'.join(map(str, header.image_shape))} images but "
                                  f"the model takes {'×'.join(map(str, image_shape))}")
-    bits_per_image = m.latent.code.min_bits_per_item()
+    bits_per_image = m.latent.min_bits_per_item()
     if header.lossless and not header.stored:
         bits_per_image += int(np.prod(image_shape)) * PIXEL_MIN_BITS
     check_payload_claim(f"{header.count} images", header.count, bits_per_image,
@@ -344,7 +342,7 @@ def code_lengths(images: Any, model: ModelLike = DEFAULT_MODEL, lossless: bool =
     x, _ = as_model_input(images, m.net.image_shape, lossless)
     u = m.latent.seeded_dither(seed, x.shape[0])
     k = m.latent.quantize(m.net.encode(x), u)
-    out = {"latent": m.latent.code.ideal_bits(k, u), "pixels": 0.0}
+    out = {"latent": m.latent.ideal_bits(k, u), "pixels": 0.0}
     if lossless:
         for part in _chunks(x.shape[0]):
             probs = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))

@@ -167,8 +167,12 @@ class SequentialCode:
         return k
 
     def read_once(self, u: DitherRows) -> DitherRows:
-        """``u`` read by every level: computed rows are kept (:class:`RowsOnce`) if the lattice has several levels."""
-        if isinstance(u, np.ndarray) or self.lattice.levels.max() == 0:
+        """``u`` read by every level: computed rows are kept (:class:`RowsOnce`) if the lattice has several levels.
+
+        A decoder that wraps its lazy dither with this before :meth:`push`/:meth:`pop` and reads the same object for
+        Z − U afterwards computes every row once in all.
+        """
+        if isinstance(u, (np.ndarray, RowsOnce)) or self.lattice.levels.max() == 0:
             return u
         return RowsOnce(u, max(1, SYMBOL_CHUNK // self.dim))
 

@@ -29,6 +29,7 @@ from latcomp.modelfile import DEFAULT_PHOTO_QUALITY, PHOTO_QUALITIES, shipped_mo
 from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoCodec, latent_size
 from latcomp.runtime.coding import (
     MAX_PIXELS,
+    Progress,
     check_payload_claim,
     entropy_decoding,
     file_seed,
@@ -111,18 +112,24 @@ def _photo_model(model: ModelLike) -> LoadedModel:
 
 
 def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT_PHOTO_QUALITY,
-             seed: int | None = None) -> bytes:
+             seed: int | None = None, progress: Progress | None = None) -> bytes:
     """Compress photos into one container (format version 3, one ANS stream for all of them).
 
     ``images``: one (H, W) grayscale or (H, W, 3) RGB uint8 array, or a list of them (all
     gray or all RGB, any sizes); :func:`decompress` returns the same. ``model``: a photo
     model directory (default: the shipped model of ``quality``). ``seed`` fixes the dither
-    (default: random); equal inputs and seeds give equal bytes.
+    (default: random); equal inputs and seeds give equal bytes. ``progress(stage, done, total)`` is
+    called after each image's transform.
     """
     m = _photo_model(model if model is not None else photo_model(quality))
     photos, layout, channels = as_photos(images)
     seed = file_seed(seed)
-    y = np.concatenate([m.net.encode_pixels(padded(im)) for im in photos])
+    rows = []
+    for i, im in enumerate(photos):
+        rows.append(m.net.encode_pixels(padded(im)))
+        if progress:
+            progress("encode", i + 1, len(photos))
+    y = np.concatenate(rows)
     u = m.latent.seeded_dither(seed, len(y))
     k = m.latent.quantize(y, u)
     coder = new_coder()
@@ -134,20 +141,21 @@ def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT
     return pack(header, payload(coder))
 
 
-def decompress(data: bytes, model: ModelLike | None = None) -> Any:
+def decompress(data: bytes, model: ModelLike | None = None, progress: Progress | None = None) -> Any:
     """Decode a container of :func:`compress`: the uint8 images, sizes and channels restored.
 
-    ``model`` defaults to the shipped photo model the file names (its model id). Raises
+    ``model`` defaults to the shipped photo model the file names (its model id);
+    ``progress(stage, done, total)`` is called after each image's synthesis. Raises
     :class:`FormatError` for malformed or corrupt data and :class:`ModelMismatchError`
     for a file of another model.
     """
-    header, payload = unpack(data)
+    header, body = unpack(data)
     if header.version != PHOTO_VERSION:
         raise ModelMismatchError("not a photo file (it holds fixed-size images: use latcomp.codec.decompress)")
     m = _photo_model(model if model is not None else _model_of(header))
     rows = _check_claims(header, m)
     u = m.latent.seeded_dither(header.seed, rows)
-    k = _pop(payload, m, u)
+    k = _pop(body, m, u)
     require_content(photo_crc(k, header.channels, header.sizes) == header.content_crc)
     images, start = [], 0
     for height, width in header.sizes:
@@ -155,6 +163,8 @@ def decompress(data: bytes, model: ModelLike | None = None) -> Any:
         w = m.latent.reconstruct(k[start:start + lh * lw], u[start:start + lh * lw])
         images.append(synthesize(m.net, w, height, width, header.channels))
         start += lh * lw
+        if progress:
+            progress("decode", len(images), header.count)
     return images[0] if header.layout == "single" else images
 
 
@@ -178,7 +188,7 @@ def _check_claims(header: Header, m: LoadedModel) -> int:
         raise LimitError(f"the file's images exceed the photo codec's limits ({MAX_PHOTO_PIXELS} pixels per "
                          f"image, {MAX_PIXELS} per file)")
     rows = sum(lh * lw for lh, lw in (latent_size(h, w) for h, w in header.sizes))
-    check_payload_claim(f"{header.count} images of {rows} latent vectors", rows, m.latent.code.min_bits_per_item(),
+    check_payload_claim(f"{header.count} images of {rows} latent vectors", rows, m.latent.min_bits_per_item(),
                         header.payload_bytes)
     return rows
 

@@ -17,7 +17,7 @@ output.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,8 +27,10 @@ import numpy as np
 from latcomp.container import payload_to_words, words_to_payload
 from latcomp.entropy.lattice_code import SYMBOL_CHUNK
 from latcomp.errors import CodecError, FormatError, InputError
-from latcomp.latent_codecs.lattice import LatticeLatentCodec
+from latcomp.latent_codecs import LaplaceRows, LatentCodec
 
+#: ``progress(stage, done, total)`` is called while coding large batches.
+Progress = Callable[[str, int, int], None]
 #: Largest number of pixels N·H·W·C of one file in this implementation (docs/format.md, "Limits"):
 #: 342,392 MNIST digits, 2 GiB as decoded float64 means. ``compress`` refuses more and ``decompress``
 #: refuses such a header before it decodes anything.
@@ -51,7 +53,7 @@ class SeededDither:
     N × dim float64 array (:class:`latcomp.entropy.lattice_code.DitherRows`).
     """
 
-    def __init__(self, latent: LatticeLatentCodec, seed: int, count: int):
+    def __init__(self, latent: LatentCodec, seed: int, count: int):
         self.latent, self.seed, self.count = latent, seed, count
 
     def __len__(self) -> int:
@@ -129,17 +131,19 @@ def payload(coder: Any) -> bytes:
     return words_to_payload(coder.get_compressed())
 
 
-def push_coordinates(coder: Any, latent: LatticeLatentCodec, k: np.ndarray, u: Any) -> None:
-    """Push lattice coordinates with P(Ẑ|U) in checked chunks (:class:`CheckedCoder`)."""
-    latent.code.push(CheckedCoder(coder, InputError(
+def push_coordinates(coder: Any, latent: LatentCodec, k: np.ndarray, u: Any, prior: LaplaceRows | None = None
+                     ) -> None:
+    """Push lattice coordinates with P(Ẑ|U) (the latent codec's, given ``prior`` if it is conditional) in
+    checked chunks (:class:`CheckedCoder`)."""
+    latent.push(CheckedCoder(coder, InputError(
         "these images cannot be coded: their last lattice coordinates lie exactly on the lower edge of the "
-        "coded support, which would leave the stream empty (docs/format.md)")), k, u)
+        "coded support, which would leave the stream empty (docs/format.md)")), k, u, prior)
 
 
-def pop_coordinates(coder: Any, latent: LatticeLatentCodec, u: Any) -> np.ndarray:
+def pop_coordinates(coder: Any, latent: LatentCodec, u: Any, prior: LaplaceRows | None = None) -> np.ndarray:
     """Pop lattice coordinates in checked chunks: a stream that ends before them is a :class:`FormatError`."""
-    return latent.code.pop(CheckedCoder(coder, FormatError(
-        "corrupt payload (the stream ends before the lattice coordinates it claims)")), u)
+    return latent.pop(CheckedCoder(coder, FormatError(
+        "corrupt payload (the stream ends before the lattice coordinates it claims)")), u, prior)
 
 
 @contextmanager

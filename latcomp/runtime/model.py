@@ -16,7 +16,7 @@ from typing import Any, Protocol, Union
 from latcomp.container import MODEL_ID_BYTES, Header
 from latcomp.errors import ModelMismatchError
 from latcomp.families import Family, FamilyError, ModelShapeError, family
-from latcomp.latent_codecs.lattice import LatticeLatentCodec
+from latcomp.latent_codecs import LatentCodec
 from latcomp.modelfile import DEFAULT_MODEL, WEIGHTS, ModelFileError, load_weights_numpy, read_config
 
 
@@ -24,7 +24,7 @@ class Runtime(Protocol):
     """What the core needs from a family's torch-free runtime (the modality's codec needs more)."""
 
     #: The latent codec (lattice, scales, prior, entropy model) from the frozen float32 tensors.
-    latent: LatticeLatentCodec
+    latent: LatentCodec
 
 
 ModelLike = Union[str, os.PathLike, "LoadedModel"]
@@ -39,7 +39,7 @@ class LoadedModel:
     digest: str
     family: Family
     net: Any
-    latent: LatticeLatentCodec
+    latent: LatentCodec
 
     @property
     def model_id(self) -> bytes:

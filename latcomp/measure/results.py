@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .fileio import atomic_write_text
+from latcomp.fileio import atomic_write_text
 
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "docs" / "results"
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "docs" / "results"
 
 
 def machine_info() -> dict[str, Any]:

@@ -1,12 +1,12 @@
 """Rate–distortion comparison of photo codecs on the Kodak images: curves, BD-rates, reports.
 
-The machinery behind ``latcomp bench --photo`` (:mod:`latcomp.photo.bench`) and
+The machinery behind ``latcomp bench --photo`` (:mod:`latcomp.measure.photo_bench`) and
 ``python -m benchmarks.photo_peers``; it needs no torch, and matplotlib only to plot. The
-images come from :mod:`latcomp.photo.kodak`, the classical codecs from :mod:`latcomp.photo.peers`.
+images come from :mod:`latcomp.measure.kodak`, the classical codecs from :mod:`latcomp.measure.peers`.
 
 * **Measuring** (:func:`measure_curve`): per image and setting the codec's file (the whole
   file, headers included) gives bpp = 8·bytes/(H·W); the file is decoded and PSNR-RGB and
-  MS-SSIM (:mod:`latcomp.photo_metrics`) are taken against the original, with the median
+  MS-SSIM (:mod:`latcomp.measure.photo_metrics`) are taken against the original, with the median
   encode and decode seconds of ``repeats`` runs. A :class:`Point` averages bpp, PSNR and
   MS-SSIM over the images, as in the literature.
 * **BD-rates** (:func:`bd_table`): from those mean curves, every curve against an anchor
@@ -32,9 +32,9 @@ import numpy as np
 
 from latcomp.data import DataError
 from latcomp.fileio import atomic_write, atomic_write_text
-from latcomp.photo.kodak import data_line
-from latcomp.photo_metrics import bd_rate, ms_ssim, ms_ssim_db, psnr_rgb
-from latcomp.results import pyplot, timed, write_json
+from latcomp.measure.kodak import data_line
+from latcomp.measure.photo_metrics import bd_rate, ms_ssim, ms_ssim_db, psnr_rgb
+from latcomp.measure.results import pyplot, timed, write_json
 
 ANCHOR = "JPEG"
 BD_METHODS = ("cubic", "akima")
@@ -47,7 +47,7 @@ TITLE = "Photo codecs on Kodak: classical peers"
 
 Encoder = Callable[[np.ndarray, Any], bytes]
 Decoder = Callable[[bytes], np.ndarray]
-#: ``progress(stage, done, total)`` as in :mod:`latcomp.bench`.
+#: ``progress(stage, done, total)`` as in :mod:`latcomp.measure.bench`.
 Progress = Callable[[str, int, int], None]
 Log = Callable[[str], None]
 
@@ -144,7 +144,7 @@ def _quality(curve: Curve, metric: str) -> np.ndarray:
 
 
 def _bd_value(rate_a: np.ndarray, qa: np.ndarray, rate_b: np.ndarray, qb: np.ndarray, method: str) -> float | None:
-    """:func:`latcomp.photo_metrics.bd_rate`, or None where it is undefined (a curve of one point,
+    """:func:`latcomp.measure.photo_metrics.bd_rate`, or None where it is undefined (a curve of one point,
     quality ranges that do not overlap, qualities an interpolation cannot take)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the overlap warning (we return None) and polyfit's conditioning

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from .families import families, family
-from .fileio import atomic_write_text
-from .modelfile import read_config
-from .results import machine_info, pyplot, write_json, write_results
+from latcomp.families import families, family
+from latcomp.fileio import atomic_write_text
+from latcomp.measure.results import machine_info, pyplot, write_json, write_results
+from latcomp.modelfile import read_config
 
 #: ``progress(stage, done, total)``; ``stage`` names the model and the step.
 Progress = Callable[[str, int, int], None]
@@ -67,9 +67,9 @@ def bench_model(model_dir: str | Path, data: np.ndarray, is_samples: int = 1000,
     """The bench numbers of one model on ``data`` (uint8 0/1, (N, data_dim)); see the module docstring."""
     import torch
 
-    from .modelfile import load_model
-    from .nll import importance_sampled_nll, supports_nll
-    from .train import evaluate
+    from latcomp.modelfile import load_model
+    from latcomp.nll import importance_sampled_nll, supports_nll
+    from latcomp.train import evaluate
 
     model_dir = Path(model_dir)
     config = read_config(model_dir)
@@ -100,7 +100,7 @@ def bench_model(model_dir: str | Path, data: np.ndarray, is_samples: int = 1000,
     entry.update(rate_bits=ev["rate_bits"], rate_source="estimate", rate_gap_bits=None, rate_gap_percent=None)
     spec = family(config["architecture"])
     if bitstream and spec.runtime and spec.modality == "digits":
-        from .codec import compress, read_header
+        from latcomp.codec import compress, read_header
 
         start = time.perf_counter()
         blob = compress(np.asarray(data, dtype=np.uint8), model_dir, seed=0, progress=report("coding"))
@@ -155,7 +155,7 @@ def run_bench(model_dirs: Sequence[str | Path], split: str = "test", is_samples:
     ``defensive`` adds the lattice VAE's NLL with the defensive proposal (:mod:`latcomp.nll`).
     ``images`` keeps that many evenly spaced images of the split (:func:`spaced_subset`).
     """
-    from .data import load_dataset
+    from latcomp.data import load_dataset
 
     if split not in ("test", "valid"):
         raise ValueError(f"split must be 'test' or 'valid', got {split!r}")
@@ -256,7 +256,7 @@ def write_bench(res: dict[str, Any], command: str, json_path: str | Path | None 
     """Write the JSON (results + command) and/or the Markdown table; return the paths written.
 
     A pair ``NAME.json`` / ``NAME.md`` in one directory goes through
-    :func:`latcomp.results.write_results`; other paths are written alike, one by one.
+    :func:`latcomp.measure.results.write_results`; other paths are written alike, one by one.
     """
     markdown = bench_table_markdown(res) + f"\nMeasured with: `{command}`\n"
     js = Path(json_path) if json_path else None
@@ -359,7 +359,7 @@ def plot_validation_curves(model_dirs: Sequence[str | Path], path: str | Path) -
 
     Models without a log are left out; returns None (and writes nothing) if none has one.
     """
-    from .train import read_train_log
+    from latcomp.train import read_train_log
 
     logs = [(Path(d), read_train_log(d)) for d in model_dirs]
     logs = [(d, log) for d, log in logs if log]

@@ -2,7 +2,7 @@
 
 Each :class:`Codec` is run on one thread and swept over its quality setting (:data:`QUALITIES`,
 JPEG XL over the butteraugli distance); :func:`measure_peers` measures the available ones with
-:func:`latcomp.photo.rd.measure_curve` (whole files, headers included).
+:func:`latcomp.measure.rd.measure_curve` (whole files, headers included).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from latcomp.photo.rd import Curve, Decoder, Encoder, Log, Progress, measure_curve, now
-from latcomp.results import machine_info
+from latcomp.measure.rd import Curve, Decoder, Encoder, Log, Progress, measure_curve, now
+from latcomp.measure.results import machine_info
 
 THREADS = 1
 QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)

@@ -5,7 +5,7 @@ Each model directory is one rate–distortion point. Per Kodak image the model e
 endian, of the SHA-256 of its pixels), the container's whole size, header included, gives
 bpp = 8·bytes/(H·W), :func:`latcomp.photo.codec.decompress` decodes it, and PSNR-RGB, MS-SSIM
 and the median encode and decode seconds of ``repeats`` runs are taken as for the peers
-(:mod:`latcomp.photo.rd`; the model is loaded before timing, numpy uses the threads
+(:mod:`latcomp.measure.rd`; the model is loaded before timing, numpy uses the threads
 ``OMP_NUM_THREADS`` allows). Models are grouped into curves by lattice (``config.json``
 ``hparams.lattice`` without its block counts: ``latcomp (z)``, ``latcomp (e8)``, …); a point's
 setting is the directory name and λ.
@@ -18,7 +18,7 @@ the in-process decode.
 
 The peers are measured in the same run (``peers="run"``), taken from an earlier report's
 JSON (``docs/results/photo-peers.json``; the report says so), or left out; further curves
-(``extra``: any report JSON of :func:`latcomp.photo.rd.load_curves`) join the tables and
+(``extra``: any report JSON of :func:`latcomp.measure.rd.load_curves`) join the tables and
 the plot. BD-rates: every curve against JPEG, and every latcomp curve against every other curve.
 """
 
@@ -42,9 +42,8 @@ import numpy as np
 
 from latcomp.data import DataError
 from latcomp.errors import ModelMismatchError
-from latcomp.modelfile import CONFIG, read_config
-from latcomp.photo.peers import CODECS, PEER_PACKAGES, measure_peers, package_versions
-from latcomp.photo.rd import (
+from latcomp.measure.peers import CODECS, PEER_PACKAGES, measure_peers, package_versions
+from latcomp.measure.rd import (
     ANCHOR,
     BD_METHODS,
     METRICS,
@@ -58,7 +57,8 @@ from latcomp.photo.rd import (
     percent,
     write_report,
 )
-from latcomp.results import machine_info
+from latcomp.measure.results import machine_info
+from latcomp.modelfile import CONFIG, read_config
 
 COLD_START_TARGET_S = 2.0
 TITLE = "Photo codecs on Kodak: latcomp against the classical peers"
@@ -231,7 +231,7 @@ def _report_meta(path: Path) -> dict[str, Any]:
 
 
 def peer_curves_from(path: str | os.PathLike, names: Sequence[str] | None = None) -> tuple[list[Curve], dict]:
-    """The peer curves (those named, else all of :data:`latcomp.photo.peers.CODECS`) of an earlier report, and
+    """The peer curves (those named, else all of :data:`latcomp.measure.peers.CODECS`) of an earlier report, and
     where they come from; DataError if the file has none of them."""
     path = Path(path)
     wanted = list(names or CODECS)
@@ -263,7 +263,7 @@ def run_photo_bench(model_dirs: Sequence[str | os.PathLike], images: Sequence[tu
                     extra: Sequence[str | os.PathLike] = (), repeats: int = 3, cold_runs: int = 3,
                     progress: Progress | None = None, log: Log | None = None) -> PhotoBench:
     """Measure ``model_dirs`` on ``images`` (``data``: their description, as from
-    :func:`latcomp.photo.kodak.load_kodak`), with the peers ``"run"`` here, read from a report JSON
+    :func:`latcomp.measure.kodak.load_kodak`), with the peers ``"run"`` here, read from a report JSON
     (a path), or ``"none"``; ``extra`` report files add their curves. Files and models are checked
     before any measuring."""
     start = time.perf_counter()
