@@ -59,7 +59,7 @@ from latcomp.codec import MAX_PIXELS, compress, decompress, load_model
 from latcomp.container import pack, unpack
 from latcomp.data import load_dataset
 from latcomp.errors import CodecError
-from latcomp.results import machine_info, write_results
+from latcomp.measure.results import machine_info, write_results
 from latcomp.modelfile import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]

@@ -563,7 +563,7 @@ def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .bench import run_bench, write_bench, write_plots
+    from .measure.bench import run_bench, write_bench, write_plots
 
     given = {p.name for p in ctx.command.params
              if ctx.get_parameter_source(p.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
@@ -595,7 +595,7 @@ def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: 
                             data_dir=str(data_dir) if data_dir else None, progress=report,
                             bitstream=not no_bitstream, defensive=defensive, images=images)
     if photo:
-        from .photo.bench import write_photo_report
+        from .measure.photo_bench import write_photo_report
 
         for name, why in result.meta["skipped"].items():
             _warn(f"peer {name} skipped: {why}")
@@ -619,13 +619,13 @@ def _bench_command() -> str:
 def _run_photo_bench(model_dirs: tuple[Path, ...], data_dir: Path | None, images: int | None, report: Any,
                      peers: str, peer_codecs: str | None, extra_curves: tuple[Path, ...], repeats: int,
                      cold_runs: int) -> Any:
-    """Measure for ``latcomp bench --photo`` (:func:`latcomp.photo.bench.run_photo_bench`; ``report``: the
+    """Measure for ``latcomp bench --photo`` (:func:`latcomp.measure.photo_bench.run_photo_bench`; ``report``: the
     progress callback), after checking every input: peer list, report files, models, the data."""
     import importlib.util
 
-    from .photo import bench as photo_bench
-    from .photo.kodak import load_kodak
-    from .photo.peers import codec_names
+    from .measure import photo_bench
+    from .measure.kodak import load_kodak
+    from .measure.peers import codec_names
 
     try:
         names = codec_names(peer_codecs) if peer_codecs else None
@@ -656,7 +656,7 @@ def _print_photo_bench(console: Any, result: Any) -> None:
     from rich import box
     from rich.table import Table
 
-    from .photo.bench import bd_rows, point_rows
+    from .measure.photo_bench import bd_rows, point_rows
 
     data = result.meta["data"]
     tables = [(f"latcomp on {data['images']} Kodak images (PSNR-RGB, MS-SSIM in dB; seconds per image; "
@@ -689,7 +689,7 @@ def _bench_table(res: dict[str, Any], compact: bool) -> Any:
     """The rich table of bench results: every column, or the compact layout for narrow terminals."""
     from rich.table import Table
 
-    from .bench import COMPACT_CAPTION, COMPACT_COLUMNS, TABLE_COLUMNS, compact_table_rows, table_rows
+    from .measure.bench import COMPACT_CAPTION, COMPACT_COLUMNS, TABLE_COLUMNS, compact_table_rows, table_rows
 
     table = Table(title=f"latcomp bench ({res['split']} split, K = {res['is_samples']})",
                   caption=COMPACT_CAPTION if compact else None)
