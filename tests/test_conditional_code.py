@@ -209,7 +209,8 @@ def test_a_stream_that_ends_early_is_refused_and_bad_priors_are_errors():
         codec.pop(CheckedCoder(constriction.stream.stack.AnsCoder(coder.get_compressed())), Rows(u), prior)
     for bad in (LaplaceRows(prior.scale.astype(np.float32)), LaplaceRows(prior.scale[:-1]),
                 LaplaceRows(np.where(np.arange(prior.scale.size).reshape(prior.scale.shape) == 7, 0.0, prior.scale)),
-                LaplaceRows(prior.scale, np.full_like(prior.scale, np.nan))):
+                LaplaceRows(prior.scale, np.full_like(prior.scale, np.nan)),
+                LaplaceRows(prior.scale, np.full_like(prior.scale, 2.0**51))):
         with pytest.raises(ValueError):
             codec.push(constriction.stream.stack.AnsCoder(), k, u, bad)
     with pytest.raises(ValueError, match="needs the rows' prior"):

@@ -66,7 +66,7 @@ from latcomp.errors import FormatError
 
 Array = Any  # numpy.ndarray or torch.Tensor
 
-#: Largest |μ/w| of a mean: keeps the centre ⌊m⌉ and k − ⌊m⌉ far inside int64.
+#: Largest |μ/w| of a mean: keeps the centre ⌊m⌉ (below 2^51 with the known part) and k − ⌊m⌉ inside int64.
 MAX_MEAN = float(1 << 50)
 _LN2 = float(np.log(2.0))
 
@@ -156,21 +156,24 @@ class ConditionalLatticeCode(SequentialCode):
         shift = self._dither_columns(u, rows, cols)
         if prior.mean is not None:
             shift = shift + prior.mean[rows][:, cols]
-        mean = (shift - self.scale[cols] * known) / self.width[cols]
+        mean = (shift - self.scale[cols] * known) / self.width[cols]  # |mean| < 2^51: |μ/w| ≤ 2^50, |c/d| < 2^44
         centre = np.rint(mean)
-        if not np.all(np.abs(centre) <= MAX_MEAN):
-            raise ValueError("a conditional mean is not finite or too large (|μ/w| ≤ 2^50)")
         scale = prior.scale[rows][:, cols] / self.width[cols]
-        if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
-            raise ValueError("conditional Laplace scales b/w must be finite and positive")
         return centre.astype(np.int64), (mean - centre).ravel(), scale.ravel(), support_radius(scale)
 
     def _check_prior(self, prior: LaplaceRows, n: int) -> None:
+        """ValueError unless ``prior`` holds float64 (n, dim) arrays, b/w finite and positive, |μ/w| ≤ 2^50."""
         arrays = [prior.scale] if prior.mean is None else [prior.scale, prior.mean]
         for a in arrays:
             if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != (n, self.dim):
                 raise ValueError(f"a conditional prior for coding is float64 numpy arrays ({n}, {self.dim}), got "
                                  f"{getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}")
+        for rows in row_blocks(n, self.dim):
+            scale = prior.scale[rows] / self.width
+            if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
+                raise ValueError("conditional Laplace scales b/w must be finite and positive")
+            if prior.mean is not None and not np.all(np.abs(prior.mean[rows]) <= MAX_MEAN * self.width):
+                raise ValueError("conditional means must be finite with |μ/w| ≤ 2^50")
 
     def log2_prob(self, k: np.ndarray, u: np.ndarray, prior: LaplaceRows) -> np.ndarray:
         """log2 P(k_i | k_{j>i}, u) per coordinate under ``prior`` (the ideal code length is minus its sum)."""
