@@ -20,10 +20,10 @@ import torch
 from torch.nn import functional as F
 
 from latcomp.measure.results import machine_info, write_results
-from latcomp.nn.photo import PhotoCodec
+from latcomp.nn.photo import PhotoFactorized
 
 
-def conv_macs(model: PhotoCodec, crop: int) -> int:
+def conv_macs(model: PhotoFactorized, crop: int) -> int:
     """Multiply–adds of one forward pass of a crop² image (every convolution and GDN's 1×1 product)."""
     macs, side = 0, crop
     for layer in model.analysis:
@@ -41,7 +41,7 @@ def conv_macs(model: PhotoCodec, crop: int) -> int:
     return macs
 
 
-def step_seconds(model: PhotoCodec, batch: int, crop: int, steps: int) -> float:
+def step_seconds(model: PhotoFactorized, batch: int, crop: int, steps: int) -> float:
     """Median seconds of a training step (forward, backward, clipping, Adam) on random crops."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
@@ -71,7 +71,7 @@ def conv_gflops(channels: int, batch: int, side: int, seconds: float = 2.0) -> f
     return 2 * macs * count / (time.perf_counter() - start) / 1e9
 
 
-def profile_step(model: PhotoCodec, batch: int, crop: int) -> list[dict[str, Any]]:
+def profile_step(model: PhotoFactorized, batch: int, crop: int) -> list[dict[str, Any]]:
     """The eight operators with the most self CPU time in three training steps."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -90,7 +90,7 @@ def profile_step(model: PhotoCodec, batch: int, crop: int) -> list[dict[str, Any
 
 def run_benchmark(channels: int, latent: int, batch: int, crop: int, steps: int) -> dict[str, Any]:
     torch.manual_seed(0)
-    model = PhotoCodec(channels=channels, latent=latent)
+    model = PhotoFactorized(channels=channels, latent=latent)
     flop = 2 * 3 * conv_macs(model, crop) * batch
     rows = []
     for threads in (1, 2):

@@ -46,10 +46,10 @@ def make_photo_model(directory: Path, lattice: str = "z", seed: int = 0, channel
     import torch
 
     from latcomp.modelfile import save_model
-    from latcomp.nn.photo import PhotoCodec
+    from latcomp.nn.photo import PhotoFactorized
 
     torch.manual_seed(seed)
-    model = PhotoCodec(channels=channels, latent=latent, lattice=lattice)
+    model = PhotoFactorized(channels=channels, latent=latent, lattice=lattice)
     with torch.no_grad():
         model.analysis[-1].weight.mul_(20.0)  # latents of a few units: several lattice points per channel
         model.log_b.fill_(0.5)

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from latcomp.cli import main
 from latcomp.modelfile import WEIGHTS
 from latcomp.nn.models import LatticeVAE
-from latcomp.nn.photo import PhotoCodec
+from latcomp.nn.photo import PhotoFactorized
 from latcomp.train import TrainConfig, train
 
 MNIST = dict(hidden=16, latent=4, batch_size=8, lr=1e-3, max_epochs=2)
@@ -158,7 +158,7 @@ def test_refusals_are_one_line_from_rank_0(torchrun, case, message):
 
 @pytest.mark.parametrize("model, x", [
     (LatticeVAE(hidden=8, latent=4), torch.rand(5, 784)),
-    (PhotoCodec(channels=8, latent=8), torch.rand(2, 3, 48, 32)),
+    (PhotoFactorized(channels=8, latent=8), torch.rand(2, 3, 48, 32)),
 ])
 def test_noise_shape_is_the_draw_of_forward(model, x):
     """The training loop draws v with noise_shape for the global batch: exactly what forward draws itself."""

@@ -47,7 +47,8 @@ def test_the_runtime_builds_from_the_torch_modules_tensors(name):
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     weights.update({CODEC_PREFIX + k: v.numpy() for k, v in model.codec_tensors().items()})
     net = build_numpy_model(name, weights, model.hparams)
-    np.testing.assert_array_equal(np.asarray(net.latent.b), weights[CODEC_PREFIX + "prior.b"])
+    # the latent codec is built from the frozen codec tensors, on the model's lattice
+    np.testing.assert_array_equal(np.asarray(net.latent.delta, np.float32), weights[CODEC_PREFIX + "lattice.delta"])
     assert net.latent.lattice.spec == model.hparams["lattice"]
 
 

@@ -15,7 +15,7 @@ from latcomp.entropy.conditional_code import LaplaceRows
 from latcomp.entropy.scales import scale_index
 from latcomp.latent_codecs import ConditionalLatticeCodec, LatticeLatentCodec
 from latcomp.nn.hyperprior import PhotoHyperprior, warm_start
-from latcomp.nn.photo import PhotoCodec, from_rows, relattice, to_rows
+from latcomp.nn.photo import PhotoFactorized, from_rows, relattice, to_rows
 
 
 def _model(seed: int = 0, **kw) -> PhotoHyperprior:
@@ -137,7 +137,7 @@ def _hyper_input(model: PhotoHyperprior, x: torch.Tensor, v: torch.Tensor) -> tu
 @pytest.mark.parametrize("lattice", ["z", "e8"])
 def test_warm_start_copies_the_factorized_transforms(lattice):
     torch.manual_seed(9)
-    source = PhotoCodec(channels=8, latent=16, lam=0.02, lattice="z")
+    source = PhotoFactorized(channels=8, latent=16, lam=0.02, lattice="z")
     with torch.no_grad():
         source.log_b.copy_(torch.linspace(-2.0, 1.0, 16))
         source.log_delta.copy_(torch.linspace(-1.0, 0.5, 16))

@@ -15,7 +15,7 @@ from codec_fixtures import make_photo_model, small_model  # noqa: F401
 from latcomp.container import pack, unpack
 from latcomp.errors import FormatError, InputError, LimitError, ModelMismatchError
 from latcomp.photo import codec as photo
-from latcomp.photo.network import NumpyPhotoCodec, conv_down, conv_up
+from latcomp.photo.network import NumpyPhotoFactorized, conv_down, conv_up
 
 
 @pytest.fixture(scope="module", params=["z", "e8"])
@@ -56,7 +56,7 @@ def test_numpy_transforms_match_the_torch_model(photo_model):
     from latcomp.nn.photo import to_rows
 
     model = load_model(photo_model)
-    net = NumpyPhotoCodec(load_weights_numpy(photo_model)[0], read_config(photo_model)["hparams"])
+    net = NumpyPhotoFactorized(load_weights_numpy(photo_model)[0], read_config(photo_model)["hparams"])
     x = torch.rand(1, 3, 48, 80)
     with torch.no_grad():
         y = model.analysis(x)
@@ -177,10 +177,10 @@ def test_relattice_keeps_the_function_and_the_cell_volume():
     """Regrouping channels into E8 blocks permutes the latent: g_s(g_a(x)) and log V are unchanged."""
     import torch
 
-    from latcomp.nn.photo import PhotoCodec, channel_order, relattice
+    from latcomp.nn.photo import PhotoFactorized, channel_order, relattice
 
     torch.manual_seed(0)
-    source = PhotoCodec(channels=8, latent=16, lattice="z")
+    source = PhotoFactorized(channels=8, latent=16, lattice="z")
     with torch.no_grad():
         source.log_b.copy_(torch.randn(16))
         source.log_delta.copy_(0.3 * torch.randn(16))
@@ -287,10 +287,10 @@ def test_dithered_sgd_lowers_the_photo_loss_and_its_rate_is_the_file_size():
     import torch
 
     from latcomp.latent_codecs.lattice import LatticeLatentCodec
-    from latcomp.nn.photo import PhotoCodec, to_rows
+    from latcomp.nn.photo import PhotoFactorized, to_rows
 
     torch.manual_seed(0)
-    model = PhotoCodec(channels=8, latent=8, lam=0.05, lattice="e8")
+    model = PhotoFactorized(channels=8, latent=8, lam=0.05, lattice="e8")
     x = torch.from_numpy(np.stack([_image(np.random.default_rng(i), 32, 32) for i in range(4)])
                          ).permute(0, 3, 1, 2).float() / 255
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)

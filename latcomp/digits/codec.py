@@ -47,19 +47,8 @@ from latcomp.entropy.lattice_code import DitherRows
 from latcomp.errors import FormatError, InputError, LimitError, ModelMismatchError
 from latcomp.exact.networks import CHUNK
 from latcomp.modelfile import DEFAULT_MODEL
-from latcomp.runtime.coding import (
-    MAX_PIXELS,
-    Progress,
-    SeededDither,
-    check_payload_claim,
-    entropy_decoding,
-    file_seed,
-    new_coder,
-    payload,
-    pop_coordinates,
-    push_coordinates,
-    require_content,
-)
+from latcomp.runtime import coding
+from latcomp.runtime.coding import MAX_PIXELS
 from latcomp.runtime.model import LoadedModel, ModelLike, check_model, load_model
 from latcomp.steps import spans
 
@@ -156,18 +145,18 @@ def _chunks(n: int) -> list[slice]:
 
 
 def _ans_payload(m: LoadedModel, k: np.ndarray, u: np.ndarray, pixels: np.ndarray | None = None,
-                 progress: Progress | None = None) -> bytes:
+                 progress: coding.Progress | None = None) -> bytes:
     """The ANS stream of the lattice coordinates ``k`` (and, if given, then the pixels) as payload bytes."""
     n = len(k)
-    coder = new_coder()
+    coder = coding.new_coder()
     if pixels is not None:
         for part in reversed(_chunks(n)):  # a stack: the last chunk is pushed first
             probs = m.net.decode_probs(m.latent.reconstruct(k[part], u[part]))
             PIXELS.push(coder, pixels[part], probs)
             if progress:
                 progress("pixels", n - part.start, n)
-    push_coordinates(coder, m.latent, k, u)
-    return payload(coder)
+    coding.push_coordinates(coder, m.latent, k, u)
+    return coding.payload(coder)
 
 
 def _digit_model(model: ModelLike) -> LoadedModel:
@@ -179,7 +168,7 @@ def _digit_model(model: ModelLike) -> LoadedModel:
 
 
 def compress(images: Any, model: ModelLike = DEFAULT_MODEL, lossless: bool = False,
-             seed: int | None = None, progress: Progress | None = None) -> bytes:
+             seed: int | None = None, progress: coding.Progress | None = None) -> bytes:
     """Compress a batch of images into one latcomp container (one entropy-coded stream).
 
     ``images``: (N, H, W[, C]) or (N, H·W·C) or a single (H, W[, C]) array of bool,
@@ -191,7 +180,7 @@ def compress(images: Any, model: ModelLike = DEFAULT_MODEL, lossless: bool = Fal
     """
     m = _digit_model(model)
     x, layout = as_model_input(images, m.net.image_shape, lossless)
-    seed = file_seed(seed)
+    seed = coding.file_seed(seed)
     n = x.shape[0]
     u = m.latent.seeded_dither(seed, n)
     k = np.empty(u.shape, np.int64)
@@ -212,7 +201,7 @@ def compress(images: Any, model: ModelLike = DEFAULT_MODEL, lossless: bool = Fal
     return stored if len(stored) < len(coded) else coded
 
 
-def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: Progress | None = None,
+def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: coding.Progress | None = None,
                dtype: Any = None) -> np.ndarray:
     """Decode a container made by :func:`compress` with the same model.
 
@@ -232,16 +221,17 @@ def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: Progress
     m = _digit_model(model)
     _check_claims(header, m)
     n, size = header.count, int(np.prod(m.net.image_shape))
-    u = SeededDither(m.latent, header.seed, n)
-    with entropy_decoding(data[header.stored_bytes:]) as coder:
-        k = pop_coordinates(coder, m.latent, u)
+    u = coding.SeededDither(m.latent, header.seed, n)
+    with coding.entropy_decoding(data[header.stored_bytes:]) as coder:
+        k = coding.pop_coordinates(coder, m.latent, u)
         parts, zeros = [], 0
         if header.stored:
             parts = [_stored_pixels(data[:header.stored_bytes], n, size)]
         elif header.lossless:
             parts, zeros = _pop_pixels(coder, m, k, u, progress)
         empty = coder.is_empty()
-    require_content(empty and content_crc(k, parts if header.lossless else None, zeros * size) == header.content_crc)
+    crc = content_crc(k, parts if header.lossless else None, zeros * size)
+    coding.require_content(empty and crc == header.content_crc)
     if header.lossless:
         out = _joined(parts, n, size)
     else:
@@ -266,7 +256,7 @@ def _joined(parts: list[np.ndarray], n: int, size: int) -> np.ndarray:
     return out
 
 
-def _mean_images(m: LoadedModel, k: np.ndarray, u: DitherRows, dtype: type, progress: Progress | None
+def _mean_images(m: LoadedModel, k: np.ndarray, u: DitherRows, dtype: type, progress: coding.Progress | None
                  ) -> np.ndarray:
     """The lossy images Q(D=1 | Z − U), chunk by chunk: float64 means, or (``np.uint8``) their :func:`to_uint8`."""
     n = len(k)
@@ -295,14 +285,14 @@ def _check_claims(header: Header, m: LoadedModel) -> None:
     bits_per_image = m.latent.min_bits_per_item()
     if header.lossless and not header.stored:
         bits_per_image += int(np.prod(image_shape)) * PIXEL_MIN_BITS
-    check_payload_claim(f"{header.count} images", header.count, bits_per_image,
+    coding.check_payload_claim(f"{header.count} images", header.count, bits_per_image,
                         header.payload_bytes - header.stored_bytes)
     if header.pixel_count > MAX_PIXELS:
         raise LimitError(f"the file claims {header.count} images ({header.pixel_count} pixels), more than "
                          f"the limit of {MAX_PIXELS} pixels per file")
 
 
-def _pop_pixels(coder: Any, m: LoadedModel, k: np.ndarray, u: DitherRows, progress: Progress | None
+def _pop_pixels(coder: Any, m: LoadedModel, k: np.ndarray, u: DitherRows, progress: coding.Progress | None
                 ) -> tuple[list[np.ndarray], int]:
     """Pop the coded pixels, chunk by chunk: the decoded chunks and the number of images left.
 

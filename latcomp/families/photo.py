@@ -35,7 +35,7 @@ PHOTO_HPARAMS = (HParam("channels", "int", high=4096), HParam("latent", "int", h
 FAMILIES = (
     Family("photo-factorized", "photo", PHOTO_HPARAMS,
            lambda hp: {**photo_transforms(hp), **lattice_latent(hp["lattice"], hp["latent"])},
-           "latcomp.nn.photo:PhotoCodec", runtime="latcomp.photo.network:NumpyPhotoCodec",
+           "latcomp.nn.photo:PhotoFactorized", runtime="latcomp.photo.network:NumpyPhotoFactorized",
            examples=({"channels": 4, "latent": 16, "lam": 0.01, "lattice": "e8"},
                      {"channels": 3, "latent": 5, "lam": 0.5, "lattice": "z"}),
            training=PHOTO_TRAINING, fine_tune=_relattice,

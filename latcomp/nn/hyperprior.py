@@ -44,7 +44,7 @@ from latcomp.latent_codecs import ConditionalLatticeCodec, LatticeLatentCodec
 from latcomp.lattices.product import ProductLattice
 from latcomp.nn.layers import analysis_transform, synthesis_transform
 from latcomp.nn.models import Output, lattice_parameters
-from latcomp.nn.photo import PhotoCodec, from_rows, rate_step_factor, relattice, to_rows
+from latcomp.nn.photo import PhotoFactorized, from_rows, rate_step_factor, relattice, to_rows
 from latcomp.photo.network import latent_size
 
 #: The hyper-latent's lattice (one rectangular lattice per channel).
@@ -184,7 +184,7 @@ def warm_start(model: PhotoHyperprior, source: nn.Module) -> None:
     the rest of h_s and the hyper-latent's scales stay fresh. From a ``photo-hyperprior`` model on the
     same lattice: all its weights, the main latent's scales moved to the new λ.
     """
-    if source.architecture == PhotoCodec.architecture:
+    if source.architecture == PhotoFactorized.architecture:
         start = relattice(source, model.product.spec, lam=model.lam)
         for name in ("analysis", "synthesis"):
             getattr(model, name).load_state_dict(getattr(start, name).state_dict())

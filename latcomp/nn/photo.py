@@ -43,7 +43,7 @@ def from_rows(rows: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return rows.reshape(b, h, w, m).permute(0, 3, 1, 2)
 
 
-class PhotoCodec(nn.Module):
+class PhotoFactorized(nn.Module):
     """g_a, the lattice latent with its Laplace prior, g_s (module docstring).
 
     ``channels`` N: width of the hidden layers; ``latent`` M: latent channels (a multiple
@@ -100,7 +100,7 @@ class PhotoCodec(nn.Module):
         return {"lattice.delta": self.log_delta.exp().float(), "prior.b": self.log_b.exp().float()}
 
 
-def channel_order(model: PhotoCodec) -> list[int]:
+def channel_order(model: PhotoFactorized) -> list[int]:
     """Latent channels from most to least active, by b_c/w_c (the coded Laplace scale, Δ-relative).
 
     Consecutive channels of this order form the blocks of a lattice such as E8, so that a
@@ -113,7 +113,7 @@ def channel_order(model: PhotoCodec) -> list[int]:
 
 
 @torch.no_grad()
-def relattice(source: PhotoCodec, lattice: str, lam: float | None = None) -> PhotoCodec:
+def relattice(source: PhotoFactorized, lattice: str, lam: float | None = None) -> PhotoFactorized:
     """A copy of ``source`` on another lattice, its channels regrouped by :func:`channel_order`.
 
     The transforms are the same functions with the latent channels permuted (rows of g_a's
@@ -128,7 +128,7 @@ def relattice(source: PhotoCodec, lattice: str, lam: float | None = None) -> Pho
     (:func:`rate_step_factor`).
     """
     hp = source.hparams
-    model = PhotoCodec(hp["channels"], hp["latent"], hp["lam"] if lam is None else lam, lattice)
+    model = PhotoFactorized(hp["channels"], hp["latent"], hp["lam"] if lam is None else lam, lattice)
     model.load_state_dict({k: v for k, v in source.state_dict().items() if k != "log_delta"}, strict=False)
     same = model.product.spec == source.product.spec
     order = torch.arange(hp["latent"]) if same else torch.tensor(channel_order(source))

@@ -26,19 +26,9 @@ import numpy as np
 from latcomp.container import PHOTO_VERSION, Header, content_crc, pack, unpack
 from latcomp.errors import CodecError, FormatError, InputError, LimitError, ModelMismatchError
 from latcomp.modelfile import DEFAULT_PHOTO_QUALITY, PHOTO_QUALITIES, shipped_model
-from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoCodec, latent_size
-from latcomp.runtime.coding import (
-    MAX_PIXELS,
-    Progress,
-    check_payload_claim,
-    entropy_decoding,
-    file_seed,
-    new_coder,
-    payload,
-    pop_coordinates,
-    push_coordinates,
-    require_content,
-)
+from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoFactorized, latent_size
+from latcomp.runtime import coding
+from latcomp.runtime.coding import MAX_PIXELS
 from latcomp.runtime.model import LoadedModel, ModelLike, check_model, load_model
 
 #: Largest image (H·W) the photo codec takes: 8192 × 8192, or a 61-megapixel camera's 9504 × 6336. The
@@ -95,7 +85,7 @@ def to_pixels(x_hat: np.ndarray, height: int, width: int, channels: int) -> np.n
     return np.rint(values * 255.0).astype(np.uint8)
 
 
-def synthesize(net: NumpyPhotoCodec, w: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
+def synthesize(net: NumpyPhotoFactorized, w: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
     """The (height, width[, 3]) uint8 image of the latent ``w`` (rows of the padded image), band by band."""
     out = np.empty((height, width) if channels == 1 else (height, width, 3), np.uint8)
     for top, x_hat in net.decode_bands(w, *latent_size(height, width)):  # every band starts inside the image
@@ -112,7 +102,7 @@ def _photo_model(model: ModelLike) -> LoadedModel:
 
 
 def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT_PHOTO_QUALITY,
-             seed: int | None = None, progress: Progress | None = None) -> bytes:
+             seed: int | None = None, progress: coding.Progress | None = None) -> bytes:
     """Compress photos into one container (format version 3, one ANS stream for all of them).
 
     ``images``: one (H, W) grayscale or (H, W, 3) RGB uint8 array, or a list of them (all
@@ -123,7 +113,7 @@ def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT
     """
     m = _photo_model(model if model is not None else photo_model(quality))
     photos, layout, channels = as_photos(images)
-    seed = file_seed(seed)
+    seed = coding.file_seed(seed)
     rows = []
     for i, im in enumerate(photos):
         rows.append(m.net.encode_pixels(padded(im)))
@@ -132,16 +122,16 @@ def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT
     y = np.concatenate(rows)
     u = m.latent.seeded_dither(seed, len(y))
     k = m.latent.quantize(y, u)
-    coder = new_coder()
-    push_coordinates(coder, m.latent, k, u)
+    coder = coding.new_coder()
+    coding.push_coordinates(coder, m.latent, k, u)
     header = Header(lossless=False, layout=layout, model_id=m.model_id, seed=seed, payload_crc=0,
                     content_crc=photo_crc(k, channels, [im.shape[:2] for im in photos]),
                     count=len(photos), image_shape=(0, 0, channels),
                     payload_bytes=0, lattice=m.latent.lattice.spec, sizes=tuple(im.shape[:2] for im in photos))
-    return pack(header, payload(coder))
+    return pack(header, coding.payload(coder))
 
 
-def decompress(data: bytes, model: ModelLike | None = None, progress: Progress | None = None) -> Any:
+def decompress(data: bytes, model: ModelLike | None = None, progress: coding.Progress | None = None) -> Any:
     """Decode a container of :func:`compress`: the uint8 images, sizes and channels restored.
 
     ``model`` defaults to the shipped photo model the file names (its model id);
@@ -156,7 +146,7 @@ def decompress(data: bytes, model: ModelLike | None = None, progress: Progress |
     rows = _check_claims(header, m)
     u = m.latent.seeded_dither(header.seed, rows)
     k = _pop(body, m, u)
-    require_content(photo_crc(k, header.channels, header.sizes) == header.content_crc)
+    coding.require_content(photo_crc(k, header.channels, header.sizes) == header.content_crc)
     images, start = [], 0
     for height, width in header.sizes:
         lh, lw = latent_size(height, width)
@@ -188,7 +178,7 @@ def _check_claims(header: Header, m: LoadedModel) -> int:
         raise LimitError(f"the file's images exceed the photo codec's limits ({MAX_PHOTO_PIXELS} pixels per "
                          f"image, {MAX_PIXELS} per file)")
     rows = sum(lh * lw for lh, lw in (latent_size(h, w) for h, w in header.sizes))
-    check_payload_claim(f"{header.count} images of {rows} latent vectors", rows, m.latent.min_bits_per_item(),
+    coding.check_payload_claim(f"{header.count} images of {rows} latent vectors", rows, m.latent.min_bits_per_item(),
                         header.payload_bytes)
     return rows
 
@@ -202,8 +192,8 @@ def photo_crc(k: np.ndarray, channels: int, sizes: Any) -> int:
 
 def _pop(data: bytes, m: LoadedModel, u: np.ndarray) -> np.ndarray:
     """The lattice coordinates of the stream; the stream must end with them."""
-    with entropy_decoding(data) as coder:
-        k = pop_coordinates(coder, m.latent, u)
+    with coding.entropy_decoding(data) as coder:
+        k = coding.pop_coordinates(coder, m.latent, u)
         empty = coder.is_empty()
     if not empty:
         raise FormatError("corrupt payload (data after the lattice coordinates)")

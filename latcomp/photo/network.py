@@ -37,7 +37,7 @@ def latent_size(height: int, width: int) -> tuple[int, int]:
 #: what the whole image gives: latent row L of g_a reads pixel rows 16L − 30 … 16L + 30 (four 5×5
 #: stride-2 layers), and the pixel rows 16a … 16b − 1 of g_s read latent rows a − 1 … b.
 HALO = 2
-#: Pixels of one band of :meth:`NumpyPhotoCodec.encode_pixels` / :meth:`~NumpyPhotoCodec.decode_bands`:
+#: Pixels of one band of :meth:`NumpyPhotoFactorized.encode_pixels` / :meth:`~NumpyPhotoFactorized.decode_bands`:
 #: bounds the float32 activations (about 500 bytes per pixel to encode, 350 to decode) whatever the image size.
 BAND_PIXELS = 1 << 19
 
@@ -142,8 +142,8 @@ def _layers(weights: dict[str, np.ndarray], prefix: str) -> list[tuple[np.ndarra
     return layers
 
 
-class NumpyPhotoCodec:
-    """Numpy adapter of :class:`latcomp.nn.photo.PhotoCodec`: g_a, g_s and the latent codec."""
+class NumpyPhotoFactorized:
+    """Numpy adapter of :class:`latcomp.nn.photo.PhotoFactorized`: g_a, g_s and the latent codec."""
 
     architecture: ClassVar[str] = "photo-factorized"
     #: Any size: sides are padded to a multiple of :data:`DOWNSAMPLING`.
