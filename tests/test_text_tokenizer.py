@@ -46,7 +46,7 @@ def round_trip(text: str) -> str:
     return join_lines([lex(line).text() for line in lines], final)
 
 
-@pytest.mark.parametrize("text", AWKWARD)
+@pytest.mark.parametrize("text", AWKWARD, ids=range(len(AWKWARD)))
 def test_awkward_texts_round_trip(text):
     assert round_trip(text) == text
 

@@ -176,17 +176,25 @@ class NumpyTextModel:
 
     def step(self, states: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(new states, next-token logits (N, vocab)) after feeding ``tokens`` (N,) (``<bos>`` first)."""
+        new = self._advance(states, tokens)
+        return new, self.logits(new[-1])
+
+    def _advance(self, states: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """The decoder GRU's states after feeding ``tokens``."""
         x = self.embedding[np.asarray(tokens, np.int64)]
         new = np.empty_like(states)
         for layer, cell in enumerate(self.decoder):
             x = new[layer] = cell.step(x, states[layer])
-        return new, self.output(self.project(x))
+        return new
+
+    def logits(self, top: np.ndarray) -> np.ndarray:
+        """Next-token logits from the last layer's states (rows are independent: any batching gives the same)."""
+        return self.output(self.project(top))
 
     def teacher_forced(self, w: np.ndarray, sentence: list[int]) -> np.ndarray:
         """Next-token logits (len + 1, vocab) of one sentence given its tokens (what the lossless encoder codes)."""
-        states = self.start(w[None])
-        logits = []
+        states, tops = self.start(w[None]), []
         for token in [BOS, *sentence]:
-            states, lg = self.step(states, np.array([token]))
-            logits.append(lg[0])
-        return np.stack(logits)
+            states = self._advance(states, np.array([token]))
+            tops.append(states[-1, 0])
+        return self.logits(np.stack(tops))

@@ -1,0 +1,175 @@
+"""Text coding with a text-lattice model against general-purpose compressors (issue 17).
+
+Run ``python -m benchmarks.text_codec MODEL_DIR --data-dir ../shared/data``. On the validation
+sentences as written (``valid.raw.txt``) it measures
+
+* **lossless**: the payload of :func:`latcomp.text.codec.encode_text` (checked to decode to the
+  input byte for byte), split into the lattice points' code length, the decoder's token NLL and
+  the side information (unknown spellings, case, gaps); bits per whitespace-separated word and per
+  byte; sentences per second encoding and decoding;
+* **lossy**: the lattice points alone; the decoder's sentences against the input's tokens (exact
+  match rate, word error rate);
+* the **peers** ``xz -9e``, ``bzip2 -9``, ``zstd --ultra -22``, ``brotli -q 11`` and PPMd order 6
+  (``pyppmd``), each alone and given the training text first (the size of train + valid minus the
+  size of train).
+
+Writes ``docs/results/text-codec.{json,md}`` (``--name`` changes the name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import lzma
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import brotli
+import numpy as np
+import pyppmd
+import zstandard
+
+from latcomp.measure.results import machine_info, write_results
+from latcomp.runtime.model import load_model
+from latcomp.text.codec import Recorder, SideModels, code_side, decode_text, encode_text, token_symbols
+from latcomp.text.corpus import corpus_file
+from latcomp.text.tokenizer import lex, split_lines, tokenize
+from latcomp.text.vocabulary import Vocabulary
+
+PEERS = {
+    "xz -9e": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME),
+    "bzip2 -9": lambda b: bz2.compress(b, 9),
+    "zstd --ultra -22": lambda b: zstandard.ZstdCompressor(level=22).compress(b),
+    "brotli -q 11": lambda b: brotli.compress(b, quality=11, lgwin=24),
+    "PPMd order 6": lambda b: pyppmd.compress(b, max_order=6, mem_size=256 << 20),
+}
+
+
+def word_errors(reference: list[str], hypothesis: list[str]) -> int:
+    """Levenshtein distance between token lists (substitutions, insertions, deletions)."""
+    row = list(range(len(hypothesis) + 1))
+    for i, r in enumerate(reference, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hypothesis, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
+def breakdown(net: Any, vocab: Vocabulary, text: str, seed: int) -> dict[str, float]:
+    """Ideal bits of the lossless code's three parts: lattice points, tokens (decoder NLL), side information."""
+    lines = [lex(row) for row in split_lines(text)[0]]
+    ids = [vocab.ids(line.tokens) for line in lines]
+    u = net.latent.seeded_dither(seed, len(lines))
+    k = net.latent.quantize(net.encode(ids), u)
+    w = net.latent.reconstruct(k, u)
+    nll = 0.0
+    for n, s in enumerate(ids):
+        symbols, freq = token_symbols(net, w[n], s)
+        nll -= float(np.log2(freq[np.arange(len(symbols)), symbols] / freq.sum(-1)).sum())
+    recorder, side = Recorder(), SideModels()
+    for line, s in zip(lines, ids, strict=True):
+        code_side(recorder.code, side, vocab, s, line)
+    restore = -sum(float(np.log2(p[symbol] / p.sum())) for symbol, p in recorder.items)
+    return {"points": float(-net.latent.code.log2_prob(k, u).sum()), "tokens": nll, "side": restore}
+
+
+def measure(model_dir: str, data_dir: str | None, seed: int = 1) -> dict[str, Any]:
+    loaded = load_model(model_dir)
+    net, vocab = loaded.net, Vocabulary.load(model_dir)
+    text = corpus_file("valid.raw.txt", data_dir).read_text(encoding="utf-8")
+    train = corpus_file("train.raw.txt", data_dir).read_bytes()
+    words, size, lines = len(text.split()), len(text.encode("utf-8")), len(split_lines(text)[0])
+    start = time.perf_counter()
+    payload = encode_text(net, vocab, text, seed, lossless=True)
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    decoded = decode_text(net, vocab, payload)
+    decode_s = time.perf_counter() - start
+    if decoded != text:
+        raise AssertionError("the lossless round trip failed")
+    bits = 32 * len(payload.words)
+    parts = breakdown(net, vocab, text, seed)
+    lossy = encode_text(net, vocab, text, seed)
+    start = time.perf_counter()
+    sentences = split_lines(decode_text(net, vocab, lossy))[0]
+    lossy_decode_s = time.perf_counter() - start
+    reference = [tokenize(row) for row in split_lines(text)[0]]
+    hypothesis = [tokenize(row) for row in sentences]
+    errors = sum(word_errors(r, h) for r, h in zip(reference, hypothesis, strict=True))
+    peers = {}
+    for name, compress in PEERS.items():
+        alone = len(compress(text.encode("utf-8")))
+        primed = len(compress(train + text.encode("utf-8"))) - len(compress(train))
+        peers[name] = {"bytes": alone, "bits_per_word": 8 * alone / words,
+                       "primed_bytes": primed, "primed_bits_per_word": 8 * primed / words}
+    tokens = sum(map(len, reference))
+    return {"model": str(model_dir), "lines": lines, "whitespace_words": words, "bytes": size, "tokens": tokens,
+            "lossless": {"payload_bytes": 4 * len(payload.words), "bits_per_word": bits / words,
+                         "bits_per_byte": bits / size, "ideal_bits": parts,
+                         "ideal_bits_per_word": {k: v / words for k, v in parts.items()},
+                         "encode_seconds": encode_s, "decode_seconds": decode_s,
+                         "encode_sentences_per_second": lines / encode_s,
+                         "decode_sentences_per_second": lines / decode_s},
+            "lossy": {"payload_bytes": 4 * len(lossy.words), "bits_per_word": 32 * len(lossy.words) / words,
+                      "exact_match": float(np.mean([r == h for r, h in zip(reference, hypothesis, strict=True)])),
+                      "word_error_rate": errors / tokens, "decode_sentences_per_second": lines / lossy_decode_s},
+            "peers": peers, "machine": machine_info()}
+
+
+def to_markdown(res: dict[str, Any], command: str) -> str:
+    ll, lo = res["lossless"], res["lossy"]
+    parts = ll["ideal_bits_per_word"]
+    peers = "\n".join(f"| {name} | {p['bits_per_word']:.2f} | {p['primed_bits_per_word']:.2f} |"
+                      for name, p in res["peers"].items())
+    return f"""# Text coding: {res['model']}
+
+Command: `{command}`. Validation sentences as written (`valid.raw.txt`): {res['lines']:,} lines,
+{res['whitespace_words']:,} whitespace-separated words, {res['tokens']:,} tokens, {res['bytes']:,} bytes.
+Payloads are one ANS stream (no container header yet: a text container version is still to come).
+
+## Lossless (decodes to the input byte for byte)
+
+| quantity | value |
+|---|---:|
+| payload bits per word | {ll['bits_per_word']:.2f} |
+| payload bits per byte | {ll['bits_per_byte']:.3f} |
+| of which lattice points (ideal), bits per word | {parts['points']:.2f} |
+| of which tokens, the decoder's NLL (ideal), bits per word | {parts['tokens']:.2f} |
+| of which side information (unknown spellings, case, gaps; ideal), bits per word | {parts['side']:.2f} |
+| encode, sentences per second | {ll['encode_sentences_per_second']:.0f} |
+| decode, sentences per second | {ll['decode_sentences_per_second']:.0f} |
+
+## Lossy (the lattice points alone)
+
+| quantity | value |
+|---|---:|
+| payload bits per word | {lo['bits_per_word']:.2f} |
+| exact-match rate of the decoder's sentences (tokens) | {lo['exact_match']:.1%} |
+| word error rate (tokens) | {lo['word_error_rate']:.1%} |
+| decode, sentences per second | {lo['decode_sentences_per_second']:.0f} |
+
+## General-purpose compressors, bits per word
+
+| compressor | alone | given the training text first |
+|---|---:|---:|
+{peers}
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.text_codec", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--name", default="text-codec")
+    args = parser.parse_args(argv)
+    command = " ".join(["python -m benchmarks.text_codec", *(sys.argv[1:] if argv is None else argv)])
+    res = measure(str(Path(args.model)), args.data_dir)
+    markdown = to_markdown(res, command)
+    write_results(args.name, res, markdown, command)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
