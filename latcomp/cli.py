@@ -122,6 +122,8 @@ def cli() -> None:
 @click.option("--init", type=click.Path(file_okay=False, exists=True), default=None, metavar="MODEL_DIR",
               help="Fine-tune: start from this model's weights (same network; a photo model may change --lam "
                    "and --lattice, its channels then regrouped by activity).")
+@click.option("--text-size", type=click.Choice(["small", "paper"]), default="small", show_default=True,
+              help="Text models (text-lattice, text-gaussian): the GRU network's size (docs/text.md).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory with the dataset files (default: $LATCOMP_DATA, else download to the cache).")
@@ -141,9 +143,13 @@ def train(ctx: click.Context, out: Path, resume: bool, force: bool, deprecated_m
     of processes) and rank 0 alone reads and writes OUT (docs/training.md).
     """
     from .distributed import current_world
+    from .text.cli import is_text_run, train_command
     from .train import TrainingError
     from .train import train as run_training
 
+    if is_text_run(options["architecture"], out, resume):
+        return train_command(ctx, out, resume, force, options)
+    options.pop("text_size")  # text models only
     world = current_world()
     try:
         cfg = world.from_main(lambda: _train_config(ctx, out, resume, force, deprecated_model, options))
