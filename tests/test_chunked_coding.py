@@ -13,13 +13,14 @@ import constriction
 import numpy as np
 import pytest
 from codec_fixtures import cli, digits, small_model  # noqa: F401
+from conftest import REPO
 from PIL import Image
 
 from latcomp.codec import compress, decompress, load_model, to_uint8
 from latcomp.digits import codec
 from latcomp.entropy import lattice_code
 from latcomp.entropy.lattice_code import LatticeCode, RowsOnce, row_blocks, symbol_chunks
-from latcomp.latent_codecs import LatticeLatentCodec
+from latcomp.latent_codecs import LatentCodec, LatticeLatentCodec
 from latcomp.lattices import ProductLattice
 from latcomp.lattices.dither import seeded_uniforms
 from latcomp.runtime.coding import SeededDither
@@ -195,3 +196,21 @@ def test_rows_once_are_slices_of_the_whole_computed_once_per_block():
     code = LatticeCode(ProductLattice("e8"), np.ones(1), np.ones(8))
     assert code.read_once(once) is once and isinstance(code.read_once(rows), RowsOnce)  # a decoder may share one
     assert LatticeCode(ProductLattice("z", 8), np.ones(8), np.ones(8)).read_once(rows) is rows  # one level: lazy
+
+
+def test_decoding_a_leech_file_computes_its_dither_at_most_twice_per_row(monkeypatch):
+    """Issue 18's time bomb, end to end with the shipped Λ24 model: the decoder's dither rows are computed once
+    for the coordinates (not once per level: 24 times) and once more at most for Z − U."""
+    model = REPO / "models" / "mnist-lattice-vae-leech24"
+    x = (np.random.default_rng(6).random((300, 28, 28)) < 0.15).astype(np.uint8)
+    data = compress(x, model, seed=3)
+    rows = []
+    seeded = LatentCodec.seeded_dither
+
+    def counted(self, seed, count, start=0):
+        rows.append(count)
+        return seeded(self, seed, count, start)
+
+    monkeypatch.setattr(LatentCodec, "seeded_dither", counted)
+    decompress(data, model)
+    assert len(x) <= sum(rows) <= 2 * len(x), rows
