@@ -87,9 +87,6 @@ class LaplaceRows:
         """Scales b = SCALE_TABLE[index] of integer table indices (N, dim); ``mean`` exact float64 or None."""
         return cls(table_scale(index), None if mean is None else np.asarray(mean, np.float64))
 
-    def __len__(self) -> int:
-        return len(self.scale)
-
     def rows(self, rows: slice) -> LaplaceRows:
         """The parameters of ``rows``."""
         return LaplaceRows(self.scale[rows], None if self.mean is None else self.mean[rows])
