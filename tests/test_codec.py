@@ -318,3 +318,14 @@ def test_the_documented_header_size():
     """docs/format.md documents a fixed part of 30 bytes and a 39-byte header for one MNIST image."""
     text = (REPO / "docs" / "format.md").read_text()
     assert FIXED_BYTES == 30 and "39 bytes" in text
+
+
+def test_a_file_of_another_shipped_model_names_it():
+    """The mismatch error names the shipped model a file was written with (by its model id)."""
+    from latcomp.photo.codec import compress as compress_photo
+    from latcomp.photo.codec import decompress as decompress_photo
+    from latcomp.photo.codec import photo_model
+
+    blob = compress_photo(np.zeros((20, 30, 3), np.uint8), quality=3, seed=1)
+    with pytest.raises(ModelMismatchError, match=r"encoded with model [0-9a-f]{16} \(models/photo-q3\), but"):
+        decompress_photo(blob, photo_model(1))

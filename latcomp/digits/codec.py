@@ -19,9 +19,11 @@ Decoding a file costs what its content costs, whatever its header claims: claims
 beyond what the payload can hold (at least ``min_bits_per_item`` per image) or
 beyond :data:`MAX_PIXELS` are refused up front, the lattice coordinates are popped
 in chunks that stop at an empty stream, and an empty stream ends the pixels. The
-decoder holds the coordinates k and the output, never all the dithers (they are
-recomputed from the seed a few rows at a time) nor a float64 copy of the output
-when 8-bit pixels are asked for (``decompress(..., dtype=np.uint8)``).
+decoder holds the coordinates k and the output, not a float64 copy of the output
+when 8-bit pixels are asked for (``decompress(..., dtype=np.uint8)``), and the dithers
+only as far as they are read: they are recomputed from the seed a few rows at a time,
+and a lattice of several levels (Leech, E8) keeps the rows it has read so that each is
+computed once for the coordinates and for Z − U (at most N·dim float64).
 
 Everything the decoder recomputes (dither, entropy parameters, network outputs) is bit-identical
 on every machine, thread count and batch size; a CRC32 of the decoded content
@@ -221,7 +223,8 @@ def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: coding.P
     m = _digit_model(model)
     _check_claims(header, m)
     n, size = header.count, int(np.prod(m.net.image_shape))
-    u = coding.SeededDither(m.latent, header.seed, n)
+    # each dither row computed once for the coordinates and Z − U alike (kept as read for a multi-level lattice)
+    u = m.latent.code.read_once(coding.SeededDither(m.latent, header.seed, n))
     with coding.entropy_decoding(data[header.stored_bytes:]) as coder:
         k = coding.pop_coordinates(coder, m.latent, u)
         parts, zeros = [], 0

@@ -8,6 +8,7 @@ file of another model or lattice.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,15 @@ from latcomp.container import MODEL_ID_BYTES, Header
 from latcomp.errors import ModelMismatchError
 from latcomp.families import Family, FamilyError, ModelShapeError, family
 from latcomp.latent_codecs import LatentCodec
-from latcomp.modelfile import DEFAULT_MODEL, WEIGHTS, ModelFileError, load_weights_numpy, read_config
+from latcomp.modelfile import (
+    DEFAULT_MODEL,
+    PHOTO_QUALITIES,
+    WEIGHTS,
+    ModelFileError,
+    load_weights_numpy,
+    read_config,
+    shipped_model,
+)
 
 
 class Runtime(Protocol):
@@ -98,11 +107,26 @@ def load_model(model: ModelLike = DEFAULT_MODEL) -> LoadedModel:
     return loaded
 
 
+def shipped_name(model_id: bytes) -> str:
+    """`` (models/NAME)`` if ``model_id`` is that of a shipped model (the MNIST default, a photo quality level),
+    else "" (reads the shipped weights files: for error messages only)."""
+    for directory in (DEFAULT_MODEL, *(shipped_model(f"photo-q{q}") for q in PHOTO_QUALITIES)):
+        try:
+            digest = hashlib.sha256((directory / WEIGHTS).read_bytes()).digest()
+        except OSError:
+            continue
+        if digest[:MODEL_ID_BYTES] == model_id:
+            return f" (models/{directory.name})"
+    return ""
+
+
 def check_model(header: Header, m: LoadedModel) -> None:
-    """Refuse (ModelMismatchError) a file written with another model or on another lattice."""
+    """Refuse (ModelMismatchError) a file written with another model or on another lattice; a file of a shipped
+    model is named by its directory."""
     if header.model_id != m.model_id:
-        raise ModelMismatchError(f"the file was encoded with model {header.model_id.hex()}, but "
-                                 f"{m.directory} is model {m.model_id.hex()}; decode with the same model")
+        raise ModelMismatchError(f"the file was encoded with model {header.model_id.hex()}"
+                                 f"{shipped_name(header.model_id)}, but {m.directory} is model "
+                                 f"{m.model_id.hex()}; decode with the same model")
     if header.lattice not in (m.header_lattice, m.latent.lattice.spec):
         raise ModelMismatchError(f"the file was coded on lattice {header.lattice or 'z (rectangular)'}, but "
                                  f"{m.directory} uses {m.latent.lattice.spec}")
