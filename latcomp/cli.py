@@ -312,8 +312,8 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
     with signals_as_exceptions():
         if out != "-":
             check_output(out, force)
-            check_not_an_input(out, list_inputs(list(inputs)))
-        blobs = read_inputs(list(inputs))
+            check_not_an_input(out, list_inputs(list(inputs), warn=lambda message: None))
+        blobs = read_inputs(list(inputs), warn=_warn)
         if model is None:
             model = _model_of_inputs(blobs, quality)
         loaded = load_model(model or DEFAULT_MODEL)
@@ -377,11 +377,13 @@ def _encode_photos(blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, 
     if lossless or resize or threshold is not None:
         raise InputError("--lossless, --resize and --threshold apply to the MNIST digit model, not to photos "
                          "(to code an image as a digit anyway: --model models/mnist-lattice-vae)")
-    photos = [read_photo(data, source, warn=_warn) for source, data in blobs]
-    if len({p.ndim for p in photos}) > 1:  # gray and colour in one file: gray becomes RGB (lossless)
-        photos = [p if p.ndim == 3 else np.repeat(p[..., None], 3, axis=-1) for p in photos]
-    return _run_with_progress("encode", quiet, lambda report: compress(photos[0] if len(photos) == 1 else photos,
-                                                                        loaded, seed=seed))
+    def read_and_compress(report: Any) -> bytes:
+        photos = [read_photo(data, source, warn=_warn) for source, data in blobs]
+        if len({p.ndim for p in photos}) > 1:  # gray and colour in one file: gray becomes RGB (lossless)
+            photos = [p if p.ndim == 3 else np.repeat(p[..., None], 3, axis=-1) for p in photos]
+        return compress(photos[0] if len(photos) == 1 else photos, loaded, seed=seed)
+
+    return _run_with_progress("encode", quiet, read_and_compress)
 
 
 @cli.command()
@@ -465,12 +467,16 @@ def _decode_photos(data: bytes, header: Any, target: str, out: str, model: Path 
         raise InputError("photos of their own sizes are written as PNG files (a .png, a directory or -), "
                          "not as one .npz array")
     path = _check_target(target, out, force)
-    images = _run_with_progress("decode", quiet, lambda report: decompress(data, model))
-    images = [images] if header.layout == "single" else images
-    if target in ("png", "stdout"):
-        write_png(out if target == "stdout" else path, images[0], force=force)
-    else:
-        write_png_dir(path, images, force=force)
+
+    def decode_and_write(report: Any) -> None:
+        images = decompress(data, model)
+        images = [images] if header.layout == "single" else images
+        if target in ("png", "stdout"):
+            write_png(out if target == "stdout" else path, images[0], force=force)
+        else:
+            write_png_dir(path, images, force=force)
+
+    _run_with_progress("decode", quiet, decode_and_write)
 
 
 @cli.command()

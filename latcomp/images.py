@@ -302,15 +302,25 @@ def read_image(data: bytes, source: str, image_shape: tuple[int, int, int], resi
     return x[..., 0] if c == 1 else x
 
 
-def list_inputs(inputs: list[str | Path]) -> list[str]:
-    """Expand directories to their image files (sorted by name, hidden files skipped); ``-`` is stdin."""
+def list_inputs(inputs: list[str | Path], warn: Warn | None = None) -> list[str]:
+    """Expand directories to their image files (sorted by name); ``-`` is stdin.
+
+    Hidden entries are skipped silently; every other entry a directory holds that is not an
+    image file (sub-directories, other suffixes, links to special files) is listed to ``warn``
+    in one line per directory.
+    """
     files: list[str] = []
     for item in map(str, inputs):
         if item != "-" and os.path.isdir(item):
-            found = sorted(str(p) for p in Path(item).iterdir()
-                           if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+            entries = sorted(p for p in Path(item).iterdir() if not p.name.startswith("."))
+            found = [str(p) for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            skipped = [p.name + "/" * p.is_dir() for p in entries if str(p) not in found]
             if not found:
                 raise InputError(f"{item}: no image files in this directory")
+            if skipped:
+                shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+                (warn or warnings.warn)(f"{item}: skipped {len(skipped)} entr{'ies' if len(skipped) > 1 else 'y'} "
+                                        f"that {'are' if len(skipped) > 1 else 'is'} not an image file: {shown}")
             files.extend(found)
         else:
             files.append(item)
@@ -319,10 +329,11 @@ def list_inputs(inputs: list[str | Path]) -> list[str]:
     return files
 
 
-def read_inputs(inputs: list[str | Path]) -> list[tuple[str, bytes]]:
-    """(source name, bytes) of every CLI input (directories expanded, ``-`` is standard input), each read
-    once with :func:`latcomp.fileio.read_input` (regular files of bounded size)."""
-    return [("standard input" if path == "-" else path, read_input(path)) for path in list_inputs(inputs)]
+def read_inputs(inputs: list[str | Path], warn: Warn | None = None) -> list[tuple[str, bytes]]:
+    """(source name, bytes) of every CLI input (directories expanded by :func:`list_inputs`, which tells
+    ``warn`` what it skips; ``-`` is standard input), each read once with :func:`latcomp.fileio.read_input`
+    (regular files of bounded size)."""
+    return [("standard input" if path == "-" else path, read_input(path)) for path in list_inputs(inputs, warn)]
 
 
 def load_inputs(inputs: list[str | Path], image_shape: tuple[int, int, int], resize: bool = False,

@@ -250,3 +250,15 @@ def test_unreadable_images_are_one_line(tmp_path, capsys, photo_model):
             assert one_line_error(code, err) and str(src) in err, (name, err)
     with pytest.raises(InputError):
         read_photo(good[:100], "t.png")
+
+
+def test_a_folder_lists_what_it_skips(tmp_path, capsys, photo_model):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    _write(folder / "a.png", encoded(Image.fromarray(photo_pixels(20, 24)), "PNG"))
+    (folder / "notes.txt").write_text("mine")
+    (folder / ".hidden.png").write_bytes(b"")
+    code, err = cli(capsys, "encode", str(folder), "-o", str(tmp_path / "x.lat"), "--model", str(photo_model),
+                    "--quiet")
+    assert code == 0 and err == f"latcomp: warning: {folder}: skipped 2 entries that are not an image file: " \
+                                f"notes.txt, sub/\n", err
