@@ -33,7 +33,7 @@ from latcomp.modelfile import save_model
 from latcomp.text.corpus import load_sentences
 from latcomp.text.model import TEXT_MODELS, Batch, LatticeTextAE, TextAutoEncoder
 from latcomp.text.tokenizer import tokenize
-from latcomp.text.vocabulary import DEFAULT_SIZE, Vocabulary
+from latcomp.text.vocabulary import DEFAULT_SIZE, SPECIALS, Vocabulary
 from latcomp.text.vocabulary import FILE as VOCABULARY_FILE
 from latcomp.train import CHECKPOINT, LOG, RUN_FILES, TrainingError, load_checkpoint, save_checkpoint
 
@@ -206,8 +206,7 @@ def train_text(cfg: TextTrainConfig, out: str | Path, resume: bool = False, forc
     else:
         _check_new_run_dir(out, force)
         state, vocab = TextRunState(), None
-    if cfg.architecture not in TEXT_MODELS:
-        raise TrainingError(f"unknown text architecture {cfg.architecture!r}; known: {', '.join(TEXT_MODELS)}")
+    check_settings(cfg)
     data = TextData.prepare(cfg, vocab, sentences)
     if len(data.train) < cfg.batch_size or not data.valid:
         raise TrainingError(f"need at least {cfg.batch_size} training sentences and one validation sentence")
@@ -226,6 +225,18 @@ def train_text(cfg: TextTrainConfig, out: str | Path, resume: bool = False, forc
     while state.step < cfg.max_steps:
         _train_round(model, opt, data, cfg, state, reporter, out)
     return state
+
+
+def check_settings(cfg: TextTrainConfig) -> None:
+    """The model's hyper-parameters against its family's spec, before any work (TrainingError)."""
+    from latcomp.families import FamilyError, check_hparams, family
+
+    if cfg.architecture not in TEXT_MODELS:
+        raise TrainingError(f"unknown text architecture {cfg.architecture!r}; known: {', '.join(TEXT_MODELS)}")
+    try:
+        check_hparams(family(cfg.architecture), cfg.hparams(cfg.vocab_size + len(SPECIALS)))
+    except FamilyError as exc:
+        raise TrainingError(f"invalid settings: {exc}") from None
 
 
 def _train_round(model: TextAutoEncoder, opt: torch.optim.Optimizer, data: TextData, cfg: TextTrainConfig,
