@@ -14,7 +14,7 @@ import torch
 from latcomp.entropy.conditional_code import LaplaceRows
 from latcomp.entropy.scales import scale_index
 from latcomp.latent_codecs import ConditionalLatticeCodec, LatticeLatentCodec
-from latcomp.nn.hyperprior import PhotoHyperprior, warm_start
+from latcomp.nn.hyperprior import HYPER_GAIN, PhotoHyperprior, warm_start
 from latcomp.nn.photo import PhotoFactorized, from_rows, relattice, to_rows
 
 
@@ -153,6 +153,8 @@ def test_warm_start_copies_the_factorized_transforms(lattice):
             assert torch.equal(value, start.log_delta)
         elif name == "hyper_synthesis.4.bias":
             assert torch.allclose(torch.exp2((value - 48) / 8), start.log_b.exp(), rtol=1e-5)
+        elif name.startswith("hyper_analysis.4."):
+            assert torch.equal(value, HYPER_GAIN * fresh[name]), name
         else:
             assert torch.equal(value, fresh[name]), name
 
