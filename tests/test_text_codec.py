@@ -1,6 +1,7 @@
 """Coding text (latcomp.text.codec, latcomp.text.network): exact lossless round trips, the two-part code's
 length, and bit-identical decoder probabilities across thread counts and batchings."""
 
+import dataclasses
 import math
 import os
 import subprocess
@@ -13,6 +14,7 @@ from conftest import REPO
 from test_text_tokenizer import AWKWARD
 from test_text_training import SENTENCES
 
+from latcomp.errors import FormatError
 from latcomp.text import network
 from latcomp.text.codec import Recorder, SideModels, code_side, decode_text, encode_text, token_symbols
 from latcomp.text.model import Batch, LatticeTextAE
@@ -134,3 +136,15 @@ def test_eos_ends_every_line(trained):
     _, vocab, _, numpy_model = trained
     symbols, freq = token_symbols(numpy_model, np.zeros(16), [5, 6])
     assert symbols.tolist() == [5, 6, EOS] and freq.shape == (3, len(vocab))
+
+
+def test_corrupt_payloads_fail_with_one_error_instead_of_looping(trained):
+    _, vocab, _, numpy_model = trained
+    text = "\n".join(SENTENCES[1]) + "\n"
+    payload = encode_text(numpy_model, vocab, text, seed=2, lossless=True)
+    rng = np.random.default_rng(0)
+    for bad in (dataclasses.replace(payload, size=3),                    # claims less text than it holds
+                dataclasses.replace(payload, words=rng.integers(1, 2**32, len(payload.words), dtype=np.uint32)),
+                dataclasses.replace(payload, words=payload.words[len(payload.words) // 2:])):
+        with pytest.raises(FormatError):
+            decode_text(numpy_model, vocab, bad)

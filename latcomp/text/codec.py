@@ -22,12 +22,15 @@ joined by the usual gaps.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import constriction
 import numpy as np
 
+from latcomp.errors import FormatError
+from latcomp.runtime.coding import pop_coordinates, push_coordinates
 from latcomp.text.network import NumpyTextModel, frequencies
 from latcomp.text.tokenizer import LOWER, VERBATIM, Line, join_lines, lex, split_lines
 from latcomp.text.vocabulary import BOS, EOS, UNK, Vocabulary
@@ -54,6 +57,8 @@ class TextPayload:
     lines: int
     final_newline: bool
     lossless: bool
+    #: UTF-8 bytes of the text (lossless; bounds what decoding may produce).
+    size: int
     words: np.ndarray
 
 
@@ -110,13 +115,27 @@ class Recorder:
 
 
 class Reader:
-    """The decoder's side: pops each symbol with the probabilities the encoder used."""
+    """The decoder's side: pops each symbol with the probabilities the encoder used.
 
-    def __init__(self, coder: constriction.stream.stack.AnsCoder):
-        self.coder = coder
+    A text of B bytes in L lines is at most :func:`symbol_bound` symbols; a stream that asks for
+    more (a corrupt file) is a FormatError instead of an endless loop.
+    """
+
+    def __init__(self, coder: constriction.stream.stack.AnsCoder, limit: int):
+        self.coder, self.left = coder, limit
 
     def code(self, _symbol: int | None, probabilities: np.ndarray) -> int:
+        self.left -= 1
+        if self.left < 0:
+            raise FormatError("corrupt payload (it decodes to more text than the file holds)")
         return int(self.coder.decode(_CATEGORICAL, probabilities[None])[0])
+
+
+def symbol_bound(size: int, lines: int) -> int:
+    """Most symbols a text of ``size`` UTF-8 bytes in ``lines`` lines can need: every token, spelled
+    character, letter case and gap byte is at least one byte of the text, and each line and gap adds an
+    end symbol or a flag (generously: 8 per byte and per line)."""
+    return 8 * (size + lines) + 64
 
 
 Code = Callable[[int | None, np.ndarray], int]
@@ -147,13 +166,13 @@ def code_spelling(code: Code, side: SideModels, token: str | None) -> str:
     """An unknown word's canonical spelling, character by character then the end symbol."""
     chars, prev = [], END_CHAR
     symbols = None if token is None else [CHARS.index(c) for c in token] + [END_CHAR]
-    for i in range(1 << 20):
+    for i in itertools.count():
         s = code_adaptive(code, side.spelling, None if symbols is None else symbols[i], prev)
         if s == END_CHAR:
             return "".join(chars)
         chars.append(CHARS[s])
         prev = s
-    raise ValueError("unknown word longer than 2^20 characters")
+    raise AssertionError("unreachable")
 
 
 def code_case(code: Code, side: SideModels, line: Line | None, tokens: list[str]) -> tuple[list[int], list[str]]:
@@ -192,12 +211,15 @@ def code_gaps(code: Code, side: SideModels, line: Line | None, tokens: list[str]
             continue
         data = None if actual is None else list(actual.encode("utf-8")) + [256]
         out = bytearray()
-        for i in range(1 << 30):
+        for i in itertools.count():
             b = code_adaptive(code, side.gap_byte, None if data is None else data[i], context)
             if b == 256:
                 break
             out.append(b)
-        gaps.append(out.decode("utf-8"))
+        try:
+            gaps.append(out.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise FormatError("corrupt payload (a gap is not UTF-8)") from None
     return gaps
 
 
@@ -258,25 +280,29 @@ def encode_text(model: NumpyTextModel, vocab: Vocabulary, text: str, seed: int,
             rec.defer(lambda n=n: token_symbols(model, w[n], ids[n]))
             code_side(rec.code, side, vocab, ids[n], line)
         rec.push(coder)
-    model.latent.code.push(coder, k, u)
-    return TextPayload(seed, len(lines), final, lossless, coder.get_compressed())
+    push_coordinates(coder, model.latent, k, u)
+    return TextPayload(seed, len(lines), final, lossless, len(text.encode("utf-8")) if lossless else 0,
+                       coder.get_compressed())
 
 
 def decode_text(model: NumpyTextModel, vocab: Vocabulary, payload: TextPayload) -> str:
     """The text of a payload: exactly the input (lossless) or the decoder's sentences (lossy)."""
     coder = constriction.stream.stack.AnsCoder(payload.words)
     u = model.latent.seeded_dither(payload.seed, payload.lines)
-    w = model.latent.reconstruct(model.latent.code.pop(coder, u), u)
+    w = model.latent.reconstruct(pop_coordinates(coder, model.latent, u), u)
     if not payload.lossless:
         rows = []
         for tokens in greedy_tokens(model, w):
             words = [vocab.words[t] for t in tokens[:np.argmax(tokens == EOS)] if t != UNK]
             rows.append(render_lossy(words))
         return join_lines(rows, payload.final_newline)
-    reader, side = Reader(coder), SideModels()
+    reader, side = Reader(coder, symbol_bound(payload.size, payload.lines)), SideModels()
     rows = [code_side(reader.code, side, vocab, code_tokens(reader.code, model, w[n]), None).text()
             for n in range(payload.lines)]
-    return join_lines(rows, payload.final_newline)
+    text = join_lines(rows, payload.final_newline)
+    if len(text.encode("utf-8")) != payload.size:
+        raise FormatError("corrupt payload (the decoded text does not have the size the file records)")
+    return text
 
 
 def code_side(code: Code, side: SideModels, vocab: Vocabulary, ids: list[int], line: Line | None) -> Line:
