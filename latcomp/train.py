@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from latcomp.families import family, of_modality
+from latcomp.families import family
 from latcomp.nn.registry import MODELS, build_model
 
 from .data import dynamic_mnist_images, load_dataset
@@ -53,8 +53,6 @@ RUN_FILES = (WEIGHTS, CONFIG, CHECKPOINT, LOG)
 #: Settings a resumed run may change: the stopping rule, not what the epochs compute.
 RESUMABLE = ("max_epochs", "patience")
 NATS_PER_BIT = math.log(2.0)
-#: The families of photos (read from :mod:`latcomp.families`): they train on random crops of a folder of images.
-PHOTO_ARCHITECTURES = of_modality("photo")
 #: Photo validation: centre crops of this side from (at most) this many evenly spaced validation images.
 VALID_CROP, VALID_IMAGES = 256, 24
 
@@ -90,10 +88,6 @@ class TrainConfig:
     clip: float = 0.0  # gradient-norm clipping (0: none)
     init: str | None = None  # start from this model directory's weights (fine-tuning), not from random ones
     lr_drop: int | None = None  # from this epoch on the learning rate is lr · LR_DROP_FACTOR (None: constant)
-
-    @property
-    def photo(self) -> bool:
-        return family(self.architecture).modality == "photo"
 
     def hparams(self) -> dict[str, Any]:
         """The hyper-parameters of the family's spec: these settings' fields of those names, else the spec's
@@ -191,13 +185,8 @@ def read_train_log(directory: str | Path) -> list[dict[str, Any]]:
 
 def _epoch_batches(cfg: TrainConfig, train: TrainData, gen: torch.Generator
                    ) -> tuple[int, Iterator[torch.Tensor]]:
-    """The number of steps of an epoch and its batches: shuffled images (MNIST) or random crops (photos)."""
-    if cfg.photo:
-        return cfg.steps_per_epoch, crop_batches(train, cfg.steps_per_epoch, cfg.batch_size, cfg.crop, gen)
-    data = _epoch_data(cfg, train, gen)
-    order = torch.randperm(len(data), generator=gen)
-    steps = len(data) // cfg.batch_size
-    return steps, (data[order[s * cfg.batch_size:(s + 1) * cfg.batch_size]] for s in range(steps))
+    """The number of steps of an epoch and its batches (the modality's, :data:`TRAINING_DATA`)."""
+    return _training_data(cfg).batches(cfg, train, gen)
 
 
 def _forward_share(model: torch.nn.Module, batch: torch.Tensor, gen: torch.Generator, world: World) -> Any:
@@ -301,13 +290,43 @@ def load_checkpoint(path: Path, tensors: bool = True, config_type: type = TrainC
     return config, state, model_sd, {"state": opt_state, "param_groups": param_groups}
 
 
-def _load_data(cfg: TrainConfig, data: tuple[Any, Any] | None) -> tuple[TrainData, torch.Tensor]:
-    """(training data, validation tensor): MNIST splits, a folder of photos, or ``data`` given by the caller.
+class DigitData:
+    """Training data of the digit families: MNIST splits (or the arrays given), an epoch of shuffled batches."""
 
-    Photos: ``data`` (or the folder ``cfg.data_dir``) gives lists of (H, W, 3) uint8 images; validation
-    uses the centre crops of :data:`VALID_IMAGES` evenly spaced validation images.
-    """
-    if cfg.photo:
+    #: Validation images per evaluation batch.
+    valid_batch = 1000
+
+    @staticmethod
+    def load(cfg: TrainConfig, data: tuple[Any, Any] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(training, validation) images as float32 (N, 784): the splits of ``cfg.dataset``, or ``data``."""
+        if data is None:
+            return _load_split(cfg, "train"), _load_split(cfg, "valid")
+        train_data, valid_data = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in data)
+        return train_data, valid_data
+
+    @staticmethod
+    def batches(cfg: TrainConfig, train: torch.Tensor, gen: torch.Generator) -> tuple[int, Iterator[torch.Tensor]]:
+        """Every image once in shuffled batches (dynamic binarization draws a fresh binary image set first)."""
+        data = _epoch_data(cfg, train, gen)
+        order = torch.randperm(len(data), generator=gen)
+        steps = len(data) // cfg.batch_size
+        return steps, (data[order[s * cfg.batch_size:(s + 1) * cfg.batch_size]] for s in range(steps))
+
+    @staticmethod
+    def check(cfg: TrainConfig, train: torch.Tensor) -> None:
+        if cfg.batch_size > len(train):
+            raise TrainingError(f"the batch size {cfg.batch_size} is larger than the {len(train)} training images")
+
+
+class PhotoData:
+    """Training data of the photo families: a folder of photos (or the lists given), an epoch of random crops."""
+
+    valid_batch = 8
+
+    @staticmethod
+    def load(cfg: TrainConfig, data: tuple[Any, Any] | None) -> tuple[list[np.ndarray], torch.Tensor]:
+        """(training photos, validation crops): ``data`` (or the folder ``cfg.data_dir``) gives lists of (H, W, 3)
+        uint8 images; validation uses the centre crops of :data:`VALID_IMAGES` evenly spaced validation images."""
         if data is None:
             if not cfg.data_dir:
                 raise TrainingError("photo models train on a folder of images: pass --data-dir DIR")
@@ -319,10 +338,33 @@ def _load_data(cfg: TrainConfig, data: tuple[Any, Any] | None) -> tuple[TrainDat
         train_images, valid_images = list(data[0]), list(data[1])
         step = max(1, len(valid_images) // VALID_IMAGES)
         return train_images, center_crops(valid_images[::step][:VALID_IMAGES], VALID_CROP)
-    if data is None:
-        return _load_split(cfg, "train"), _load_split(cfg, "valid")
-    train_data, valid_data = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in data)
-    return train_data, valid_data
+
+    @staticmethod
+    def batches(cfg: TrainConfig, train: list[np.ndarray], gen: torch.Generator
+                ) -> tuple[int, Iterator[torch.Tensor]]:
+        """``cfg.steps_per_epoch`` batches of random crops (with random flips)."""
+        return cfg.steps_per_epoch, crop_batches(train, cfg.steps_per_epoch, cfg.batch_size, cfg.crop, gen)
+
+    @staticmethod
+    def check(cfg: TrainConfig, train: list[np.ndarray]) -> None:
+        """Any number of photos gives crops."""
+
+
+#: The training data of each modality (:attr:`latcomp.families.Family.modality`) this loop trains.
+TRAINING_DATA: dict[str, Any] = {"digits": DigitData, "photo": PhotoData}
+
+
+def _training_data(cfg: TrainConfig) -> Any:
+    modality = family(cfg.architecture).modality
+    if modality not in TRAINING_DATA:
+        raise TrainingError(f"{cfg.architecture} ({modality}) has a trainer of its own, not latcomp.train")
+    return TRAINING_DATA[modality]
+
+
+def _load_data(cfg: TrainConfig, data: tuple[Any, Any] | None) -> tuple[TrainData, torch.Tensor]:
+    """(training data, validation tensor) of the modality (:data:`TRAINING_DATA`): MNIST splits, a folder of
+    photos, or ``data`` given by the caller."""
+    return _training_data(cfg).load(cfg, data)
 
 
 def _load_split(cfg: TrainConfig, split: str) -> torch.Tensor:
@@ -381,7 +423,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
         start = time.perf_counter()
         epoch = state.epoch + 1
         tr = _train_epoch(net, opt, train_data, cfg, epoch, reporter, world)
-        va = world.from_main(lambda: evaluate(model, valid_data, batch_size=8 if cfg.photo else 1000))
+        va = world.from_main(lambda: evaluate(model, valid_data, batch_size=_training_data(cfg).valid_batch))
         _require_finite(va["loss"], f"validation loss after epoch {epoch}", epoch, world)
         seconds = time.perf_counter() - start
         improved = bool(va["loss"] < state.best_valid)
@@ -428,8 +470,7 @@ def _check_world(cfg: TrainConfig, processes: int) -> None:
 def _checked_data(cfg: TrainConfig, data: tuple[Any, Any] | None) -> tuple[TrainData, torch.Tensor]:
     """:func:`_load_data`, refusing a batch larger than the training set and an empty validation set."""
     train_data, valid_data = _load_data(cfg, data)
-    if not cfg.photo and cfg.batch_size > len(train_data):
-        raise TrainingError(f"the batch size {cfg.batch_size} is larger than the {len(train_data)} training images")
+    _training_data(cfg).check(cfg, train_data)
     if len(valid_data) == 0:
         raise TrainingError("there are no validation images")
     return train_data, valid_data
