@@ -336,13 +336,13 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
 def _model_of_inputs(blobs: list[tuple[str, bytes]], quality: int) -> Path:
     """The model for inputs without --model, by what each one is (:func:`latcomp.images.image_kind`), never by
     its neighbours: arrays and binary masks of the digit size the MNIST model, other images the photo model."""
-    from .codec import load_model
+    from .digits.network import image_shape
     from .errors import InputError
     from .images import image_kind
-    from .modelfile import DEFAULT_MODEL
+    from .modelfile import DEFAULT_MODEL, read_config
     from .photo.codec import photo_model
 
-    digit_shape = load_model(DEFAULT_MODEL).net.image_shape
+    digit_shape = image_shape(read_config(DEFAULT_MODEL)["hparams"]["data_dim"])  # the config only, not the weights
     kinds = {source: image_kind(data, source, digit_shape) for source, data in blobs}
     if len(set(kinds.values())) > 1:
         digit, photo = (next(name for name, kind in kinds.items() if kind == wanted) for wanted in ("digit", "photo"))

@@ -16,8 +16,14 @@ from latcomp.families import ModelShapeError
 from latcomp.latent_codecs.lattice import LatticeLatentCodec
 
 
+def image_shape(data_dim: int) -> tuple[int, int, int]:
+    """The (H, W, C) of a model's images from its ``data_dim``: square gray images where it is a square."""
+    side = int(round(data_dim**0.5))
+    return (side, side, 1) if side * side == data_dim else (1, data_dim, 1)
+
+
 class NumpyLatticeVAE:
-    """Numpy adapter of :class:`latcomp.models.LatticeVAE` (images are flattened row-major)."""
+    """The torch-free runtime of :class:`latcomp.nn.models.LatticeVAE` (images are flattened row-major)."""
 
     architecture: ClassVar[str] = "lattice-vae"
 
@@ -26,8 +32,7 @@ class NumpyLatticeVAE:
             data_dim, latent = int(hparams["data_dim"]), int(hparams["latent"])
         except (KeyError, TypeError, ValueError):
             raise ModelShapeError("config hparams need integer data_dim and latent") from None
-        side = int(round(data_dim**0.5))
-        self.image_shape = (side, side, 1) if side * side == data_dim else (1, data_dim, 1)
+        self.image_shape = image_shape(data_dim)
         self.encoder_layers = mlp_layers(weights, "encoder")
         self.decoder_layers = mlp_layers(weights, "decoder")
         self.encoder = ExactMLP(self.encoder_layers)
