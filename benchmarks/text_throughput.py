@@ -11,6 +11,7 @@ the same threads. Writes ``docs/results/text-throughput.{json,md}``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -46,6 +47,7 @@ def step_flop(model: LatticeTextAE, batch: Batch) -> float:
 def time_steps(size: str, threads: int, data: TextData, steps: int, warmup: int = 3) -> dict[str, Any]:
     """Seconds per training step (median over ``steps``) and achieved GFLOP/s of one size and thread count."""
     torch.set_num_threads(threads)
+    load_before = os.getloadavg()[0]
     embed, hidden, layers = SIZES[size]
     cfg = TextTrainConfig(lattice="e8", embed=embed, hidden=hidden, layers=layers,
                           latent=504 if size == "paper" else 96)
@@ -75,7 +77,8 @@ def time_steps(size: str, threads: int, data: TextData, steps: int, warmup: int 
             "batch": cfg.batch_size, "steps_timed": steps, "median_seconds_per_step": seconds,
             "steps_seconds": times, "achieved_gflops": achieved, "matmul_gflops_2048": square,
             "matmul_gflops_output_shape": output_shape, "fraction_of_2048": achieved / square,
-            "fraction_of_output_shape": achieved / output_shape}
+            "fraction_of_output_shape": achieved / output_shape,
+            "load_average_1min": [load_before, os.getloadavg()[0]]}
 
 
 def to_markdown(rows: list[dict[str, Any]], command: str, machine: dict[str, Any]) -> str:
@@ -83,18 +86,20 @@ def to_markdown(rows: list[dict[str, Any]], command: str, machine: dict[str, Any
         f"| {r['size']} ({r['embed']}/{r['hidden']}×2/{r['layers']} layers, latent {r['latent']}, "
         f"{r['parameters'] / 1e6:.1f}M) | {r['threads']} | {r['median_seconds_per_step']:.3f} | "
         f"{r['achieved_gflops']:.1f} | {r['matmul_gflops_2048']:.1f} | {r['fraction_of_2048']:.0%} | "
-        f"{r['matmul_gflops_output_shape']:.1f} | {r['fraction_of_output_shape']:.0%} |" for r in rows)
+        f"{r['matmul_gflops_output_shape']:.1f} | {r['fraction_of_output_shape']:.0%} | "
+        f"{r['load_average_1min'][0]:.1f}–{r['load_average_1min'][1]:.1f} |" for r in rows)
     return f"""# Text autoencoder training speed
 
-Command: `{command}` ({machine['cpu']}, {machine['cpu_count']} cores; the machine's other core was
-running a long training when this was measured, so two-thread numbers share it).
+Command: `{command}` ({machine['cpu']}, {machine['cpu_count']} cores, shared with other work: the
+last column is the machine's 1-minute load average before and after each row; with a load above
+the core count, two threads compete with other processes and are no faster than one).
 Batch 64 sentences of the training corpus (about 12 words each), lattice E8, one step = forward,
 backward, gradient clipping and Adam. FLOP are the matrix products counted from the architecture
 (GRUs over the batch's tokens, the decoder over the padded length, the output layer over the
 predicted tokens), ×3 for the backward pass.
 
-| size | threads | s/step | GFLOP/s | matmul 2048² | share | matmul at the output layer's shape | share |
-|---|---:|---:|---:|---:|---:|---:|---:|
+| size | threads | s/step | GFLOP/s | matmul 2048² | share | matmul at the output layer's shape | share | load |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
 {lines}
 """
 

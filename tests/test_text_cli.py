@@ -10,7 +10,8 @@ from test_text_training import SENTENCES, tiny_config
 
 import latcomp.text.training as training
 from latcomp.cli import cli
-from latcomp.text.training import TextRunState, train_text
+from latcomp.text.training import train_text
+from latcomp.train import RunState
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def seen(monkeypatch):
 
     def fake(cfg, out, **kw):
         calls.append((cfg, kw))
-        return TextRunState(step=cfg.max_steps)
+        return RunState(epoch=cfg.rounds)
     monkeypatch.setattr(training, "train_text", fake)
     return calls
 
@@ -37,11 +38,11 @@ def test_text_options_map_onto_the_text_settings(tmp_path, seen):
 
 
 def test_a_text_run_resumes_without_naming_its_architecture(tmp_path, seen):
-    train_text(tiny_config(architecture="text-gaussian", max_steps=2), tmp_path / "m", sentences=SENTENCES)
+    train_text(tiny_config(architecture="text-gaussian", rounds=1), tmp_path / "m", sentences=SENTENCES)
     result = CliRunner().invoke(cli, ["train", "-o", str(tmp_path / "m"), "--resume", "--max-epochs", "3"])
     assert result.exit_code == 0, result.output
     cfg, kw = seen[0]
-    assert kw["resume"] and cfg.architecture == "text-gaussian" and cfg.max_steps == 3 * cfg.eval_every
+    assert kw["resume"] and cfg.architecture == "text-gaussian" and cfg.rounds == 3
 
 
 @pytest.mark.parametrize("args,message", [(["--lattice", "e8", "--latent", "20"], "invalid settings: hparams.lattice"),

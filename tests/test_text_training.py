@@ -28,7 +28,7 @@ SENTENCES = (synthetic_sentences(96, 0), synthetic_sentences(20, 1))
 
 def tiny_config(**kw) -> TextTrainConfig:
     base = dict(lattice="e8", vocab_size=17, embed=8, hidden=8, layers=1, latent=16, batch_size=16, lr=3e-3,
-                max_steps=6, eval_every=2, anneal_half=4)
+                rounds=3, eval_every=2, anneal_half=4)
     return TextTrainConfig(**{**base, **kw})
 
 
@@ -52,11 +52,11 @@ def test_data_vocabulary_and_ids():
 
 def test_a_resumed_run_computes_what_an_uninterrupted_one_does(tmp_path):
     whole = train_text(tiny_config(), tmp_path / "whole", sentences=SENTENCES)
-    train_text(tiny_config(max_steps=2), tmp_path / "part", sentences=SENTENCES)
+    train_text(tiny_config(rounds=1), tmp_path / "part", sentences=SENTENCES)
     with pytest.raises(TrainingError, match="--resume"):
         train_text(tiny_config(), tmp_path / "part", sentences=SENTENCES)
-    resumed = train_text(tiny_config(max_steps=6), tmp_path / "part", resume=True, sentences=SENTENCES)
-    assert resumed.step == whole.step == 6 and len(resumed.log) == 3
+    resumed = train_text(tiny_config(rounds=3), tmp_path / "part", resume=True, sentences=SENTENCES)
+    assert resumed.epoch == whole.epoch == 3 and len(resumed.log) == 3
     a, b = load_file(str(tmp_path / "whole" / CHECKPOINT)), load_file(str(tmp_path / "part" / CHECKPOINT))
     assert a.keys() == b.keys()
     for key in a:
@@ -67,11 +67,11 @@ def test_a_resumed_run_computes_what_an_uninterrupted_one_does(tmp_path):
 
 
 def test_the_best_model_is_saved_with_its_vocabulary_and_evaluates_as_logged(tmp_path):
-    state = train_text(tiny_config(max_steps=4), tmp_path / "m", sentences=SENTENCES)
+    state = train_text(tiny_config(rounds=2), tmp_path / "m", sentences=SENTENCES)
     model, vocab = load_text_model(tmp_path / "m")
     assert isinstance(model, LatticeTextAE) and len(vocab) == 21
     data = TextData.prepare(tiny_config(), vocab, SENTENCES)
-    best = next(r for r in state.log if r["step"] == state.best_step)
+    best = state.log[state.best_epoch - 1]
     again = evaluate(model, data.valid)
     assert again["bits_per_word"] == pytest.approx(best["valid_bits_per_word"], rel=1e-6)
     assert again["words"] == sum(len(s) for s in data.valid)
@@ -80,6 +80,6 @@ def test_the_best_model_is_saved_with_its_vocabulary_and_evaluates_as_logged(tmp
 
 
 def test_training_lowers_the_validation_loss(tmp_path):
-    state = train_text(tiny_config(max_steps=40, eval_every=20, lam=0.05), tmp_path / "m", sentences=SENTENCES)
+    state = train_text(tiny_config(rounds=2, eval_every=20, lam=0.05), tmp_path / "m", sentences=SENTENCES)
     first, last = state.log[0]["valid_nll_bits_per_word"], state.log[-1]["valid_nll_bits_per_word"]
     assert last < first - 0.3

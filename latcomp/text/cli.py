@@ -49,22 +49,21 @@ def is_text_run(architecture: str, out: Path, resume: bool) -> bool:
 
 def text_config(ctx: click.Context, out: Path, resume: bool, options: dict[str, Any]) -> Any:
     """The :class:`TextTrainConfig` of the command line (a new run) or of the checkpoint (``resume``)."""
-    from latcomp.text.training import TextRunState, TextTrainConfig
+    from latcomp.text.training import TextTrainConfig
     from latcomp.train import CHECKPOINT, load_checkpoint
 
     given = {name for name in options if ctx.get_parameter_source(name) in
              (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
     data_dir = str(options["data_dir"]) if options["data_dir"] else None
     if resume:
-        saved = load_checkpoint(out / CHECKPOINT, tensors=False, config_type=TextTrainConfig,
-                                state_type=TextRunState)[0]
-        rounds = options["max_epochs"] if "max_epochs" in given else saved.max_steps // saved.eval_every
-        return replace(saved, data_dir=data_dir, max_steps=rounds * saved.eval_every)
+        saved = load_checkpoint(out / CHECKPOINT, tensors=False, config_type=TextTrainConfig)[0]
+        rounds = options["max_epochs"] if "max_epochs" in given else saved.rounds
+        return replace(saved, data_dir=data_dir, rounds=rounds)
     cfg = TextTrainConfig(architecture=options["architecture"], data_dir=data_dir,
                           **{field: options[name] for name, field in SAME.items() if name in given})
     embed, hidden, layers = SIZES[options["text_size"]]
-    steps = (options["max_epochs"] or DEFAULT_ROUNDS) * cfg.eval_every
-    return replace(cfg, embed=embed, hidden=hidden, layers=layers, max_steps=steps, anneal_half=max(1, steps // 5))
+    cfg = replace(cfg, embed=embed, hidden=hidden, layers=layers, rounds=options["max_epochs"] or DEFAULT_ROUNDS)
+    return replace(cfg, anneal_half=max(1, cfg.max_steps // 5))
 
 
 class EchoReporter:
@@ -95,5 +94,5 @@ def train_command(ctx: click.Context, out: Path, resume: bool, force: bool, opti
         state = train_text(cfg, out, resume=resume, force=force, reporter=EchoReporter())
     except (TrainingError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"done: {state.step} steps, best valid {state.best_valid:.3f} bits/word at step {state.best_step}; "
-               f"model in {out}")
+    click.echo(f"done: {state.epoch * cfg.eval_every} steps, best valid {state.best_valid:.3f} bits/word at step "
+               f"{state.best_epoch * cfg.eval_every}; model in {out}")

@@ -5,9 +5,10 @@ OpenNMT normalises), with λ annealed as in Appendix A.2.1: λ_t = λ·t/(t + ``
 at the start, λ/2 at step ``anneal_half`` and λ asymptotically (the paper: ½ at 100k of 500k steps).
 
 Reproducibility: step s takes its sentences from the shuffle of epoch ⌊s/steps_per_epoch⌋ (drawn
-from (seed, epoch)) and its noise from the generator of its round (drawn from (seed, round)). A
-round is ``eval_every`` steps, after which the run is validated and checkpointed (one safetensors
-file replaced atomically, :func:`latcomp.train.save_checkpoint`), so a resumed run computes what an
+from (seed, epoch)) and its noise from the generator of its round (drawn from (seed, 2^32 + round)).
+A round is ``eval_every`` steps, after which the run is validated and checkpointed (one safetensors
+file replaced atomically, :func:`latcomp.train.save_checkpoint`; the run state is
+:class:`latcomp.train.RunState` with rounds for epochs), so a resumed run computes what an
 uninterrupted one would. The best-validation model is kept as ``model.safetensors`` + ``config.json``
 + ``vocabulary.json``.
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,22 @@ from latcomp.text.model import TEXT_MODELS, Batch, LatticeTextAE, TextAutoEncode
 from latcomp.text.tokenizer import tokenize
 from latcomp.text.vocabulary import DEFAULT_SIZE, SPECIALS, Vocabulary
 from latcomp.text.vocabulary import FILE as VOCABULARY_FILE
-from latcomp.train import CHECKPOINT, LOG, RUN_FILES, TrainingError, load_checkpoint, save_checkpoint
+from latcomp.train import (
+    CHECKPOINT,
+    LOG,
+    RUN_FILES,
+    RunState,
+    TrainingError,
+    epoch_generator,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 NATS_PER_BIT = math.log(2.0)
 #: Settings a resumed run may change: when it stops.
-RESUMABLE = ("max_steps",)
+RESUMABLE = ("rounds",)
+#: Noise generators are those of "epochs" from this index on (shuffles use the epochs themselves).
+NOISE_STREAM = 1 << 32
 #: Validation dithers come from this seed (the same numbers at every evaluation).
 VALID_SEED = 12345
 
@@ -60,11 +72,15 @@ class TextTrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     clip: float = 5.0
-    max_steps: int = 2000
+    rounds: int = 8
     eval_every: int = 250
     max_tokens: int = 64
     seed: int = 0
     data_dir: str | None = None
+
+    @property
+    def max_steps(self) -> int:
+        return self.rounds * self.eval_every
 
     def hparams(self, vocab: int) -> dict[str, Any]:
         hp: dict[str, Any] = dict(vocab=vocab, embed=self.embed, hidden=self.hidden, layers=self.layers,
@@ -74,26 +90,9 @@ class TextTrainConfig:
         return hp
 
 
-@dataclass
-class TextRunState:
-    """What a checkpoint records besides tensors."""
-
-    step: int = 0
-    best_step: int = 0
-    best_valid: float = math.inf
-    seconds: float = 0.0
-    log: list[dict[str, Any]] = field(default_factory=list)
-
-
 def lam_at(cfg: TextTrainConfig, step: int) -> float:
     """λ_t of step ``step`` (1-based; module docstring); constant λ when ``anneal_half`` is 0."""
     return cfg.lam * step / (step + cfg.anneal_half) if cfg.anneal_half else cfg.lam
-
-
-def generator(seed: int, kind: int, index: int) -> torch.Generator:
-    """A torch generator that is a function of (seed, kind, index) only (kind 0: shuffles, 1: noise)."""
-    state = np.random.SeedSequence([seed, kind, index]).generate_state(2, np.uint64)
-    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
 # ----------------------------------------------------------------------------- data
@@ -126,7 +125,7 @@ def step_batch(cfg: TextTrainConfig, train: list[list[int]], step: int, cache: d
     epoch, index = divmod(step, per_epoch)
     if epoch not in cache:
         cache.clear()
-        cache[epoch] = torch.randperm(len(train), generator=generator(cfg.seed, 0, epoch))
+        cache[epoch] = torch.randperm(len(train), generator=epoch_generator(cfg.seed, epoch))
     rows = cache[epoch][index * cfg.batch_size:(index + 1) * cfg.batch_size].tolist()
     return Batch.of([train[r] for r in rows])
 
@@ -141,7 +140,7 @@ def evaluate(model: TextAutoEncoder, sentences: list[list[int]], batch_size: int
     A lattice model is also evaluated as the codec runs it: Z = K_Λ(X + U) (numpy, the frozen
     float32 scales), the decoder at Z − U, and the rate as the real code length −log₂ P(Z | U).
     """
-    gen = generator(seed, 1, 0)
+    gen = epoch_generator(seed, NOISE_STREAM)
     totals = np.zeros(4)
     model.eval()
     with torch.no_grad():
@@ -187,7 +186,7 @@ class TextReporter:
 
 def train_text(cfg: TextTrainConfig, out: str | Path, resume: bool = False, force: bool = False,
                reporter: TextReporter | None = None,
-               sentences: tuple[list[str], list[str]] | None = None) -> TextRunState:
+               sentences: tuple[list[str], list[str]] | None = None) -> RunState:
     """Train (or resume) a text model into ``out`` (module docstring); return the final run state.
 
     A new run needs ``out`` missing or empty unless ``force``; ``resume`` continues from its checkpoint
@@ -199,13 +198,12 @@ def train_text(cfg: TextTrainConfig, out: str | Path, resume: bool = False, forc
     out, reporter = Path(out), reporter or TextReporter()
     model_sd: dict[str, torch.Tensor] | None = None
     if resume:
-        saved, state, model_sd, opt_sd = load_checkpoint(out / CHECKPOINT, config_type=TextTrainConfig,
-                                                         state_type=TextRunState)
+        saved, state, model_sd, opt_sd = load_checkpoint(out / CHECKPOINT, config_type=TextTrainConfig)
         cfg = replace(saved, data_dir=cfg.data_dir, **{k: getattr(cfg, k) for k in RESUMABLE})
         vocab: Vocabulary | None = Vocabulary.load(out)
     else:
         _check_new_run_dir(out, force)
-        state, vocab = TextRunState(), None
+        state, vocab = RunState(), None
     check_settings(cfg)
     data = TextData.prepare(cfg, vocab, sentences)
     if len(data.train) < cfg.batch_size or not data.valid:
@@ -222,7 +220,7 @@ def train_text(cfg: TextTrainConfig, out: str | Path, resume: bool = False, forc
         opt.load_state_dict(opt_sd)
     else:
         data.vocab.save(out)
-    while state.step < cfg.max_steps:
+    while state.epoch < cfg.rounds:
         _train_round(model, opt, data, cfg, state, reporter, out)
     return state
 
@@ -240,11 +238,11 @@ def check_settings(cfg: TextTrainConfig) -> None:
 
 
 def _train_round(model: TextAutoEncoder, opt: torch.optim.Optimizer, data: TextData, cfg: TextTrainConfig,
-                 state: TextRunState, reporter: TextReporter, out: Path) -> None:
-    """``eval_every`` steps (fewer at the end), then validation and the round's files."""
-    start, first = time.perf_counter(), state.step
-    last = min(first + cfg.eval_every, cfg.max_steps)
-    gen, shuffles = generator(cfg.seed, 1, first // cfg.eval_every), {}
+                 state: RunState, reporter: TextReporter, out: Path) -> None:
+    """Round ``state.epoch + 1``: ``eval_every`` steps, then validation and the round's files."""
+    start, first = time.perf_counter(), state.epoch * cfg.eval_every
+    last = first + cfg.eval_every
+    gen, shuffles = epoch_generator(cfg.seed, NOISE_STREAM + state.epoch), {}
     totals = np.zeros(3)
     model.train()
     for step in range(first, last):
@@ -272,10 +270,10 @@ def _train_round(model: TextAutoEncoder, opt: torch.optim.Optimizer, data: TextD
               "train_rate_bits_per_word": train_rate,
               **{f"valid_{k}": v for k, v in valid.items()}, "seconds": seconds,
               "seconds_per_step": train_seconds / (last - first), "best": improved}
-    state.step, state.seconds = last, state.seconds + seconds
+    state.epoch, state.seconds = state.epoch + 1, state.seconds + seconds
     state.log.append(record)
     if improved:
-        state.best_step, state.best_valid = last, valid["bits_per_word"]
+        state.best_epoch, state.best_valid = state.epoch, valid["bits_per_word"]
         save_model(model, out, training={"config": asdict(cfg), "best_step": last, "valid": valid,
                                          "seconds": state.seconds})
     save_checkpoint(out / CHECKPOINT, model, opt, cfg, state)
