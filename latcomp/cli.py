@@ -71,6 +71,16 @@ class RichReporter:
 
 #: The registered model families (:mod:`latcomp.families`; reading them does not import torch).
 ARCHITECTURES = tuple(sorted(families()))
+def _family_defaults() -> str:
+    """The training defaults of the families that have their own (their specs'), for ``--arch``'s help."""
+    groups: dict[str, list[str]] = {}
+    for name, spec in sorted(families().items()):
+        if spec.training:
+            flags = " ".join(f"--{key.replace('_', '-')} {value}" for key, value in spec.training.items())
+            groups.setdefault(flags, []).append(name)
+    return " ".join(f"{', '.join(names)} default to {flags}." for flags, names in groups.items())
+
+
 #: Modules of the optional extras (pyproject.toml) → the extra that installs them.
 OPTIONAL_MODULES = {"torch": "train", "matplotlib": "train", "bjontegaard": "bench", "imagecodecs": "bench"}
 
@@ -87,9 +97,8 @@ def cli() -> None:
               help="Static binarized MNIST (the paper's), seeded dynamic binarization, or (photo models, "
                    "their default) the images of --data-dir.")
 @click.option("--arch", "architecture", type=click.Choice(ARCHITECTURES), default="lattice-vae",
-              show_default=True, help="Model architecture: the MNIST lattice VAE, a baseline, or the photo "
-                                      "model photo-factorized (its defaults: --latent 128 --lam 0.013 "
-                                      "--batch-size 8 --lr 3e-4 --clip 1 --patience 20).")
+              show_default=True, help="Model family (latcomp.families): the MNIST lattice VAE, a baseline, a photo "
+                                      f"or a text model. {_family_defaults()}")
 @click.option("--model", "deprecated_model", type=click.Choice(ARCHITECTURES), default=None, hidden=True,
               help="Deprecated name of --arch.")
 @click.option("--levels", type=click.IntRange(2, int_limit("levels")), default=4, show_default=True,
