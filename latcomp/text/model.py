@@ -26,6 +26,7 @@ Objective per sentence (nats): NLL + λ·rate, λ annealed during training (``la
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,14 +180,19 @@ class LatticeTextAE(TextAutoEncoder):
 
 
 class GaussianTextAE(TextAutoEncoder):
-    """Gaussian dithering (module docstring): W = X + σ·ε, σ = exp(log_sigma) per dimension (init 1)."""
+    """Gaussian dithering (module docstring): W = X + σ·ε, σ = exp(log_sigma) per dimension.
+
+    σ starts at 1/√12, the noise power of the lattice models' initial dither (a cell of unit volume
+    per dimension): with σ = 1 the decoder learns to ignore W before the encoder can say anything
+    (posterior collapse; measured: 0.1 bits/word of rate after 100 steps).
+    """
 
     architecture = "text-gaussian"
 
     def __init__(self, vocab: int = 10_004, embed: int = 128, hidden: int = 128, layers: int = 1,
                  latent: int = 96, lam: float = 1.0):
         super().__init__(vocab, embed, hidden, layers, latent, lam)
-        self.log_sigma = nn.Parameter(torch.zeros(latent))
+        self.log_sigma = nn.Parameter(torch.full((latent,), -0.5 * math.log(12.0)))
 
     def draw_noise(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
         """Standard normals ε, a row per sentence."""
