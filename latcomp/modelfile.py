@@ -59,6 +59,11 @@ PHOTO_QUALITIES = (1, 2, 3, 4, 5)
 DEFAULT_PHOTO_QUALITY = 3
 
 
+def shipped_models() -> list[Path]:
+    """The directories of the shipped models: the MNIST default, then the photo quality levels."""
+    return [DEFAULT_MODEL, *(shipped_model(f"photo-q{quality}") for quality in PHOTO_QUALITIES)]
+
+
 class ModelFileError(Exception):
     """A model directory is missing, incomplete or of an unknown format."""
 

@@ -18,15 +18,7 @@ from latcomp.container import MODEL_ID_BYTES, Header
 from latcomp.errors import ModelMismatchError
 from latcomp.families import Family, FamilyError, ModelShapeError, family
 from latcomp.latent_codecs import LatentCodec
-from latcomp.modelfile import (
-    DEFAULT_MODEL,
-    PHOTO_QUALITIES,
-    WEIGHTS,
-    ModelFileError,
-    load_weights_numpy,
-    read_config,
-    shipped_model,
-)
+from latcomp.modelfile import DEFAULT_MODEL, WEIGHTS, ModelFileError, load_weights_numpy, read_config, shipped_models
 
 
 class Runtime(Protocol):
@@ -110,7 +102,7 @@ def load_model(model: ModelLike = DEFAULT_MODEL) -> LoadedModel:
 def shipped_name(model_id: bytes) -> str:
     """`` (models/NAME)`` if ``model_id`` is that of a shipped model (the MNIST default, a photo quality level),
     else "" (reads the shipped weights files: for error messages only)."""
-    for directory in (DEFAULT_MODEL, *(shipped_model(f"photo-q{q}") for q in PHOTO_QUALITIES)):
+    for directory in shipped_models():
         try:
             digest = hashlib.sha256((directory / WEIGHTS).read_bytes()).digest()
         except OSError:
