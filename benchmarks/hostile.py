@@ -280,7 +280,8 @@ def megabyte_cases(m: Any, data_dir: str | Path | None, tmp: Path, log: Callable
     return cases
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, body, CRC."""
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
@@ -288,8 +289,8 @@ def png_48bit(pixels: np.ndarray) -> bytes:
     """A PNG of 16 bits per sample, RGB (48-bit; Pillow writes none), of (H, W, 3) uint16 pixels."""
     h, w, _ = pixels.shape
     raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
-            + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
 
 
 def photo_pixels(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -326,7 +327,7 @@ def exif_rotated_jpeg(width: int = 48, height: int = 32, orientation: int = 6) -
     return encoded(Image.fromarray(photo_pixels(height, width)), "JPEG", exif=exif, quality=95)
 
 
-def _zeros_zlib(size: int, block: int = 1 << 22) -> bytes:
+def zeros_zlib(size: int, block: int = 1 << 22) -> bytes:
     """The zlib stream of ``size`` zero bytes, made fast: one block compressed after a full flush (which resets
     the dictionary) gives the same bytes every time, so it is compressed once and repeated."""
     stream = zlib.compressobj(9)
@@ -342,9 +343,9 @@ def _zeros_zlib(size: int, block: int = 1 << 22) -> bytes:
 
 def blank_1bit_png(width: int, height: int) -> bytes:
     """An all-black 1-bit PNG: a few bytes per megapixel, whatever its claimed size (50000² in 304 KB)."""
-    idat = _zeros_zlib(height * (1 + (width + 7) // 8))  # each row: filter byte 0, then black pixels
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b""))
+    idat = zeros_zlib(height * (1 + (width + 7) // 8))  # each row: filter byte 0, then black pixels
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b""))
 
 
 def hostile_images() -> dict[str, tuple[str, bytes]]:

@@ -416,7 +416,7 @@ def decode(infile: str, out: str, model: Path | None, force: bool, quiet: bool) 
             check_not_an_input(out, [infile])
         data, header = _read_container(infile)
         try:
-            target = output_kind(out, header.count)
+            target = output_kind(out, header.count, of_header(header).name)
         except InputError as exc:
             raise InputError(f"{name}: {exc}") from None
         try:

@@ -210,7 +210,7 @@ def _check_image_header(img: Any) -> list[str]:
                              f"(several images encode into one .lat)")
         lost.append(f"multi-picture JPEG (MPO): only its primary image is coded, {img.n_frames - 1} other "
                     f"picture{'s' * (img.n_frames > 2)} dropped")
-    rawmodes = {tile.args if isinstance(tile.args, str) else tile.args[0] for tile in img.tile if tile.args}
+    rawmodes = {tile.args[0] if isinstance(tile.args, tuple) and tile.args else tile.args for tile in img.tile}
     if not img.mode.startswith("I") and any(";16" in str(raw) for raw in rawmodes):
         lost.append(f"16 bits per sample ({img.mode}) cut to 8 bits")
     return lost
@@ -516,19 +516,22 @@ def write_png_dir(directory: str | Path, images_u8: np.ndarray, force: bool = Fa
     return [directory / name for name in names]
 
 
-def output_kind(out: str, count: int) -> str:
+def output_kind(out: str, count: int, modality: str = "digits") -> str:
     """What ``decode`` writes to OUT, by its form: ``"stdout"``, ``"png"``, ``"npz"`` or ``"dir"``.
 
     ``-`` is standard output (one image, as PNG); a name ending in ``/`` or naming an existing
     directory, or one without an extension, is a directory; ``.png`` (one image) and ``.npz``
     are those formats. Any other extension is an error, never PNG bytes under a wrong name.
+    The hint for several images offers an ``.npz`` only to ``modality`` digits (photos of
+    their own sizes are no one array).
     """
     if out != "-" and (out.endswith(("/", os.sep)) or os.path.isdir(out)):
         return "dir"
     suffix = Path(out).suffix.lower()
     if out == "-" or suffix == ".png":
         if count != 1:
-            raise InputError(f"the file holds {count} images; give a directory or an .npz as OUT")
+            where = "a directory or an .npz" if modality == "digits" else "a directory (a name ending in /)"
+            raise InputError(f"the file holds {count} images; give {where} as OUT")
         return "stdout" if out == "-" else "png"
     if suffix in (".npz", ""):
         return suffix[1:] or "dir"

@@ -20,7 +20,16 @@ import pytest
 from codec_fixtures import cli, make_photo_model, small_model  # noqa: F401
 from PIL import Image, ImageOps
 
-from benchmarks.hostile import blank_1bit_png, encoded, exif_rotated_jpeg, frames_file, photo_pixels, png_48bit
+from benchmarks.hostile import (
+    blank_1bit_png,
+    encoded,
+    exif_rotated_jpeg,
+    frames_file,
+    photo_pixels,
+    png_48bit,
+    png_chunk,
+    zeros_zlib,
+)
 from latcomp.container import unpack
 from latcomp.errors import InputError, LimitError
 from latcomp.images import MAX_IMAGE_PIXELS, image_kind, read_image, read_photo
@@ -122,6 +131,17 @@ def test_animations_and_pages_are_refused(tmp_path, capsys, photo_model, small_m
     code, err = cli(capsys, "encode", str(single), "-o", str(tmp_path / "x.lat"), "--model", str(photo_model),
                     "--quiet")
     assert code == 0 and err == "", err
+
+
+def test_a_multi_picture_jpeg_codes_its_primary_image_with_a_warning():
+    """A camera's MPO (a JPEG with previews or a depth map) is a still photo: its first picture, and a warning."""
+    primary, other = (Image.fromarray(photo_pixels(32, 48, seed)) for seed in (0, 1))
+    data = encoded(primary, "MPO", save_all=True, append_images=[other])
+    lines: list[str] = []
+    x = read_photo(data, "cam.jpg", warn=lines.append)
+    with Image.open(io.BytesIO(data)) as img:
+        assert np.array_equal(x, np.asarray(img.convert("RGB")))  # frame 0
+    assert lines == ["cam.jpg: multi-picture JPEG (MPO): only its primary image is coded, 1 other picture dropped"]
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -242,8 +262,10 @@ def test_an_output_is_never_an_input(tmp_path, capsys, photo_model, monkeypatch)
 
 def test_unreadable_images_are_one_line(tmp_path, capsys, photo_model):
     good = encoded(Image.fromarray(photo_pixels(40, 40)), "PNG")
+    text_bomb = png_chunk(b"zTXt", b"Comment\x00\x00" + zeros_zlib(200 << 20))  # 200 MB of text in 200 KB
     for name, data in {"truncated.png": good[:len(good) // 2], "garbage.png": b"\x89PNG\r\n\x1a\n" + bytes(50),
-                       "empty.jpg": b"", "bad-exif.jpg": exif_rotated_jpeg()[:200]}.items():
+                       "empty.jpg": b"", "bad-exif.jpg": exif_rotated_jpeg()[:200],
+                       "text-bomb.png": good[:33] + text_bomb + good[33:]}.items():
         src = _write(tmp_path / name, data)
         for extra in ([], ["--model", str(photo_model)]):
             code, err = cli(capsys, "encode", str(src), "-o", str(tmp_path / "x.lat"), *extra)
@@ -262,3 +284,14 @@ def test_a_folder_lists_what_it_skips(tmp_path, capsys, photo_model):
                     "--quiet")
     assert code == 0 and err == f"latcomp: warning: {folder}: skipped 2 entries that are not an image file: " \
                                 f"notes.txt, sub/\n", err
+
+
+def test_a_photo_batch_is_never_told_to_use_an_npz(tmp_path, capsys, photo_model):
+    """Photos of their own sizes are no one array: the hint for a batch names a directory only."""
+    for name in ("a.png", "b.png"):
+        _write(tmp_path / name, encoded(Image.fromarray(photo_pixels(20, 24)), "PNG"))
+    lat = tmp_path / "two.lat"
+    assert cli(capsys, "encode", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(lat), "--model",
+               str(photo_model))[0] == 0
+    code, err = cli(capsys, "decode", str(lat), "-o", str(tmp_path / "two.png"), "--model", str(photo_model))
+    assert one_line_error(code, err) and "give a directory (a name ending in /) as OUT" in err and ".npz" not in err
