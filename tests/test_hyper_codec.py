@@ -49,9 +49,11 @@ def _photos() -> list[np.ndarray]:
 
 def test_photos_round_trip_with_their_sizes_deterministically(model_dir):
     photos = _photos()
-    data = hyper_codec.compress(photos, model_dir, seed=3)
+    calls = []
+    data = hyper_codec.compress(photos, model_dir, seed=3, progress=lambda *a: calls.append(a))
     assert hyper_codec.compress(photos, model_dir, seed=3) == data
-    decoded = hyper_codec.decompress(data, model_dir)
+    decoded = hyper_codec.decompress(data, model_dir, progress=lambda *a: calls.append(a))
+    assert calls == [("encode", 1, 2), ("encode", 2, 2), ("decode", 1, 2), ("decode", 2, 2)]
     assert [im.shape for im in decoded] == [im.shape for im in photos] and decoded[0].dtype == np.uint8
     gray = RNG.integers(0, 256, (40, 50), dtype=np.uint8)
     assert hyper_codec.decompress(hyper_codec.compress(gray, model_dir, seed=4), model_dir).shape == gray.shape

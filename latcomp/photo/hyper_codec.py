@@ -34,6 +34,7 @@ from latcomp.photo.hyper_network import ExactHyperSynthesis
 from latcomp.photo.network import NumpyPhotoFactorized, _layers, conv_down, latent_size
 from latcomp.runtime.coding import (
     MAX_PIXELS,
+    Progress,
     check_payload_claim,
     entropy_decoding,
     file_seed,
@@ -144,17 +145,22 @@ def _model(model: ModelLike) -> LoadedModel:
     return m
 
 
-def compress(images: Any, model: ModelLike, seed: int | None = None) -> bytes:
+def compress(images: Any, model: ModelLike, seed: int | None = None, progress: Progress | None = None) -> bytes:
     """Compress photos with a photo-hyperprior model into one container (format version 3, one ANS stream).
 
-    ``images`` and ``seed`` as :func:`latcomp.photo.codec.compress`; :func:`decompress` returns the same images.
+    ``images``, ``seed`` and ``progress`` as :func:`latcomp.photo.codec.compress`; :func:`decompress` returns
+    the same images.
     """
     m = _model(model)
     net: NumpyPhotoHyperprior = m.net
     photos, layout, channels = as_photos(images)
     seed = file_seed(seed)
     shapes = [latent_size(*im.shape[:2]) for im in photos]
-    ys = [net.encode_pixels(padded(im)) for im in photos]
+    ys = []
+    for im in photos:
+        ys.append(net.encode_pixels(padded(im)))
+        if progress:
+            progress("encode", len(ys), len(photos))
     z = np.concatenate([net.hyper_encode(y, *shape) for y, shape in zip(ys, shapes, strict=True)])
     y = np.concatenate(ys)
     u_z = net.hyper.seeded_dither(seed, len(z), _hyper_start(net, len(y)))
@@ -171,8 +177,9 @@ def compress(images: Any, model: ModelLike, seed: int | None = None) -> bytes:
     return pack(header, payload(coder))
 
 
-def decompress(data: bytes, model: ModelLike) -> Any:
-    """Decode a container of :func:`compress` with its model: the uint8 images, sizes and channels restored."""
+def decompress(data: bytes, model: ModelLike, progress: Progress | None = None) -> Any:
+    """Decode a container of :func:`compress` with its model: the uint8 images, sizes and channels restored
+    (``progress`` as :func:`latcomp.photo.codec.decompress`)."""
     header, stream = unpack(data)
     if header.version != PHOTO_VERSION:
         raise ModelMismatchError("not a photo file")
@@ -195,6 +202,8 @@ def decompress(data: bytes, model: ModelLike) -> Any:
         w = net.latent.reconstruct(k[start:start + lh * lw], u[start:start + lh * lw])
         images.append(synthesize(net, w, height, width, header.channels))
         start += lh * lw
+        if progress:
+            progress("decode", len(images), header.count)
     return images[0] if header.layout == "single" else images
 
 
