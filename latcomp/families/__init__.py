@@ -33,6 +33,8 @@ from typing import Any
 
 #: Tensor shapes of a model: name in the weights file → shape.
 Shapes = dict[str, tuple[int, ...]]
+#: Longest lattice spec a config may hold.
+MAX_LATTICE_SPEC = 1000
 
 
 class FamilyError(ValueError):
@@ -48,7 +50,8 @@ class HParam:
     """One hyper-parameter of a family: its ``kind`` and range, whether a config may leave it out.
 
     Kinds: ``"int"`` (an integer from ``low`` to ``high``), ``"positive"`` (a finite number > 0),
-    ``"lattice"`` (a lattice spec string of the latent, :mod:`latcomp.lattices.product`).
+    ``"lattice"`` (a lattice spec string, :mod:`latcomp.lattices.product`, that tiles the family's
+    ``latent`` dimensions).
     ``default`` is what a config without it means (``required=False``) and what
     :meth:`latcomp.train.TrainConfig.hparams` writes when the training settings have no field of
     that name.
@@ -178,10 +181,6 @@ def _check_value(p: HParam, value: Any) -> None:
             raise FamilyError(f"hparams.{p.name} must be a finite positive number, got {show_value(value)}")
     else:
         raise RuntimeError(f"unknown hparam kind {p.kind!r}")
-
-
-#: Longest lattice spec a config may hold.
-MAX_LATTICE_SPEC = 1000
 
 
 def _check_lattice(p: HParam, value: Any, latent: Any) -> None:

@@ -103,9 +103,8 @@ def model_info(directory: str | os.PathLike) -> dict[str, Any]:
     config = read_config(directory)
     loaded = load_model(directory)
     if loaded.modality != "photo":
-        raise ModelMismatchError(f"{directory} is not a photo model (it codes "
-                                 f"{'×'.join(map(str, loaded.net.image_shape))} images); latcomp bench --photo "
-                                 "measures photo models")
+        raise ModelMismatchError(f"{directory} is not a photo model (it is a {loaded.modality} model); "
+                                 "latcomp bench --photo measures photo models")
     hp, training = config.get("hparams") or {}, config.get("training") or {}
     lattice = str(hp.get("lattice") or "z")
     return {"model_dir": str(directory), "name": directory.name, "architecture": config.get("architecture"),

@@ -96,8 +96,7 @@ def synthesize(net: NumpyPhotoFactorized, w: np.ndarray, height: int, width: int
 def _photo_model(model: ModelLike) -> LoadedModel:
     m = load_model(model)
     if m.modality != "photo":
-        raise ModelMismatchError(f"{m.directory} is not a photo model (it codes "
-                                 f"{'×'.join(map(str, m.net.image_shape))} images)")
+        raise ModelMismatchError(f"{m.directory} is not a photo model (it is a {m.modality} model)")
     return m
 
 

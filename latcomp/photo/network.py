@@ -146,8 +146,6 @@ class NumpyPhotoFactorized:
     """Numpy adapter of :class:`latcomp.nn.photo.PhotoFactorized`: g_a, g_s and the latent codec."""
 
     architecture: ClassVar[str] = "photo-factorized"
-    #: Any size: sides are padded to a multiple of :data:`DOWNSAMPLING`.
-    image_shape = (0, 0, 3)
 
     def __init__(self, weights: dict[str, np.ndarray], hparams: dict[str, Any]):
         try:
