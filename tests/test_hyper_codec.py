@@ -3,16 +3,13 @@ two-level code length, corruption and model mismatch, banded h_a."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
-import torch
+from hyper_fixtures import lively_model
 
 from latcomp.entropy.conditional_code import LaplaceRows
 from latcomp.errors import CodecError, ModelMismatchError
 from latcomp.modelfile import save_model
-from latcomp.nn.hyperprior import PhotoHyperprior
 from latcomp.photo import hyper_codec
 from latcomp.photo.codec import padded
 from latcomp.photo.network import latent_size
@@ -21,19 +18,8 @@ from latcomp.runtime.model import load_model
 RNG = np.random.default_rng(0)
 
 
-@torch.no_grad()
 def _save(directory, seed: int) -> None:
-    """A small model whose latents take many lattice points and whose scale indices spread over the table."""
-    torch.manual_seed(seed)
-    model = PhotoHyperprior(channels=8, latent=16, lam=0.01, lattice="e8")
-    model.log_delta.fill_(math.log(0.02))
-    model.hyper_log_delta.fill_(math.log(0.01))
-    model.hyper_log_b.fill_(math.log(0.03))
-    for layer, gain in zip(model.hyper_synthesis[::2], (30.0, 3.0, 30.0), strict=True):
-        layer.weight.mul_(gain)
-        layer.bias.fill_(0.1)
-    model.hyper_synthesis[-1].bias.fill_(30.0)
-    save_model(model, directory)
+    save_model(lively_model(seed), directory)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hyper_fixtures import lively_model
 
 from latcomp.entropy.conditional_code import LaplaceRows
 from latcomp.entropy.scales import scale_index
@@ -21,19 +22,6 @@ from latcomp.nn.photo import PhotoFactorized, from_rows, relattice, to_rows
 def _model(seed: int = 0, **kw) -> PhotoHyperprior:
     torch.manual_seed(seed)
     return PhotoHyperprior(channels=8, latent=16, lam=0.01, lattice=kw.pop("lattice", "e8"), **kw)
-
-
-@torch.no_grad()
-def _lively(model: PhotoHyperprior) -> PhotoHyperprior:
-    """Scales at which both latents take many lattice points and t spreads over several table entries."""
-    model.log_delta.fill_(math.log(0.03))
-    model.hyper_log_delta.fill_(math.log(0.01))
-    model.hyper_log_b.fill_(math.log(0.02))
-    for layer, gain in zip(model.hyper_synthesis[::2], (30.0, 3.0, 30.0), strict=True):
-        layer.weight.mul_(gain)
-        layer.bias.fill_(0.1)
-    model.hyper_synthesis[-1].bias.fill_(30.0)
-    return model
 
 
 @pytest.mark.parametrize("side", [(64, 64), (48, 80)])
@@ -85,7 +73,7 @@ def _assert_equal_means(a: np.ndarray, b: np.ndarray) -> None:
 
 def test_training_rate_of_both_levels_is_the_real_code_length_by_monte_carlo():
     """E[rate_y(y − U) + rate_z(z − U_z)] = E[real two-level code length] (Theorem 1 at both levels), small model."""
-    model = _lively(_model(3)).double()
+    model = lively_model(3).double()
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     _assert_equal_means(*_monte_carlo(model, x, 300, 5))
 
@@ -109,7 +97,7 @@ def test_theorem_1_on_the_trained_model():
 
 
 def test_the_rate_uses_the_table_scale_moving_t_within_its_rounding_bin_changes_nothing():
-    model = _lively(_model(6)).double()
+    model = lively_model(6).double()
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     v = torch.rand(model.noise_shape(x), generator=torch.Generator().manual_seed(8), dtype=torch.float64)
     t = model.scale_indices(*_hyper_input(model, x, v))
@@ -162,7 +150,7 @@ def test_warm_start_copies_the_factorized_transforms(lattice):
 def test_a_saved_model_loads_back_through_the_schema(tmp_path):
     from latcomp.modelfile import load_model, save_model
 
-    model = _lively(_model(11))
+    model = lively_model(11)
     save_model(model, tmp_path)
     loaded = load_model(tmp_path)
     assert isinstance(loaded, PhotoHyperprior) and loaded.hparams == model.hparams
