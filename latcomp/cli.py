@@ -274,8 +274,8 @@ def _run_with_progress(label: str, quiet: bool, work: Any) -> Any:
     timer.daemon = True
     timer.start()
     try:
-        return work(lambda stage, done, total: bar.update(task, description=f"{label}: {stage}", completed=done,
-                                                          total=total))
+        return work(lambda stage, done, total: bar.update(task, description=label if stage == label else
+                                                          f"{label}: {stage}", completed=done, total=total))
     finally:
         with lock:
             finished.append(True)
@@ -390,7 +390,7 @@ def _encode_photos(blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, 
         photos = [read_photo(data, source, warn=_warn) for source, data in blobs]
         if len({p.ndim for p in photos}) > 1:  # gray and colour in one file: gray becomes RGB (lossless)
             photos = [p if p.ndim == 3 else np.repeat(p[..., None], 3, axis=-1) for p in photos]
-        return compress(photos[0] if len(photos) == 1 else photos, loaded, seed=seed)
+        return compress(photos[0] if len(photos) == 1 else photos, loaded, seed=seed, progress=report)
 
     return _run_with_progress("encode", quiet, read_and_compress)
 
@@ -478,7 +478,7 @@ def _decode_photos(data: bytes, header: Any, target: str, out: str, model: Path 
     path = _check_target(target, out, force)
 
     def decode_and_write(report: Any) -> None:
-        images = decompress(data, model)
+        images = decompress(data, model, progress=report)
         images = [images] if header.layout == "single" else images
         if target in ("png", "stdout"):
             write_png(out if target == "stdout" else path, images[0], force=force)

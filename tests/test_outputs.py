@@ -493,3 +493,15 @@ def test_every_encode_and_decode_reports_progress(capsys, tmp_path, png, small_m
         assert cli(capsys, "decode", str(tmp_path / "x.lat"), "-o", str(tmp_path / "x.png"), "--model", str(model),
                    "--force")[0] == 0
     assert jobs == ["encode", "decode"] * 2
+
+
+def test_a_failed_large_decode_prints_only_its_error_line(capsys, tmp_path, small_model):
+    """A decode of 8192 images or more printed an empty line (the progress bar's, off a terminal) before its error."""
+    import dataclasses
+
+    header, _ = container.unpack(compress(np.zeros((1, 28, 28), np.uint8), small_model, seed=1))
+    payload = bytes(range(1, 256)) * 8
+    lat = tmp_path / "many.lat"
+    lat.write_bytes(container.pack(dataclasses.replace(header, count=10_000, layout="batch"), payload))
+    code, err = cli(capsys, "decode", str(lat), "-o", str(tmp_path / "many.npz"), "--model", str(small_model))
+    assert one_line_error(code, err), repr(err)
