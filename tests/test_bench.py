@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import synthetic_binary
+from conftest import REPO, synthetic_binary
 
 from latcomp.measure.bench import (
     bench_table_markdown,
@@ -176,3 +176,14 @@ def test_plot_colours_are_fixed_per_model_kind(result, model_dirs, monkeypatch):
                 colours.setdefault(arch, set()).add(mcolors.to_hex(line.get_color()))
     assert set(colours) == {"lattice-vae", "gaussian", "st-scalar"}
     assert all(c == {mcolors.to_hex(bench.KIND_COLOURS[a])} for a, c in colours.items()), colours
+
+
+def test_bench_refuses_a_model_of_another_modality_in_one_line(capsys):
+    from latcomp.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", str(REPO / "models" / "photo-q1"), "--is-samples", "0"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code != 0 and lines == [
+        f"latcomp: error: {REPO / 'models' / 'photo-q1'} is a photo model: latcomp bench measures digit models "
+        "(for it: latcomp bench --photo)"]

@@ -71,3 +71,18 @@ def test_reading_the_registry_imports_no_torch_and_no_network():
     code = ("import sys; from latcomp.families import families; families(); "
             "assert not {'torch', 'latcomp.nn.models', 'latcomp.digits.network'} & set(sys.modules), sys.modules")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_family_with_a_codec_of_its_own_is_coded_by_it_through_the_modality(tmp_path):
+    """latcomp.photo.codec hands a photo-hyperprior model to its family's codec: the same bytes and images."""
+    from hyper_fixtures import lively_model
+
+    from latcomp.modelfile import save_model
+    from latcomp.photo import codec as photo_codec
+    from latcomp.photo import hyper_codec
+
+    save_model(lively_model(1), tmp_path)
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    blob = photo_codec.compress(image, tmp_path, seed=7)
+    assert blob == hyper_codec.compress(image, tmp_path, seed=7)
+    assert np.array_equal(photo_codec.decompress(blob, tmp_path), hyper_codec.decompress(blob, tmp_path))

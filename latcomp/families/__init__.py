@@ -78,6 +78,9 @@ class Family:
     module: str
     #: The torch-free runtime of encode/decode (None: the family cannot write files).
     runtime: str | None = None
+    #: The family's own codec module (``compress``/``decompress`` with the modality codec's signature) where its
+    #: files differ from its modality's (a two-level stream, say); None: the modality's codec.
+    codec: str | None = None
     #: Small hyper-parameters for tests (tensor shapes against the torch module), at least one.
     examples: tuple[Mapping[str, Any], ...] = ()
     #: Settings of :class:`latcomp.train.TrainConfig` that differ from its MNIST defaults.

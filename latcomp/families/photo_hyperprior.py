@@ -44,7 +44,7 @@ FAMILIES = (
     Family("photo-hyperprior", "photo", PHOTO_HPARAMS, _tensors, "latcomp.nn.hyperprior:PhotoHyperprior",
            examples=({"channels": 4, "latent": 16, "lam": 0.01, "lattice": "e8"},
                      {"channels": 3, "latent": 5, "lam": 0.5, "lattice": "z"}),
-           runtime="latcomp.photo.hyper_codec:NumpyPhotoHyperprior",
+           runtime="latcomp.photo.hyper_codec:NumpyPhotoHyperprior", codec="latcomp.photo.hyper_codec",
            training=PHOTO_TRAINING, fine_tune=_warm_start, init_from=("photo-factorized",),
            description="Ballé et al.'s scale-hyperprior transforms around the paper's dithered lattice latent on "
                        "`{lattice}`: the Laplace scale of every latent position and channel comes from a "

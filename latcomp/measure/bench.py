@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from latcomp.errors import ModelMismatchError
 from latcomp.families import families, family
 from latcomp.fileio import atomic_write_text
 from latcomp.measure.results import machine_info, pyplot, write_json, write_results
@@ -150,7 +151,8 @@ def run_bench(model_dirs: Sequence[str | Path], split: str = "test", is_samples:
               images: int | None = None) -> dict[str, Any]:
     """Bench every model on ``split`` of its dataset (or on ``data``, binary (N, data_dim), if given).
 
-    All model directories are checked before any work starts (:class:`ModelFileError`).
+    All model directories are checked before any work starts (:class:`ModelFileError`; a model of another
+    modality than digits is a :class:`ModelMismatchError`).
     ``bitstream=False`` skips the codec and reports the lattice VAE's estimate too.
     ``defensive`` adds the lattice VAE's NLL with the defensive proposal (:mod:`latcomp.nll`).
     ``images`` keeps that many evenly spaced images of the split (:func:`spaced_subset`).
@@ -162,6 +164,12 @@ def run_bench(model_dirs: Sequence[str | Path], split: str = "test", is_samples:
     if is_samples < 0 or dithers < 1:
         raise ValueError("is_samples must be ≥ 0 and dithers ≥ 1")
     configs = [read_config(d) for d in model_dirs]  # fail fast on a bad directory
+    for model_dir, config in zip(model_dirs, configs, strict=True):
+        modality = family(config["architecture"]).modality
+        if modality != "digits":
+            hint = "latcomp bench --photo" if modality == "photo" else f"the {modality} benchmarks in benchmarks/"
+            raise ModelMismatchError(f"{model_dir} is a {modality} model: latcomp bench measures digit models "
+                                     f"(for it: {hint})")
     datasets: dict[str, np.ndarray] = {}
     models = []
     for model_dir, config in zip(model_dirs, configs, strict=True):

@@ -18,6 +18,7 @@ by the content CRC; the transforms run in float32 (:mod:`latcomp.photo.network`)
 
 from __future__ import annotations
 
+import importlib
 import zlib
 from typing import Any
 
@@ -106,11 +107,14 @@ def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT
 
     ``images``: one (H, W) grayscale or (H, W, 3) RGB uint8 array, or a list of them (all
     gray or all RGB, any sizes); :func:`decompress` returns the same. ``model``: a photo
-    model directory (default: the shipped model of ``quality``). ``seed`` fixes the dither
+    model directory (default: the shipped model of ``quality``; a family with a codec of its own,
+    :attr:`latcomp.families.Family.codec`, codes with that). ``seed`` fixes the dither
     (default: random); equal inputs and seeds give equal bytes. ``progress(stage, done, total)`` is
     called after each image's transform.
     """
     m = _photo_model(model if model is not None else photo_model(quality))
+    if m.family.codec:
+        return importlib.import_module(m.family.codec).compress(images, m, seed=seed, progress=progress)
     photos, layout, channels = as_photos(images)
     seed = coding.file_seed(seed)
     rows = []
@@ -142,6 +146,8 @@ def decompress(data: bytes, model: ModelLike | None = None, progress: coding.Pro
     if header.version != PHOTO_VERSION:
         raise ModelMismatchError("not a photo file (it holds fixed-size images: use latcomp.codec.decompress)")
     m = _photo_model(model if model is not None else _model_of(header))
+    if m.family.codec:
+        return importlib.import_module(m.family.codec).decompress(data, m, progress=progress)
     rows = _check_claims(header, m)
     u = m.latent.seeded_dither(header.seed, rows)
     k = _pop(body, m, u)
