@@ -3,8 +3,12 @@
 Inputs (regular files of bounded size, or ``-`` for standard input, see
 :func:`latcomp.fileio.read_input`), recognized by their content: any image Pillow
 reads, an ``.npz`` (array ``x`` or its only array), an ``.npy`` or an IDX file
-(MNIST's ``*-ubyte[.gz]``); a directory gives its image files, sorted by name. An
-array's shape and type are checked from its header before its data is read.
+(MNIST's ``*-ubyte[.gz]``); a directory gives its image files, sorted by name (what it
+skips is listed). An array's shape and type are checked from its header before its data is
+read; so are an image's size (at most :data:`MAX_IMAGE_PIXELS`) and frames (an animation or
+a multi-page file is refused), and every failure or warning of Pillow is one line naming the
+file. Images are read as a viewer shows them (EXIF orientation applied). Each input is a
+digit or a photo by what it is (:func:`image_kind`).
 
 Pixels become float intensities in [0, 1]. Binary masks are binary at any scale:
 0/1 (bool, 1-bit images, or 0/1 numbers) and 0/255 values both give 0 and 1; other
