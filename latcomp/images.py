@@ -214,10 +214,18 @@ def _check_image_header(img: Any) -> list[str]:
                              f"(several images encode into one .lat)")
         lost.append(f"multi-picture JPEG (MPO): only its primary image is coded, {img.n_frames - 1} other "
                     f"picture{'s' * (img.n_frames > 2)} dropped")
-    rawmodes = {tile.args[0] if isinstance(tile.args, tuple) and tile.args else tile.args for tile in img.tile}
-    if not img.mode.startswith("I") and any(";16" in str(raw) for raw in rawmodes):
+    if not img.mode.startswith("I") and any(map(_more_than_8_bits, img.tile)):
         lost.append(f"16 bits per sample ({img.mode}) cut to 8 bits")
     return lost
+
+
+def _more_than_8_bits(tile: Any) -> bool:
+    """Whether Pillow decodes this tile of samples of more than 8 bits into 8 (PNG and TIFF rawmodes
+    ``…;16B/L/N``, a PPM of maxval over 255); 16-bit gray is read as mode I;16 and is not cut."""
+    args = tile.args if isinstance(tile.args, tuple) else (tile.args,)
+    if tile.codec_name == "ppm":
+        return len(args) > 1 and isinstance(args[1], int) and args[1] > 255
+    return bool(args) and re.search(r";16[BLN]$", str(args[0])) is not None
 
 
 def _oriented(img: Any, warn: Warn) -> Any:

@@ -173,6 +173,21 @@ def test_48_bit_rgb_warns_as_16_bit_gray(tmp_path, capsys, photo_model):
     assert code == 0 and err.count("latcomp: warning:") == 1 and "16 bits" in err, err
 
 
+def test_other_cuts_to_8_bits_warn_and_packed_pixels_do_not():
+    """A 16-bit PPM (maxval 65535) is cut to 8 bits by Pillow: a warning; a 16-bit (5-6-5) BMP is not: none."""
+    import struct
+
+    lines: list[str] = []
+    read_photo(b"P6\n4 3\n65535\n" + bytes(range(72)), "x.ppm", warn=lines.append)
+    assert lines == ["x.ppm: 16 bits per sample (RGB) cut to 8 bits"]
+    pixels = bytes(8 * 3)
+    bmp = (b"BM" + struct.pack("<IHHI", 66 + len(pixels), 0, 0, 66)
+           + struct.pack("<IiiHHIIiiII", 40, 4, 3, 1, 16, 3, len(pixels), 0, 0, 0, 0)
+           + struct.pack("<III", 0xF800, 0x07E0, 0x001F) + pixels)
+    lines.clear()
+    assert read_photo(bmp, "565.bmp", warn=lines.append).shape == (3, 4, 3) and lines == []
+
+
 def test_16_bit_samples_round_exactly_and_warn_only_when_they_lose_something():
     values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
     lines: list[str] = []
