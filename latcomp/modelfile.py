@@ -135,6 +135,12 @@ def _read_weights(directory: str | Path, config: dict[str, Any]) -> tuple[dict[s
     return tensors, hashlib.sha256(raw).hexdigest()
 
 
+def read_model_file(directory: str | Path, name: str) -> bytes:
+    """The bytes of a further file ``name`` of a model directory (a regular file of at most
+    :data:`latcomp.schema.MAX_CONFIG_BYTES`; ModelFileError otherwise)."""
+    return _read_regular_file(Path(directory) / name, schema.MAX_CONFIG_BYTES, missing="missing from the model")
+
+
 def _read_regular_file(path: Path, limit: int, missing: str) -> bytes:
     """The bytes of ``path``, a regular file (symbolic links followed) of at most ``limit`` bytes.
 

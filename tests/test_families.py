@@ -86,3 +86,22 @@ def test_a_family_with_a_codec_of_its_own_is_coded_by_it_through_the_modality(tm
     blob = photo_codec.compress(image, tmp_path, seed=7)
     assert blob == hyper_codec.compress(image, tmp_path, seed=7)
     assert np.array_equal(photo_codec.decompress(blob, tmp_path), hyper_codec.decompress(blob, tmp_path))
+
+
+def test_the_model_id_covers_the_further_files_a_family_names(tmp_path, monkeypatch):
+    """A family whose runtime reads more than the weights (a vocabulary) has them in its identity."""
+    import dataclasses
+
+    from latcomp.modelfile import ModelFileError, save_model
+    from latcomp.runtime.model import load_model
+
+    save_model(_torch_model("lattice-vae", dict(family("lattice-vae").examples[1])), tmp_path)
+    weights_only = load_model(tmp_path).model_id
+    monkeypatch.setitem(families(), "lattice-vae", dataclasses.replace(family("lattice-vae"), files=("words.json",)))
+    with pytest.raises(ModelFileError, match="words.json"):
+        load_model(tmp_path)
+    (tmp_path / "words.json").write_text('["a", "b"]')
+    first = load_model(tmp_path).model_id
+    (tmp_path / "words.json").write_text('["a", "cd"]')  # another size: the load cache sees the change
+    second = load_model(tmp_path).model_id
+    assert len({weights_only, first, second}) == 3

@@ -81,6 +81,8 @@ class Family:
     #: The family's own codec module (``compress``/``decompress`` with the modality codec's signature) where its
     #: files differ from its modality's (a two-level stream, say); None: the modality's codec.
     codec: str | None = None
+    #: Further files of a model directory its runtime reads (e.g. a vocabulary): the model id covers them too.
+    files: tuple[str, ...] = ()
     #: Small hyper-parameters for tests (tensor shapes against the torch module), at least one.
     examples: tuple[Mapping[str, Any], ...] = ()
     #: Settings of :class:`latcomp.train.TrainConfig` that differ from its MNIST defaults.

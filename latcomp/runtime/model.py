@@ -18,7 +18,15 @@ from latcomp.container import MODEL_ID_BYTES, Header
 from latcomp.errors import ModelMismatchError
 from latcomp.families import Family, FamilyError, ModelShapeError, family
 from latcomp.latent_codecs import LatentCodec
-from latcomp.modelfile import DEFAULT_MODEL, WEIGHTS, ModelFileError, load_weights_numpy, read_config, shipped_models
+from latcomp.modelfile import (
+    DEFAULT_MODEL,
+    WEIGHTS,
+    ModelFileError,
+    load_weights_numpy,
+    read_config,
+    read_model_file,
+    shipped_models,
+)
 
 
 class Runtime(Protocol):
@@ -36,7 +44,8 @@ class LoadedModel:
     """A model ready for coding: its family's runtime, the latent codec and the model's identity."""
 
     directory: Path
-    #: SHA-256 (hex) of the weights file; its first 8 bytes are stored in every file.
+    #: SHA-256 (hex) of the weights file (and of the family's further files); its first 8 bytes are stored in
+    #: every file.
     digest: str
     family: Family
     net: Any
@@ -69,6 +78,25 @@ def build_numpy_model(architecture: str, weights: dict[str, Any], hparams: dict[
     return runtime(weights, hparams)
 
 
+def _stat(path: Path) -> tuple[int, ...]:
+    try:
+        st = path.stat()
+    except OSError:
+        return ()
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _identity(directory: Path, weights_digest: str, files: tuple[str, ...]) -> str:
+    """The model's SHA-256: the weights file's, or for a family with further files (``Family.files``) the
+    SHA-256 of the weights' digest and each file's, so that a changed vocabulary is another model."""
+    if not files:
+        return weights_digest
+    identity = hashlib.sha256(bytes.fromhex(weights_digest))
+    for name in files:
+        identity.update(hashlib.sha256(read_model_file(directory, name)).digest())
+    return identity.hexdigest()
+
+
 def load_model(model: ModelLike = DEFAULT_MODEL) -> LoadedModel:
     """Load a model directory for coding, without torch (cached while the files are unchanged).
 
@@ -84,10 +112,12 @@ def load_model(model: ModelLike = DEFAULT_MODEL) -> LoadedModel:
         st = path.stat()
     except OSError:
         raise ModelFileError(f"{path}: model weights are missing") from None
-    key = (str(directory.resolve()), st.st_ino, st.st_mtime_ns, st.st_size, repr(config))
+    key = (str(directory.resolve()), st.st_ino, st.st_mtime_ns, st.st_size, repr(config),
+           tuple(_stat(directory / name) for name in family(config["architecture"]).files))
     if key in _CACHE:
         return _CACHE[key]
     weights, digest = load_weights_numpy(directory)
+    digest = _identity(directory, digest, family(config["architecture"]).files)
     try:
         net = build_numpy_model(config.get("architecture"), weights, config.get("hparams") or {})
     except (ModelShapeError, KeyError, ValueError) as exc:
