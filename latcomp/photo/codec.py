@@ -122,7 +122,8 @@ def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT
         rows.append(m.net.encode_pixels(padded(im)))
         if progress:
             progress("encode", i + 1, len(photos))
-    y = np.concatenate(rows)
+    y = rows[0] if len(rows) == 1 else np.concatenate(rows)
+    del rows  # the latents are y's now: no second copy for the rest of the call
     u = m.latent.seeded_dither(seed, len(y))
     k = m.latent.quantize(y, u)
     coder = coding.new_coder()
