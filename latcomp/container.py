@@ -5,16 +5,17 @@ Layout (little-endian; varints are unsigned LEB128 in their shortest form)::
     offset  size  field
     0       4     magic  b"LATC"
     4       1     format version (1: rectangular lattice; 2: lattice spec below, stored pixels;
-                  3: photos of any size, per-image sizes below)
+                  3: photos of any size, per-image sizes below; 4: a modality's own fields below)
     5       1     flags: bit 0 lossless; bits 1-2 array layout; bit 3 stored pixels (v2 only); bits 4-7 zero
     6       8     model id: the first 8 bytes of SHA-256 of the model's weights file
     14      8     dither seed (u64)
     22      4     CRC32 of the payload bytes
     26      4     CRC32 of the decoded content (lattice coordinates, then packed pixels)
     30      var   count N, height H, width W, channels C, payload length P (bytes)
-                  [v3: count N, channels C, payload length P]
-    [v2, v3] var  length L of the lattice spec, then L ASCII bytes (e.g. b"e8*2")
+                  [v3: count N, channels C, payload length P; v4: count N, payload length P]
+    [v2-v4] var   length L of the lattice spec, then L ASCII bytes (e.g. b"e8*2")
     [v3]    var   height H_i and width W_i of each of the N images
+    [v4]    var   length E ≥ 1 of the modality's fields, then E bytes (their layout is the modality's)
     …       4     CRC32 of all header bytes before it
     …       P     payload: the ANS stream, u32 words little-endian, trailing zero bytes dropped;
                   with stored pixels: first the raw pixels (numpy.packbits), then the ANS stream
@@ -43,9 +44,14 @@ from .errors import FormatError
 MAGIC = b"LATC"
 #: Version 1: the rectangular lattice (sequential code with one level). Version 2 adds the
 #: lattice spec: a reader must decode the coordinates level by level (docs/format.md).
-VERSIONS = (1, 2, 3)
+VERSIONS = (1, 2, 3, 4)
 #: Version 3 (photos): images of any size, each with its own height and width.
 PHOTO_VERSION = 3
+#: Version 4: a count, a lattice spec and the fields of a modality whose items are not images of a fixed
+#: or recorded size (text: lines); the container checks their length and CRC, the modality their meaning.
+FIELDS_VERSION = 4
+#: Most bytes of a version-4 header's modality fields.
+MAX_FIELDS_BYTES = 1 << 16
 #: Longest lattice spec a header may carry, and its alphabet.
 MAX_SPEC_BYTES = 64
 _SPEC_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789*+")
@@ -91,11 +97,16 @@ class Header:
     stored: bool = False
     #: Version 3 (photos): (height, width) of every image; ``image_shape`` is then (0, 0, C).
     sizes: tuple[tuple[int, int], ...] = ()
+    #: Version 4: the modality's own header fields (1 to :data:`MAX_FIELDS_BYTES` bytes); ``image_shape`` is then
+    #: (0, 0, 0). None: versions 1 to 3.
+    fields: bytes | None = None
     #: Length of the header in bytes (set by :func:`unpack`/:func:`pack`).
     header_bytes: int = 0
 
     @property
     def version(self) -> int:
+        if self.fields is not None:
+            return FIELDS_VERSION
         return PHOTO_VERSION if self.sizes else 2 if self.lattice else 1
 
     @property
@@ -115,8 +126,8 @@ class Header:
 
     @property
     def image_pixels(self) -> int:
-        """N·H·W (version 3: Σ H_i·W_i): the pixels of the images, the denominator of bits per pixel."""
-        return self.pixel_count // self.channels
+        """N·H·W (version 3: Σ H_i·W_i): the pixels of the images, the denominator of bits per pixel (version 4: 0)."""
+        return self.pixel_count // self.channels if self.channels else 0
 
     @property
     def stored_bytes(self) -> int:
@@ -160,7 +171,9 @@ def _check_fields(h: Header) -> None:
         raise FormatError("seed out of range")
     if not 1 <= h.count <= MAX_COUNT:
         raise FormatError(f"image count {h.count} out of range (1..{MAX_COUNT})")
-    if h.sizes:
+    if h.fields is not None:
+        _check_modality_fields(h)
+    elif h.sizes:
         _check_photo_fields(h)
     else:
         height, width, channels = h.image_shape
@@ -190,8 +203,18 @@ def _check_photo_fields(h: Header) -> None:
         raise FormatError("corrupt header (a photo file is lossy, has a lattice spec and no flat layout)")
 
 
+def _check_modality_fields(h: Header) -> None:
+    """Version 4: 1 to MAX_FIELDS_BYTES bytes of fields, image shape (0, 0, 0), no sizes or stored pixels, a lattice."""
+    if not 1 <= len(h.fields) <= MAX_FIELDS_BYTES or h.image_shape != (0, 0, 0) or h.sizes or h.stored \
+            or not h.lattice:
+        raise FormatError("corrupt header (a version-4 file has 1 to 65536 bytes of fields, a lattice spec, and no "
+                          "image shape, sizes or stored pixels)")
+
+
 def _header_fields(h: Header) -> tuple[int, ...]:
     """The varints after the fixed part (before the lattice spec)."""
+    if h.fields is not None:
+        return h.count, h.payload_bytes
     if h.sizes:
         return h.count, h.channels, h.payload_bytes
     return (h.count, *h.image_shape, h.payload_bytes)
@@ -209,6 +232,8 @@ def pack(header: Header, payload: bytes) -> bytes:
     if header.lattice:
         head += _varint(len(header.lattice)) + header.lattice.encode("ascii")
     head += b"".join(_varint(v) for size in header.sizes for v in size)
+    if header.fields is not None:
+        head += _varint(len(header.fields)) + header.fields
     head += struct.pack("<I", zlib.crc32(head))
     return head + payload
 
@@ -232,14 +257,13 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
                           f"{', '.join(map(str, VERSIONS))}; the file is corrupt or from another latcomp version)")
     pos = FIXED_BYTES
     values = []
-    names = ("count", "channels", "payload length") if version == PHOTO_VERSION else \
-        ("count", "height", "width", "channels", "payload length")
+    names = {PHOTO_VERSION: ("count", "channels", "payload length"), FIELDS_VERSION: ("count", "payload length")}.get(
+        version, ("count", "height", "width", "channels", "payload length"))
     for name in names:
         value, pos = _read_varint(data, pos, name)
         values.append(value)
-    if version == PHOTO_VERSION:
-        values[1:1] = [0, 0]
-    lattice, sizes = "", ()
+    values[1:1] = {PHOTO_VERSION: [0, 0], FIELDS_VERSION: [0, 0, 0]}.get(version, [])
+    lattice, sizes, fields = "", (), None
     if version >= 2:
         length, pos = _read_varint(data, pos, "lattice spec length")
         if not 1 <= length <= MAX_SPEC_BYTES or len(data) < pos + length:
@@ -251,6 +275,8 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         lattice = raw.decode("ascii")
     if version == PHOTO_VERSION:
         sizes, pos = _read_sizes(data, pos, values[0])
+    if version == FIELDS_VERSION:
+        fields, pos = _read_fields(data, pos)
     if len(data) < pos + 4:
         raise FormatError("truncated header")
     (stored_crc,) = struct.unpack_from("<I", data, pos)
@@ -264,7 +290,8 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
                     layout=LAYOUTS[layout_index] if layout_index < len(LAYOUTS) else "?",
                     model_id=model_id, seed=seed, payload_crc=payload_crc, content_crc=content_crc,
                     count=count, image_shape=(height, width, channels), payload_bytes=payload_bytes,
-                    lattice=lattice, stored=bool(flags & FLAG_STORED), sizes=sizes, header_bytes=pos + 4)
+                    lattice=lattice, stored=bool(flags & FLAG_STORED), sizes=sizes, fields=fields,
+                    header_bytes=pos + 4)
     _check_fields(header)
     expected = header.header_bytes + payload_bytes
     if len(data) < expected:
@@ -287,6 +314,14 @@ def _read_sizes(data: bytes, pos: int, count: int) -> tuple[tuple[tuple[int, int
         width, pos = _read_varint(data, pos, "width")
         sizes.append((height, width))
     return tuple(sizes), pos
+
+
+def _read_fields(data: bytes, pos: int) -> tuple[bytes, int]:
+    """The modality fields of a version-4 header (their length bounded before they are sliced)."""
+    length, pos = _read_varint(data, pos, "fields length")
+    if not 1 <= length <= MAX_FIELDS_BYTES or len(data) < pos + length:
+        raise FormatError("corrupt header (bad fields length)")
+    return data[pos:pos + length], pos + length
 
 
 def words_to_payload(words: np.ndarray) -> bytes:

@@ -9,12 +9,10 @@ and one line here (docs/architecture.md).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
-from latcomp.container import Header
+from latcomp.container import FIELDS_VERSION, Header
 from latcomp.errors import FormatError
 
 
@@ -25,19 +23,14 @@ class Modality:
     name: str
     #: Container versions (:data:`latcomp.container.VERSIONS`) of this modality's files.
     versions: tuple[int, ...]
-    #: The module of its ``compress`` and ``decompress`` (None: models without a file format yet).
-    codec: str | None
-
-    def codec_module(self) -> ModuleType:
-        if self.codec is None:
-            raise FormatError(f"{self.name} models have no file format yet")
-        return importlib.import_module(self.codec)
+    #: The module of its ``compress`` and ``decompress``.
+    codec: str
 
 
 MODALITIES: dict[str, Modality] = {
     "digits": Modality("digits", (1, 2), "latcomp.digits.codec"),
     "photo": Modality("photo", (3,), "latcomp.photo.codec"),
-    "text": Modality("text", (), None),
+    "text": Modality("text", (FIELDS_VERSION,), "latcomp.text.codec"),
 }
 
 

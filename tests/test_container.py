@@ -113,8 +113,9 @@ def test_wrong_magic_version_and_flags():
         unpack(b"\x89PNG\r\n\x1a\n" + bytes(100))
     with pytest.raises(FormatError, match="empty"):
         unpack(b"")
-    with pytest.raises(FormatError, match="version 4"):
-        unpack(_resealed(_fixed(version=4) + bytes([1, 28, 28, 1, 0])))
+    unknown = max(VERSIONS) + 1  # the first unsupported version
+    with pytest.raises(FormatError, match=f"version {unknown}"):
+        unpack(_resealed(_fixed(version=unknown) + bytes([1, 28, 28, 1, 0])))
     with pytest.raises(FormatError, match="flags"):
         unpack(_resealed(_fixed(flags=0x80) + bytes([1, 28, 28, 1, 0])))
     with pytest.raises(FormatError, match="layout"):
@@ -167,3 +168,43 @@ def test_content_crc_of_parts_and_unmaterialized_zeros():
         for cut in {0, n // 3, n}:
             assert content_crc(k, [pixels[:cut], pixels[cut:]], zeros) == content_crc(k, whole)
     assert content_crc(k) == zlib.crc32(k.astype("<i8").tobytes())
+
+
+def _fields_header(**changes) -> Header:
+    """A version-4 header: a count, a lattice spec and the modality's own fields."""
+    return header(**{"image_shape": (0, 0, 0), "lattice": "e8*3", "fields": b"\x05modality", "count": 3,
+                     "layout": "batch", **changes})
+
+
+def test_version_4_carries_the_modality_fields_under_the_header_crc():
+    for h in (_fields_header(), _fields_header(lossless=True, layout="single", count=1, fields=bytes(300))):
+        data = pack(h, b"\x07\x01")
+        assert data[4] == 4 == h.version
+        back, payload = unpack(data)
+        assert payload == b"\x07\x01" and back.fields == h.fields and back.lattice == "e8*3"
+        assert (back.count, back.lossless, back.layout) == (h.count, h.lossless, h.layout)
+        assert back.image_shape == (0, 0, 0) and back.sizes == () and back.image_pixels == 0
+        assert back.header_bytes == len(data) - 2
+        for i in range(4, back.header_bytes):  # every header byte, the fields' too, is checked
+            damaged = bytearray(data)
+            damaged[i] ^= 0x10
+            with pytest.raises(FormatError):
+                unpack(bytes(damaged))
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"fields": b""}, "1 to 65536 bytes of fields"), ({"fields": bytes(65537)}, "fields"),
+    ({"lattice": ""}, "lattice spec"), ({"image_shape": (28, 28, 1)}, "image shape"),
+    ({"sizes": ((2, 3),) * 3}, "sizes"), ({"stored": True, "lossless": True}, "stored"),
+])
+def test_version_4_headers_outside_the_format_are_refused(changes, match):
+    with pytest.raises(FormatError, match=match):
+        pack(_fields_header(**changes), b"\x01")
+
+
+def test_a_version_4_fields_length_beyond_the_file_is_refused_before_reading():
+    data = bytearray(pack(_fields_header(fields=b"abc"), b"\x01"))
+    at = data.index(b"abc") - 1  # the varint length of the fields
+    data[at] = 0x7F
+    with pytest.raises(FormatError, match="fields length"):
+        unpack(_resealed(bytes(data[:data.index(b"abc") + 3])) + b"\x01")
