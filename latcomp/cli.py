@@ -420,8 +420,11 @@ def decode(infile: str, out: str, model: Path | None, force: bool, quiet: bool) 
         except InputError as exc:
             raise InputError(f"{name}: {exc}") from None
         try:
-            decode_file = {"digits": _decode_digits, "photo": _decode_photos}[of_header(header).name]
-            decode_file(data, header, target, out, model, force, quiet)
+            modality = of_header(header).name
+            handlers = {"digits": _decode_digits, "photo": _decode_photos}
+            if modality not in handlers:
+                raise InputError(f"latcomp decode does not write {modality} files yet (use latcomp.{modality}.codec)")
+            handlers[modality](data, header, target, out, model, force, quiet)
         except CodecError as exc:
             raise type(exc)(f"{name}: {exc}") from None
     if not quiet:
@@ -492,16 +495,22 @@ def _decode_photos(data: bytes, header: Any, target: str, out: str, model: Path 
 @click.argument("infile", metavar="FILE", type=click.Path(allow_dash=True, path_type=str))
 def info(infile: str) -> None:
     """Print the header of a .lat container (after checking its checksums; needs no model)."""
+    from .modalities import of_header
+
     data, h = _read_container(infile)
     channels = h.channels
     rows = [("file", _source_name(infile)), ("format version", h.version), ("model id", h.model_id.hex()),
             ("lattice", h.lattice or "z (rectangular)"),
-            ("mode", "lossless, pixels stored raw" if h.stored else h.mode),
-            ("images", f"{h.count} (layout {h.layout})"),
-            ("image size", f"{_sizes(h)}, {channels} channel{'s' * (channels != 1)}"),
-            ("dither seed", h.seed),
-            ("size", f"{len(data)} bytes (header {h.header_bytes}, payload {h.payload_bytes})"),
-            ("bits per pixel", f"{8 * len(data) / h.image_pixels:.4f}")]
+            ("mode", "lossless, pixels stored raw" if h.stored else h.mode)]
+    if h.fields is None:
+        rows += [("images", f"{h.count} (layout {h.layout})"),
+                 ("image size", f"{_sizes(h)}, {channels} channel{'s' * (channels != 1)}")]
+    else:  # version 4: items of a modality of its own, not images
+        rows += [("modality", of_header(h).name), ("items", f"{h.count} (layout {h.layout})")]
+    rows += [("dither seed", h.seed),
+             ("size", f"{len(data)} bytes (header {h.header_bytes}, payload {h.payload_bytes})")]
+    if h.image_pixels:
+        rows.append(("bits per pixel", f"{8 * len(data) / h.image_pixels:.4f}"))
     for key, value in rows:
         click.echo(f"{key + ':':16}{value}")
 

@@ -208,3 +208,16 @@ def test_a_version_4_fields_length_beyond_the_file_is_refused_before_reading():
     data[at] = 0x7F
     with pytest.raises(FormatError, match="fields length"):
         unpack(_resealed(bytes(data[:data.index(b"abc") + 3])) + b"\x01")
+
+
+def test_the_cli_reads_a_version_4_header_and_refuses_to_decode_what_it_cannot_write(tmp_path, capsys):
+    from latcomp.cli import main
+
+    path = tmp_path / "t.lat"
+    path.write_bytes(pack(_fields_header(), b"\x01"))
+    main(["info", str(path)])
+    out = capsys.readouterr().out
+    assert "format version: 4" in out and "modality:       text" in out and "items:          3" in out
+    with pytest.raises(SystemExit):
+        main(["decode", str(path), "-o", str(tmp_path / "out") + "/"])
+    assert capsys.readouterr().err.strip().startswith("latcomp: error:")
