@@ -323,10 +323,16 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
             check_output(out, force)
             check_not_an_input(out, list_inputs(list(inputs), warn=lambda message: None))
         blobs = read_inputs(list(inputs), warn=_warn)
+        if model is None and any(source.endswith(".txt") for source, _ in blobs):
+            raise click.UsageError("text needs --model DIR (a text model; none is shipped yet)")
         if model is None:
             model = _model_of_inputs(blobs, quality)
         loaded = load_model(model or DEFAULT_MODEL)
-        if of_model(loaded).name == "digits":
+        if of_model(loaded).name == "text":
+            from .text.cli import encode_file
+
+            data = encode_file(blobs, loaded, lossless, seed)
+        elif of_model(loaded).name == "digits":
             data = _encode_digits(list(inputs), blobs, loaded, lossless, resize, threshold, seed, quiet)
         else:
             data = _encode_photos(blobs, loaded, lossless, resize, threshold, seed, quiet)
@@ -336,10 +342,11 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
             atomic_write_bytes(out, data, overwrite=force)
     if not quiet:
         header = read_header(data)
-        click.echo(f"{'standard output' if out == '-' else out}: {header.count} image{'s' * (header.count != 1)}, "
+        items = f"{header.count} {'image' if header.image_pixels else 'line'}{'s' * (header.count != 1)}"
+        rate = f", {8 * len(data) / header.image_pixels:.4f} bits/pixel" if header.image_pixels else ""
+        click.echo(f"{'standard output' if out == '-' else out}: {items}, "
                    f"{header.mode}{' (pixels stored raw)' * header.stored}, {len(data)} bytes "
-                   f"(header {header.header_bytes}, payload {header.payload_bytes}), "
-                   f"{8 * len(data) / header.image_pixels:.4f} bits/pixel", err=True)
+                   f"(header {header.header_bytes}, payload {header.payload_bytes}){rate}", err=True)
 
 
 def _model_of_inputs(blobs: list[tuple[str, bytes]], quality: int) -> Path:
@@ -416,19 +423,21 @@ def decode(infile: str, out: str, model: Path | None, force: bool, quiet: bool) 
             check_not_an_input(out, [infile])
         data, header = _read_container(infile)
         try:
-            target = output_kind(out, header.count, of_header(header).name)
+            modality = of_header(header).name
+            target = "text" if modality == "text" else output_kind(out, header.count, modality)
         except InputError as exc:
             raise InputError(f"{name}: {exc}") from None
         try:
             modality = of_header(header).name
-            handlers = {"digits": _decode_digits, "photo": _decode_photos}
+            handlers = {"digits": _decode_digits, "photo": _decode_photos, "text": _decode_text}
             if modality not in handlers:
                 raise InputError(f"latcomp decode does not write {modality} files yet (use latcomp.{modality}.codec)")
             handlers[modality](data, header, target, out, model, force, quiet)
         except CodecError as exc:
             raise type(exc)(f"{name}: {exc}") from None
     if not quiet:
-        click.echo(f"{'standard output' if out == '-' else out}: {header.count} image{'s' * (header.count != 1)} "
+        kind = "line" if of_header(header).name == "text" else "image"
+        click.echo(f"{'standard output' if out == '-' else out}: {header.count} {kind}{'s' * (header.count != 1)} "
                    f"({header.mode}) from {name}", err=True)
 
 
@@ -466,6 +475,14 @@ def _decode_digits(data: bytes, header: Any, target: str, out: str, model: Path 
         write_png(out if target == "stdout" else path, pixels[0], force=force)
     else:
         write_png_dir(path, pixels, force=force)
+
+
+def _decode_text(data: bytes, header: Any, target: str, out: str, model: Path | None, force: bool,
+                 quiet: bool) -> None:
+    """Text (format version 4): the text, with the text model given by --model."""
+    from .text.cli import decode_file
+
+    decode_file(data, out, model, force)
 
 
 def _decode_photos(data: bytes, header: Any, target: str, out: str, model: Path | None, force: bool,

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from test_text_codec import model_dir, trained  # noqa: F401 (fixtures)
 from test_text_training import SENTENCES, tiny_config
 
 import latcomp.text.training as training
@@ -54,3 +55,39 @@ def test_bad_text_settings_and_missing_data_are_one_error_line(tmp_path, args, m
                          capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode != 0 and run.stderr.startswith("latcomp: error: ") and message in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+
+
+def latcomp(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "latcomp", *map(str, args)], capture_output=True, timeout=300,
+                          input=stdin)
+
+
+@pytest.mark.parametrize("lossless", [True, False])
+def test_cli_encode_decode_of_a_text_file(model_dir, tmp_path, lossless):
+    text = ("\n".join(SENTENCES[1][:4]) + "\r\n  Ünïcode — tabs\there\n\nno final newline").encode("utf-8")
+    (tmp_path / "in.txt").write_bytes(text)
+    mode = ["--lossless"] if lossless else []
+    enc = latcomp("encode", tmp_path / "in.txt", "-o", tmp_path / "t.lat", "--model", model_dir, "--seed", "3", *mode)
+    assert enc.returncode == 0 and b"7 lines" in enc.stderr, enc.stderr
+    info = latcomp("info", tmp_path / "t.lat")
+    assert info.returncode == 0 and b"modality:       text" in info.stdout, info.stdout
+    dec = latcomp("decode", tmp_path / "t.lat", "-o", tmp_path / "out.txt", "--model", model_dir)
+    assert dec.returncode == 0, dec.stderr
+    out = (tmp_path / "out.txt").read_bytes()
+    assert out == text if lossless else out.count(b"\n") == 6
+    stdout = latcomp("decode", tmp_path / "t.lat", "-o", "-", "--model", model_dir)
+    assert stdout.returncode == 0 and stdout.stdout == out
+
+
+def test_cli_text_errors_are_one_line(model_dir, tmp_path):
+    (tmp_path / "in.txt").write_bytes(b"caf\xe9 is latin-1\n")
+    for args, message in [(["encode", tmp_path / "in.txt", "-o", tmp_path / "a.lat"], b"--model"),
+                          (["encode", tmp_path / "in.txt", "-o", tmp_path / "a.lat", "--model", model_dir],
+                           b"not UTF-8 text")]:
+        run = latcomp(*args)
+        assert run.returncode != 0 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1, \
+            run.stderr
+    (tmp_path / "ok.txt").write_text("The cat saw a fish.\n")
+    assert latcomp("encode", tmp_path / "ok.txt", "-o", tmp_path / "b.lat", "--model", model_dir).returncode == 0
+    run = latcomp("decode", tmp_path / "b.lat", "-o", tmp_path / "b.txt")
+    assert run.returncode != 0 and b"--model" in run.stderr and not (tmp_path / "b.txt").exists()

@@ -148,3 +148,51 @@ def test_corrupt_payloads_fail_with_one_error_instead_of_looping(trained):
                 dataclasses.replace(payload, words=payload.words[len(payload.words) // 2:])):
         with pytest.raises(FormatError):
             decode_text(numpy_model, vocab, bad)
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained, tmp_path_factory):
+    """The tiny model saved as a model directory (weights, config, vocabulary)."""
+    from latcomp.modelfile import save_model
+
+    model, vocab, _, _ = trained
+    directory = tmp_path_factory.mktemp("text-model")
+    save_model(model, directory)
+    vocab.save(directory)
+    return directory
+
+
+@pytest.mark.parametrize("lossless", [True, False])
+def test_text_files_round_trip_through_the_container(model_dir, lossless):
+    from latcomp.container import unpack
+    from latcomp.text.codec import compress, decompress
+
+    text = "\n".join(SENTENCES[1][:6]) + "\r\nÜnïcode\ttabs  \n"
+    data = compress(text, model_dir, lossless=lossless, seed=9)
+    assert data == compress(text, model_dir, lossless=lossless, seed=9)
+    header, _ = unpack(data)
+    assert header.version == 4 and header.count == 7 and header.lossless == lossless
+    out = decompress(data, model_dir)
+    if lossless:
+        assert out == text
+    else:
+        assert len(out.split("\n")) == 8 and out.endswith("\n") and out == decompress(data, model_dir)
+
+
+def test_text_files_refuse_corruption_and_other_vocabularies(model_dir, tmp_path):
+    import shutil
+
+    from latcomp.errors import ModelMismatchError
+    from latcomp.text.codec import compress, decompress
+
+    data = bytearray(compress("The cat saw a fish.\n", model_dir, lossless=True, seed=1))
+    data[-3] ^= 0x10
+    with pytest.raises(FormatError):
+        decompress(bytes(data), model_dir)
+    other = tmp_path / "other"
+    shutil.copytree(model_dir, other)
+    words = list(Vocabulary.load(other).words)
+    words[4], words[5] = words[5], words[4]
+    Vocabulary(words).save(other)                         # the same weights, another vocabulary: another model
+    with pytest.raises(ModelMismatchError):
+        decompress(compress("The cat saw a fish.\n", model_dir, seed=1), other)

@@ -47,13 +47,14 @@ FAMILIES = (
     Family("text-lattice", "text", (*_NETWORK, HParam("lattice", "lattice")),
            lambda hp: {**_network(hp), **lattice_latent(hp["lattice"], hp["latent"])},
            "latcomp.text.model:LatticeTextAE", runtime="latcomp.text.network:NumpyTextModel",
+           files=("vocabulary.json",),
            examples=tuple({**e, "lattice": lat} for e, lat in zip(_EXAMPLES, ("leech", "e8"), strict=True)),
            description="the paper's sentence autoencoder (Appendix A.2.1: bidirectional GRU encoder, GRU decoder "
                        "without attention) with its representation on the dithered lattice `{lattice}`: learned block "
                        "scales, Laplace prior, the Theorem 1 rate (the real code length of the point).",
            colour="tab:blue"),
     Family("text-gaussian", "text", _NETWORK, lambda hp: {**_network(hp), "log_sigma": (hp["latent"],)},
-           "latcomp.text.model:GaussianTextAE", examples=_EXAMPLES,
+           "latcomp.text.model:GaussianTextAE", examples=_EXAMPLES, files=("vocabulary.json",),
            description="the paper's sentence autoencoder with Gaussian dithering (learned diagonal σ, rate "
                        "KL to N(0, I)): the stand-in for a good high-dimensional lattice (Appendix A.2.1).",
            colour="tab:orange"),

@@ -96,3 +96,39 @@ def train_command(ctx: click.Context, out: Path, resume: bool, force: bool, opti
         raise click.ClickException(str(exc)) from None
     click.echo(f"done: {state.epoch * cfg.eval_every} steps, best valid {state.best_valid:.3f} bits/word at step "
                f"{state.best_epoch * cfg.eval_every}; model in {out}")
+
+
+# ----------------------------------------------------------------------------- encode / decode (no torch)
+
+
+def encode_file(blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, seed: int | None) -> bytes:
+    """``latcomp encode`` with a text model: one UTF-8 text file (any text) → a container."""
+    from latcomp.errors import InputError
+    from latcomp.text.codec import compress
+
+    if len(blobs) != 1:
+        raise InputError(f"a text model encodes one text file at a time, got {len(blobs)} inputs")
+    source, data = blobs[0]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{source} is not UTF-8 text (byte {exc.start})") from None
+    return compress(text, loaded, lossless=lossless, seed=seed)
+
+
+def decode_file(data: bytes, out: str, model: Path | None, force: bool) -> None:
+    """``latcomp decode`` of a text file: the text (lossless: the input byte for byte) to ``out`` or stdout."""
+    from latcomp.errors import ModelMismatchError
+    from latcomp.fileio import atomic_write_bytes, check_output, write_stdout
+    from latcomp.text.codec import decompress
+
+    if model is None:
+        raise ModelMismatchError("a text file decodes with its text model: pass --model DIR (no text model is "
+                                 "shipped)")
+    if out != "-":
+        check_output(out, force)
+    text = decompress(data, model).encode("utf-8")
+    if out == "-":
+        write_stdout(text)
+    else:
+        atomic_write_bytes(out, text, overwrite=force)

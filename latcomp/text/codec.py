@@ -23,17 +23,23 @@ joined by the usual gaps.
 from __future__ import annotations
 
 import itertools
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import constriction
 import numpy as np
 
-from latcomp.errors import FormatError
+from latcomp.container import FIELDS_VERSION, MAX_COUNT, Header, content_crc, pack, unpack, words_to_payload
+from latcomp.errors import FormatError, LimitError, ModelMismatchError
+from latcomp.modelfile import ModelFileError
+from latcomp.runtime import coding
 from latcomp.runtime.coding import pop_coordinates, push_coordinates
+from latcomp.runtime.model import LoadedModel, ModelLike, check_model, load_model
 from latcomp.text.network import NumpyTextModel, frequencies
 from latcomp.text.tokenizer import LOWER, VERBATIM, Line, join_lines, lex, split_lines
-from latcomp.text.vocabulary import BOS, EOS, UNK, Vocabulary
+from latcomp.text.vocabulary import BOS, EOS, UNK, Vocabulary, VocabularyError
 
 #: Characters of canonical tokens (the alphabet of unknown tokens' spellings, marks included), then the end symbol.
 CHARS = "abcdefghijklmnopqrstuvwxyz0123456789'.,;:!?"
@@ -60,6 +66,8 @@ class TextPayload:
     #: UTF-8 bytes of the text (lossless; bounds what decoding may produce).
     size: int
     words: np.ndarray
+    #: The lattice coordinates of the lines (what the lossy content CRC covers).
+    coordinates: np.ndarray
 
 
 class Adaptive:
@@ -282,27 +290,33 @@ def encode_text(model: NumpyTextModel, vocab: Vocabulary, text: str, seed: int,
         rec.push(coder)
     push_coordinates(coder, model.latent, k, u)
     return TextPayload(seed, len(lines), final, lossless, len(text.encode("utf-8")) if lossless else 0,
-                       coder.get_compressed())
+                       coder.get_compressed(), k)
 
 
 def decode_text(model: NumpyTextModel, vocab: Vocabulary, payload: TextPayload) -> str:
     """The text of a payload: exactly the input (lossless) or the decoder's sentences (lossy)."""
-    coder = constriction.stream.stack.AnsCoder(payload.words)
+    return decode_coder(model, vocab, payload, constriction.stream.stack.AnsCoder(payload.words))[0]
+
+
+def decode_coder(model: NumpyTextModel, vocab: Vocabulary, payload: TextPayload,
+                 coder: constriction.stream.stack.AnsCoder) -> tuple[str, np.ndarray]:
+    """(the text, the lattice coordinates) of a payload whose stream is ``coder`` (its ``words`` are not read)."""
     u = model.latent.seeded_dither(payload.seed, payload.lines)
-    w = model.latent.reconstruct(pop_coordinates(coder, model.latent, u), u)
+    k = pop_coordinates(coder, model.latent, u)
+    w = model.latent.reconstruct(k, u)
     if not payload.lossless:
         rows = []
         for tokens in greedy_tokens(model, w):
             words = [vocab.words[t] for t in tokens[:np.argmax(tokens == EOS)] if t != UNK]
             rows.append(render_lossy(words))
-        return join_lines(rows, payload.final_newline)
+        return join_lines(rows, payload.final_newline), k
     reader, side = Reader(coder, symbol_bound(payload.size, payload.lines)), SideModels()
     rows = [code_side(reader.code, side, vocab, code_tokens(reader.code, model, w[n]), None).text()
             for n in range(payload.lines)]
     text = join_lines(rows, payload.final_newline)
     if len(text.encode("utf-8")) != payload.size:
         raise FormatError("corrupt payload (the decoded text does not have the size the file records)")
-    return text
+    return text, k
 
 
 def code_side(code: Code, side: SideModels, vocab: Vocabulary, ids: list[int], line: Line | None) -> Line:
@@ -314,3 +328,63 @@ def code_side(code: Code, side: SideModels, vocab: Vocabulary, ids: list[int], l
                       if i == UNK else vocab.words[i])
     cases, verbatim = code_case(code, side, line, tokens)
     return Line(tuple(tokens), tuple(cases), tuple(verbatim), tuple(code_gaps(code, side, line, tokens)))
+
+
+# ----------------------------------------------------------------------------- files (container version 4)
+
+#: The text's own header fields (container version 4): flags (bit 0: a final newline), the text's UTF-8 bytes.
+FIELDS = struct.Struct("<BQ")
+#: Most UTF-8 bytes of a text a file may hold (it is held in memory, with its tokens).
+MAX_TEXT_BYTES = 1 << 30
+
+
+def text_model(model: ModelLike) -> tuple[LoadedModel, Vocabulary]:
+    """A loaded text model and its vocabulary (ModelMismatchError for a model of another modality)."""
+    m = load_model(model)
+    if m.modality != "text":
+        raise ModelMismatchError(f"{m.directory} is a {m.family.name} model, not a text model")
+    try:
+        return m, Vocabulary.load(m.directory)
+    except (VocabularyError, OSError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{m.directory}: vocabulary: {exc}") from None
+
+
+def compress(text: str, model: ModelLike, lossless: bool = False, seed: int | None = None) -> bytes:
+    """Compress ``text`` (any string) into one container: the lattice points of its lines, and with
+    ``lossless`` the text itself (module docstring). Equal inputs and seeds give equal bytes."""
+    m, vocab = text_model(model)
+    size = len(text.encode("utf-8"))
+    if size > MAX_TEXT_BYTES or len(split_lines(text)[0]) > MAX_COUNT:
+        raise LimitError(f"a text file holds at most {MAX_TEXT_BYTES} bytes in {MAX_COUNT} lines")
+    payload = encode_text(m.net, vocab, text, coding.file_seed(seed), lossless)
+    crc = zlib.crc32(text.encode("utf-8")) if lossless else content_crc(payload.coordinates)
+    header = Header(lossless=lossless, layout="batch", model_id=m.model_id, seed=payload.seed, payload_crc=0,
+                    content_crc=crc, count=payload.lines, image_shape=(0, 0, 0), payload_bytes=0,
+                    lattice=m.latent.lattice.spec,
+                    fields=FIELDS.pack(int(payload.final_newline), payload.size))
+    return pack(header, words_to_payload(payload.words))
+
+
+def decompress(data: bytes, model: ModelLike) -> str:
+    """The text of a container of :func:`compress`: the input exactly (lossless) or the decoder's sentences.
+
+    FormatError for malformed or corrupt data, ModelMismatchError for a file of another model.
+    """
+    header, body = unpack(data)
+    if header.version != FIELDS_VERSION or header.fields is None or len(header.fields) != FIELDS.size:
+        raise ModelMismatchError("not a text file")
+    m, vocab = text_model(model)
+    check_model(header, m)
+    flags, size = FIELDS.unpack(header.fields)
+    if flags > 1 or size > MAX_TEXT_BYTES or (not header.lossless and size):
+        raise FormatError("corrupt header (text fields)")
+    coding.check_payload_claim("lattice points", header.count, m.latent.min_bits_per_item(), len(body))
+    payload = TextPayload(header.seed, header.count, bool(flags), header.lossless, size, np.empty(0, np.uint32),
+                          np.empty(0))
+    with coding.entropy_decoding(body) as coder:
+        text, k = decode_coder(m.net, vocab, payload, coder)
+        if not header.lossless and not coder.is_empty():
+            raise FormatError("corrupt payload (data after the lattice coordinates)")
+    coding.require_content((zlib.crc32(text.encode("utf-8")) if header.lossless else content_crc(k))
+                           == header.content_crc)
+    return text
