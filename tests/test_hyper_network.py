@@ -20,9 +20,11 @@ from latcomp.photo.hyper_network import ACT_BITS, FRACTION_BITS, ExactHyperSynth
 def _weights(n: int, m: int, seed: int) -> dict[str, np.ndarray]:
     """h_s weights of trained-like magnitudes (float32, torch layouts) whose indices spread over the table."""
     rng = np.random.default_rng(seed)
-    w = {"hyper_synthesis.0.weight": rng.normal(0, 0.3, (n, n, 5, 5)), "hyper_synthesis.0.bias": rng.normal(0.1, 0.1, n),
-         "hyper_synthesis.2.weight": rng.normal(0, 0.1, (n, n, 5, 5)), "hyper_synthesis.2.bias": rng.normal(0.1, 0.1, n),
-         "hyper_synthesis.4.weight": rng.normal(0, 2.0, (m, n, 3, 3)), "hyper_synthesis.4.bias": rng.normal(40, 5, m)}
+    layers = {0: ((n, n, 5, 5), 0.3, 0.1, 0.1), 2: ((n, n, 5, 5), 0.1, 0.1, 0.1), 4: ((m, n, 3, 3), 2.0, 40.0, 5.0)}
+    w = {}
+    for i, (shape, spread, centre, bias_spread) in layers.items():
+        w[f"hyper_synthesis.{i}.weight"] = rng.normal(0, spread, shape)
+        w[f"hyper_synthesis.{i}.bias"] = rng.normal(centre, bias_spread, shape[0] if i == 4 else n)
     return {k: v.astype(np.float32) for k, v in w.items()}
 
 
