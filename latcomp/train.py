@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from latcomp.families import family
+from latcomp.families import family, load_object
 from latcomp.nn.registry import MODELS, build_model
 
 from .data import dynamic_mnist_images, load_dataset
@@ -516,7 +516,7 @@ def initial_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
                             f"({', '.join(differs) or 'architecture'}); fine-tuning needs the same network")
     if spec.fine_tune is not None:
         try:
-            return spec.fine_tune(source, hparams).state_dict()
+            return load_object(spec.fine_tune)(source, hparams).state_dict()
         except ValueError as exc:
             raise TrainingError(f"--init {cfg.init}: {exc}") from None
     if config["hparams"].get("lattice", "z") != hparams.get("lattice", "z"):

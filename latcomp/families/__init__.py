@@ -87,10 +87,10 @@ class Family:
     examples: tuple[Mapping[str, Any], ...] = ()
     #: Settings of :class:`latcomp.train.TrainConfig` that differ from its MNIST defaults.
     training: Mapping[str, Any] = field(default_factory=dict)
-    #: The start of a fine-tuning run (``latcomp train --init``): ``fine_tune(source, hparams)`` → the torch module
-    #: to train, from the loaded ``source`` model (ValueError if it cannot start one); None: the source's weights
-    #: as they are (same hyper-parameters but λ).
-    fine_tune: Callable[[Any, Mapping[str, Any]], Any] | None = None
+    #: The start of a fine-tuning run (``latcomp train --init``): ``"module:function"``, ``function(source, hparams)``
+    #: → the torch module to train, from the loaded ``source`` model (ValueError if it cannot start one); None: the
+    #: source's weights as they are (same hyper-parameters but λ).
+    fine_tune: str | None = None
     #: Families a fine-tuning run of this one may start from besides itself.
     init_from: tuple[str, ...] = ()
     #: Importance-sampling log-weight functions by proposal ("" the default; none: no continuous latent).

@@ -16,14 +16,6 @@ def photo_transforms(hp: Mapping[str, Any]) -> Shapes:
             **strided_stack("synthesis", [latent, n, n, n, 3], transposed=True)}
 
 
-def _relattice(source: Any, hp: Mapping[str, Any]) -> Any:
-    """Fine-tuning may change λ and the lattice: the channels are regrouped by activity
-    (:func:`latcomp.nn.photo.relattice`)."""
-    from latcomp.nn.photo import relattice
-
-    return relattice(source, hp["lattice"], lam=hp["lam"])
-
-
 #: Settings of a photo run where they differ from :class:`latcomp.train.TrainConfig`'s MNIST ones.
 PHOTO_TRAINING: dict[str, Any] = dict(dataset="image-folder", latent=128, lam=0.013, batch_size=8, lr=3e-4, clip=1.0,
                                       patience=20)
@@ -38,7 +30,7 @@ FAMILIES = (
            "latcomp.nn.photo:PhotoFactorized", runtime="latcomp.photo.network:NumpyPhotoFactorized",
            examples=({"channels": 4, "latent": 16, "lam": 0.01, "lattice": "e8"},
                      {"channels": 3, "latent": 5, "lam": 0.5, "lattice": "z"}),
-           training=PHOTO_TRAINING, fine_tune=_relattice,
+           training=PHOTO_TRAINING, fine_tune="latcomp.nn.photo:fine_tune_start",
            description="Ballé et al.'s factorized-prior transforms (four 5×5 stride-2 convolutions with GDN, "
                        "mirrored with IGDN) around the paper's dithered lattice latent on `{lattice}` per latent "
                        "position, a Laplace prior with one learned scale per channel, trained by dithered SGD on "

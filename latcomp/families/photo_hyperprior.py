@@ -31,21 +31,12 @@ def _tensors(hp: Mapping[str, Any]) -> Shapes:
             CODEC_PREFIX + "hyper.delta": (n,), CODEC_PREFIX + "hyper.b": (n,)}
 
 
-def _warm_start(source: Any, hp: Mapping[str, Any]) -> Any:
-    """A new model started from ``source`` (:func:`latcomp.nn.hyperprior.warm_start`)."""
-    from latcomp.nn.hyperprior import PhotoHyperprior, warm_start
-
-    model = PhotoHyperprior(**hp)
-    warm_start(model, source)
-    return model
-
-
 FAMILIES = (
     Family("photo-hyperprior", "photo", PHOTO_HPARAMS, _tensors, "latcomp.nn.hyperprior:PhotoHyperprior",
            examples=({"channels": 4, "latent": 16, "lam": 0.01, "lattice": "e8"},
                      {"channels": 3, "latent": 5, "lam": 0.5, "lattice": "z"}),
            runtime="latcomp.photo.hyper_codec:NumpyPhotoHyperprior", codec="latcomp.photo.hyper_codec",
-           training=PHOTO_TRAINING, fine_tune=_warm_start, init_from=("photo-factorized",),
+           training=PHOTO_TRAINING, fine_tune="latcomp.nn.hyperprior:fine_tune_start", init_from=("photo-factorized",),
            description="Ballé et al.'s scale-hyperprior transforms around the paper's dithered lattice latent on "
                        "`{lattice}`: the Laplace scale of every latent position and channel comes from a "
                        "hyper-latent on the rectangular lattice (docs/photos.md).",

@@ -178,6 +178,14 @@ class PhotoHyperprior(nn.Module):
                 "hyper.b": self.hyper_log_b.exp().float()}
 
 
+def fine_tune_start(source: nn.Module, hparams: dict[str, Any]) -> PhotoHyperprior:
+    """The start of ``latcomp train --init`` (:attr:`latcomp.families.Family.fine_tune`): a new model of
+    ``hparams`` warm-started from ``source`` (:func:`warm_start`)."""
+    model = PhotoHyperprior(**hparams)
+    warm_start(model, source)
+    return model
+
+
 @torch.no_grad()
 def warm_start(model: PhotoHyperprior, source: nn.Module) -> None:
     """Start ``model`` from the weights of ``source`` (the start of ``latcomp train --init``).

@@ -146,6 +146,12 @@ def relattice(source: PhotoFactorized, lattice: str, lam: float | None = None) -
     return model
 
 
+def fine_tune_start(source: PhotoFactorized, hparams: dict[str, Any]) -> PhotoFactorized:
+    """The start of ``latcomp train --init`` (:attr:`latcomp.families.Family.fine_tune`): ``source`` on the run's
+    lattice and λ, its channels regrouped by activity (:func:`relattice`)."""
+    return relattice(source, hparams["lattice"], lam=hparams["lam"])
+
+
 def rate_step_factor(lam_from: float, lam_to: float) -> float:
     """(λ_from/λ_to)^{1/2}: how the λ-optimal lattice scale of fixed transforms moves at high rate."""
     return math.sqrt(lam_from / lam_to)
