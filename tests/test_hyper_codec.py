@@ -9,10 +9,10 @@ from hyper_fixtures import lively_model
 
 from latcomp.entropy.conditional_code import LaplaceRows
 from latcomp.errors import CodecError, ModelMismatchError
+from latcomp.families.photo import latent_size
 from latcomp.modelfile import save_model
 from latcomp.photo import hyper_codec
 from latcomp.photo.codec import padded
-from latcomp.photo.network import latent_size
 from latcomp.runtime.model import load_model
 
 RNG = np.random.default_rng(0)

@@ -8,6 +8,15 @@ from typing import Any
 from latcomp.families import Family, HParam, Shapes
 from latcomp.families.shapes import lattice_latent, strided_stack
 
+#: g_a halves the sides four times (the photo families' geometry, shared by the torch modules and the runtimes):
+#: images are padded to a multiple of this.
+DOWNSAMPLING = 16
+
+
+def latent_size(height: int, width: int) -> tuple[int, int]:
+    """The latent's (rows, columns) of an image: its sides divided by 16, rounded up."""
+    return -(-height // DOWNSAMPLING), -(-width // DOWNSAMPLING)
+
 
 def photo_transforms(hp: Mapping[str, Any]) -> Shapes:
     """g_a: 3 → N → N → N → M and g_s: M → N → N → N → 3 (5×5 stride-2 convolutions, GDN / IGDN between)."""

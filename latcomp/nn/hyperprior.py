@@ -40,12 +40,12 @@ from torch import nn
 
 from latcomp.entropy.conditional_code import LaplaceRows
 from latcomp.entropy.scales import OFFSET, STEPS, straight_through_scale
+from latcomp.families.photo import latent_size
 from latcomp.latent_codecs import ConditionalLatticeCodec, LatticeLatentCodec
 from latcomp.lattices.product import ProductLattice
 from latcomp.nn.layers import analysis_transform, synthesis_transform
 from latcomp.nn.models import Output, lattice_parameters
 from latcomp.nn.photo import PhotoFactorized, from_rows, rate_step_factor, relattice, to_rows
-from latcomp.photo.network import latent_size
 
 #: The hyper-latent's lattice (one rectangular lattice per channel).
 HYPER_LATTICE = "z"

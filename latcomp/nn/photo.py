@@ -25,11 +25,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from latcomp.families.photo import latent_size
 from latcomp.latent_codecs.lattice import LatticeLatentCodec
 from latcomp.lattices.product import ProductLattice
 from latcomp.nn.layers import analysis_transform, synthesis_transform
 from latcomp.nn.models import Output, lattice_parameters
-from latcomp.photo.network import latent_size
 
 
 def to_rows(y: torch.Tensor) -> torch.Tensor:

@@ -26,8 +26,9 @@ import numpy as np
 
 from latcomp.container import PHOTO_VERSION, Header, content_crc, pack, unpack
 from latcomp.errors import CodecError, FormatError, InputError, LimitError, ModelMismatchError
+from latcomp.families.photo import DOWNSAMPLING, latent_size
 from latcomp.modelfile import DEFAULT_PHOTO_QUALITY, PHOTO_QUALITIES, shipped_model
-from latcomp.photo.network import DOWNSAMPLING, NumpyPhotoFactorized, latent_size
+from latcomp.photo.network import NumpyPhotoFactorized
 from latcomp.runtime import coding
 from latcomp.runtime.coding import MAX_PIXELS
 from latcomp.runtime.model import LoadedModel, ModelLike, check_model, load_model

@@ -27,11 +27,12 @@ from latcomp.container import PHOTO_VERSION, Header, pack, unpack
 from latcomp.entropy.conditional_code import LaplaceRows
 from latcomp.errors import FormatError, LimitError, ModelMismatchError
 from latcomp.families import ModelShapeError
+from latcomp.families.photo import latent_size
 from latcomp.latent_codecs import ConditionalLatticeCodec, LatticeLatentCodec
 from latcomp.lattices.product import ProductLattice
 from latcomp.photo.codec import MAX_PHOTO_PIXELS, as_photos, padded, photo_crc, synthesize
 from latcomp.photo.hyper_network import ExactHyperSynthesis
-from latcomp.photo.network import NumpyPhotoFactorized, _layers, conv_down, latent_size
+from latcomp.photo.network import NumpyPhotoFactorized, _layers, conv_down
 from latcomp.runtime.coding import (
     MAX_PIXELS,
     Progress,

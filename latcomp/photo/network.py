@@ -19,18 +19,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from latcomp.families import ModelShapeError
+from latcomp.families.photo import DOWNSAMPLING
 from latcomp.latent_codecs.lattice import LatticeLatentCodec
 from latcomp.steps import spans
 
 #: Kernel size, stride and padding of every layer.
 KERNEL, STRIDE, PAD = 5, 2, 2
-#: g_a halves the sides four times: images are padded to a multiple of this.
-DOWNSAMPLING = 16
-
-
-def latent_size(height: int, width: int) -> tuple[int, int]:
-    """The latent's (rows, columns) of an image: its sides divided by 16, rounded up."""
-    return -(-height // DOWNSAMPLING), -(-width // DOWNSAMPLING)
 
 
 #: Latent rows of context a band of rows needs on either side for the banded transforms to compute
