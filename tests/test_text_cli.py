@@ -1,6 +1,5 @@
 """`latcomp train --arch text-*` from the command line: the options become the text trainer's settings."""
 
-import os
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ from test_text_codec import model_dir, trained  # noqa: F401 (fixtures)
 from test_text_training import SENTENCES, tiny_config
 
 import latcomp.text.training as training
-from latcomp.cli import cli
+from latcomp.cli import cli, main
 from latcomp.text.training import train_text
 from latcomp.train import RunState
 
@@ -46,48 +45,55 @@ def test_a_text_run_resumes_without_naming_its_architecture(tmp_path, seen):
     assert kw["resume"] and cfg.architecture == "text-gaussian" and cfg.rounds == 3
 
 
+def run_main(capsys, *args) -> tuple[int, str]:
+    """``latcomp ARGS`` in this process (no interpreter start-up): (exit status, stderr)."""
+    capsys.readouterr()
+    try:
+        main([str(a) for a in args])
+        status = 0
+    except SystemExit as exc:
+        status = exc.code
+    return status, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args,message", [(["--lattice", "e8", "--latent", "20"], "invalid settings: hparams.lattice"),
                                           ([], "text corpus file train.raw.txt is missing")])
-def test_bad_text_settings_and_missing_data_are_one_error_line(tmp_path, args, message):
-    env = {**os.environ, "LATCOMP_DATA": str(tmp_path)}
-    run = subprocess.run([sys.executable, "-m", "latcomp", "train", "--arch", "text-lattice", *args,
-                          "-o", str(tmp_path / "m"), "--data-dir", str(tmp_path)],
-                         capture_output=True, text=True, env=env, timeout=120)
-    assert run.returncode != 0 and run.stderr.startswith("latcomp: error: ") and message in run.stderr, run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
-
-
-def latcomp(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "latcomp", *map(str, args)], capture_output=True, timeout=300,
-                          input=stdin)
+def test_bad_text_settings_and_missing_data_are_one_error_line(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.setenv("LATCOMP_DATA", str(tmp_path))
+    status, err = run_main(capsys, "train", "--arch", "text-lattice", *args, "-o", tmp_path / "m",
+                           "--data-dir", tmp_path)
+    assert status != 0 and err.startswith("latcomp: error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
 
 
 @pytest.mark.parametrize("lossless", [True, False])
-def test_cli_encode_decode_of_a_text_file(model_dir, tmp_path, lossless):
+def test_cli_encode_decode_of_a_text_file(model_dir, tmp_path, capsys, lossless):
     text = ("\n".join(SENTENCES[1][:4]) + "\r\n  Ünïcode — tabs\there\n\nno final newline").encode("utf-8")
     (tmp_path / "in.txt").write_bytes(text)
     mode = ["--lossless"] if lossless else []
-    enc = latcomp("encode", tmp_path / "in.txt", "-o", tmp_path / "t.lat", "--model", model_dir, "--seed", "3", *mode)
-    assert enc.returncode == 0 and b"7 lines" in enc.stderr, enc.stderr
-    info = latcomp("info", tmp_path / "t.lat")
-    assert info.returncode == 0 and b"modality:       text" in info.stdout, info.stdout
-    dec = latcomp("decode", tmp_path / "t.lat", "-o", tmp_path / "out.txt", "--model", model_dir)
-    assert dec.returncode == 0, dec.stderr
+    status, err = run_main(capsys, "encode", tmp_path / "in.txt", "-o", tmp_path / "t.lat", "--model", model_dir,
+                           "--seed", "3", *mode)
+    assert status == 0 and "7 lines" in err, err
+    main(["info", str(tmp_path / "t.lat")])
+    assert "modality:       text" in capsys.readouterr().out
+    status, err = run_main(capsys, "decode", tmp_path / "t.lat", "-o", tmp_path / "out.txt", "--model", model_dir)
+    assert status == 0, err
     out = (tmp_path / "out.txt").read_bytes()
     assert out == text if lossless else out.count(b"\n") == 6
-    stdout = latcomp("decode", tmp_path / "t.lat", "-o", "-", "--model", model_dir)
-    assert stdout.returncode == 0 and stdout.stdout == out
+    if lossless:  # standard output, from a fresh process
+        stdout = subprocess.run([sys.executable, "-m", "latcomp", "decode", str(tmp_path / "t.lat"), "-o", "-",
+                                 "--model", str(model_dir)], capture_output=True, timeout=120)
+        assert stdout.returncode == 0 and stdout.stdout == text
 
 
-def test_cli_text_errors_are_one_line(model_dir, tmp_path):
+def test_cli_text_errors_are_one_line(model_dir, tmp_path, capsys):
     (tmp_path / "in.txt").write_bytes(b"caf\xe9 is latin-1\n")
-    for args, message in [(["encode", tmp_path / "in.txt", "-o", tmp_path / "a.lat"], b"--model"),
+    for args, message in [(["encode", tmp_path / "in.txt", "-o", tmp_path / "a.lat"], "--model"),
                           (["encode", tmp_path / "in.txt", "-o", tmp_path / "a.lat", "--model", model_dir],
-                           b"not UTF-8 text")]:
-        run = latcomp(*args)
-        assert run.returncode != 0 and message in run.stderr and len(run.stderr.strip().splitlines()) == 1, \
-            run.stderr
+                           "not UTF-8 text")]:
+        status, err = run_main(capsys, *args)
+        assert status != 0 and message in err and len(err.strip().splitlines()) == 1, err
     (tmp_path / "ok.txt").write_text("The cat saw a fish.\n")
-    assert latcomp("encode", tmp_path / "ok.txt", "-o", tmp_path / "b.lat", "--model", model_dir).returncode == 0
-    run = latcomp("decode", tmp_path / "b.lat", "-o", tmp_path / "b.txt")
-    assert run.returncode != 0 and b"--model" in run.stderr and not (tmp_path / "b.txt").exists()
+    assert run_main(capsys, "encode", tmp_path / "ok.txt", "-o", tmp_path / "b.lat", "--model", model_dir)[0] == 0
+    status, err = run_main(capsys, "decode", tmp_path / "b.lat", "-o", tmp_path / "b.txt")
+    assert status != 0 and "--model" in err and not (tmp_path / "b.txt").exists()

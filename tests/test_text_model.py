@@ -54,7 +54,7 @@ def test_token_nll_is_the_next_token_distribution_of_the_decoder():
     torch.testing.assert_close(model.token_nll(w, batch), direct.reshape(1), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("lattice,n", [("z", 4000), ("e8", 4000), ("leech", 1000)])
+@pytest.mark.parametrize("lattice,n", [("z", 4000), ("e8", 4000), ("leech", 600)])
 def test_theorem_1_training_rate_is_the_code_length_of_the_text_latent(lattice, n):
     """E over dithers of −log P(K_Λ(X+U) | U) (the real point's code, numpy) = E of the training rate (torch)."""
     model = tiny(lattice=lattice)
