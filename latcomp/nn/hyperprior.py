@@ -43,9 +43,8 @@ from latcomp.entropy.scales import OFFSET, STEPS, straight_through_scale
 from latcomp.families.photo import latent_size
 from latcomp.latent_codecs import ConditionalLatticeCodec, LatticeLatentCodec
 from latcomp.lattices.product import ProductLattice
-from latcomp.nn.layers import analysis_transform, synthesis_transform
 from latcomp.nn.models import Output, lattice_parameters
-from latcomp.nn.photo import PhotoFactorized, from_rows, rate_step_factor, relattice, to_rows
+from latcomp.nn.photo import PhotoFactorized, from_rows, photo_transforms, rate_step_factor, relattice, to_rows
 
 #: The hyper-latent's lattice (one rectangular lattice per channel).
 HYPER_LATTICE = "z"
@@ -100,12 +99,8 @@ class PhotoHyperprior(nn.Module):
 
     def __init__(self, channels: int = 64, latent: int = 128, lam: float = 0.013, lattice: str = "e8"):
         super().__init__()
-        product = ProductLattice(lattice, latent)
-        self.hparams: dict[str, Any] = dict(channels=channels, latent=latent, lam=lam, lattice=product.spec)
-        self.lam, self.product = lam, product
+        product = photo_transforms(self, channels, latent, lam, lattice)
         self.hyper_product = ProductLattice(HYPER_LATTICE, channels)
-        self.analysis = analysis_transform(channels, latent)
-        self.synthesis = synthesis_transform(channels, latent)
         self.log_delta = lattice_parameters(product)[0]
         self.hyper_analysis = hyper_analysis(latent, channels)
         self.hyper_synthesis = hyper_synthesis(channels, latent)

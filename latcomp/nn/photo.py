@@ -43,6 +43,17 @@ def from_rows(rows: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return rows.reshape(b, h, w, m).permute(0, 3, 1, 2)
 
 
+def photo_transforms(module: nn.Module, channels: int, latent: int, lam: float, lattice: str) -> ProductLattice:
+    """The part every photo model shares: ``module``'s hparams, λ, the lattice of one latent position and the
+    transforms g_a, g_s (attributes ``analysis``, ``synthesis``). Returns the lattice."""
+    product = ProductLattice(lattice, latent)
+    module.hparams = dict(channels=channels, latent=latent, lam=lam, lattice=product.spec)
+    module.lam, module.product = lam, product
+    module.analysis = analysis_transform(channels, latent)
+    module.synthesis = synthesis_transform(channels, latent)
+    return product
+
+
 class PhotoFactorized(nn.Module):
     """g_a, the lattice latent with its Laplace prior, g_s (module docstring).
 
@@ -53,13 +64,11 @@ class PhotoFactorized(nn.Module):
 
     architecture = "photo-factorized"
 
+    hparams: dict[str, Any]
+
     def __init__(self, channels: int = 64, latent: int = 128, lam: float = 0.025, lattice: str = "z"):
         super().__init__()
-        product = ProductLattice(lattice, latent)
-        self.hparams: dict[str, Any] = dict(channels=channels, latent=latent, lam=lam, lattice=product.spec)
-        self.lam, self.product = lam, product
-        self.analysis = analysis_transform(channels, latent)
-        self.synthesis = synthesis_transform(channels, latent)
+        product = photo_transforms(self, channels, latent, lam, lattice)
         self.log_delta, self.log_b = lattice_parameters(product)
 
     def latent_codec(self) -> LatticeLatentCodec:
