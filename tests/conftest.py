@@ -41,3 +41,16 @@ def synthetic_binary(n: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture
 def tiny_data() -> tuple[np.ndarray, np.ndarray]:
     return synthetic_binary(300, seed=1), synthetic_binary(100, seed=2)
+
+
+def run_cli(capsys, *args) -> tuple[int, str]:
+    """``latcomp ARGS`` in this process (no interpreter start-up): (exit status, what it wrote to stderr)."""
+    from latcomp.cli import main
+
+    capsys.readouterr()
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from conftest import run_cli
 from test_text_codec import model_dir, trained  # noqa: F401 (fixtures)
 from test_text_training import SENTENCES, tiny_config
 
@@ -45,22 +46,11 @@ def test_a_text_run_resumes_without_naming_its_architecture(tmp_path, seen):
     assert kw["resume"] and cfg.architecture == "text-gaussian" and cfg.rounds == 3
 
 
-def run_main(capsys, *args) -> tuple[int, str]:
-    """``latcomp ARGS`` in this process (no interpreter start-up): (exit status, stderr)."""
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        status = 0
-    except SystemExit as exc:
-        status = exc.code
-    return status, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("args,message", [(["--lattice", "e8", "--latent", "20"], "invalid settings: hparams.lattice"),
                                           ([], "text corpus file train.raw.txt is missing")])
 def test_bad_text_settings_and_missing_data_are_one_error_line(tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.setenv("LATCOMP_DATA", str(tmp_path))
-    status, err = run_main(capsys, "train", "--arch", "text-lattice", *args, "-o", tmp_path / "m",
+    status, err = run_cli(capsys, "train", "--arch", "text-lattice", *args, "-o", tmp_path / "m",
                            "--data-dir", tmp_path)
     assert status != 0 and err.startswith("latcomp: error: ") and message in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
@@ -71,12 +61,12 @@ def test_cli_encode_decode_of_a_text_file(model_dir, tmp_path, capsys, lossless)
     text = ("\n".join(SENTENCES[1][:4]) + "\r\n  Ünïcode — tabs\there\n\nno final newline").encode("utf-8")
     (tmp_path / "in.txt").write_bytes(text)
     mode = ["--lossless"] if lossless else []
-    status, err = run_main(capsys, "encode", tmp_path / "in.txt", "-o", tmp_path / "t.lat", "--model", model_dir,
+    status, err = run_cli(capsys, "encode", tmp_path / "in.txt", "-o", tmp_path / "t.lat", "--model", model_dir,
                            "--seed", "3", *mode)
     assert status == 0 and "7 lines" in err, err
     main(["info", str(tmp_path / "t.lat")])
     assert "modality:       text" in capsys.readouterr().out
-    status, err = run_main(capsys, "decode", tmp_path / "t.lat", "-o", tmp_path / "out.txt", "--model", model_dir)
+    status, err = run_cli(capsys, "decode", tmp_path / "t.lat", "-o", tmp_path / "out.txt", "--model", model_dir)
     assert status == 0, err
     out = (tmp_path / "out.txt").read_bytes()
     assert out == text if lossless else out.count(b"\n") == 6
@@ -91,9 +81,9 @@ def test_cli_text_errors_are_one_line(model_dir, tmp_path, capsys):
     for args, message in [(["encode", tmp_path / "in.txt", "-o", tmp_path / "a.lat"], "--model"),
                           (["encode", tmp_path / "in.txt", "-o", tmp_path / "a.lat", "--model", model_dir],
                            "not UTF-8 text")]:
-        status, err = run_main(capsys, *args)
+        status, err = run_cli(capsys, *args)
         assert status != 0 and message in err and len(err.strip().splitlines()) == 1, err
     (tmp_path / "ok.txt").write_text("The cat saw a fish.\n")
-    assert run_main(capsys, "encode", tmp_path / "ok.txt", "-o", tmp_path / "b.lat", "--model", model_dir)[0] == 0
-    status, err = run_main(capsys, "decode", tmp_path / "b.lat", "-o", tmp_path / "b.txt")
+    assert run_cli(capsys, "encode", tmp_path / "ok.txt", "-o", tmp_path / "b.lat", "--model", model_dir)[0] == 0
+    status, err = run_cli(capsys, "decode", tmp_path / "b.lat", "-o", tmp_path / "b.txt")
     assert status != 0 and "--model" in err and not (tmp_path / "b.txt").exists()

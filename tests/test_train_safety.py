@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_binary
+from conftest import run_cli, synthetic_binary
 
 import latcomp.train as train_module
 from latcomp.cli import main
@@ -16,16 +16,6 @@ from latcomp.modelfile import WEIGHTS, load_weights_numpy
 from latcomp.train import CHECKPOINT, LOG, TrainConfig, TrainingError, load_checkpoint, train
 
 TINY = dict(hidden=8, latent=4, batch_size=50, lr=1e-3)
-
-
-def run_cli(capsys, *args):
-    """``latcomp ARGS`` in this process: (exit status, stderr)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 def one_error_line(err):
