@@ -687,7 +687,7 @@ def _run_photo_bench(model_dirs: tuple[Path, ...], data_dir: Path | None, images
         raise click.ClickException("BD-rates need the bjontegaard package: pip install 'latcomp[bench]'")
     models = list(model_dirs) or photo_bench.default_models()
     if not models:
-        raise click.UsageError("no shipped photo models (models/photo-q*) here; name MODEL_DIR...")
+        raise click.UsageError("no shipped photo models (models/photo-hyper-q*) here; name MODEL_DIR...")
     for directory in models:  # before reading the images
         photo_bench.model_info(directory)
     kodak, data = load_kodak(data_dir, images)

@@ -53,15 +53,24 @@ def shipped_model(name: str) -> Path:
 
 #: The shipped MNIST model, used by ``encode``/``decode``/``bench`` for 28×28 digits when none is named.
 DEFAULT_MODEL = shipped_model("mnist-lattice-vae")
-#: Quality levels of the shipped photo models (``models/photo-q1`` … ``photo-q5``), low to high rate,
-#: and the one ``latcomp encode`` uses unless ``-q`` says otherwise.
+#: Quality levels of the shipped photo models, low to high rate, and the one ``latcomp encode`` uses
+#: unless ``-q`` says otherwise.
 PHOTO_QUALITIES = (1, 2, 3, 4, 5)
 DEFAULT_PHOTO_QUALITY = 3
+#: The shipped photo models of a quality level, by name pattern: the hyperprior models
+#: (``models/photo-hyper-q1`` …), which ``latcomp encode -q N`` writes, then the factorized-prior models of
+#: earlier releases (``models/photo-q1`` …), kept so that their files keep decoding.
+PHOTO_MODEL_NAMES = ("photo-hyper-q{}", "photo-q{}")
+
+
+def shipped_photo_models() -> list[Path]:
+    """The directories of the shipped photo models, the default (:data:`PHOTO_MODEL_NAMES`) first."""
+    return [shipped_model(name.format(quality)) for name in PHOTO_MODEL_NAMES for quality in PHOTO_QUALITIES]
 
 
 def shipped_models() -> list[Path]:
-    """The directories of the shipped models: the MNIST default, then the photo quality levels."""
-    return [DEFAULT_MODEL, *(shipped_model(f"photo-q{quality}") for quality in PHOTO_QUALITIES)]
+    """The directories of the shipped models: the MNIST default, then the photo models."""
+    return [DEFAULT_MODEL, *shipped_photo_models()]
 
 
 class ModelFileError(Exception):

@@ -6,9 +6,9 @@ endian, of the SHA-256 of its pixels), the container's whole size, header includ
 bpp = 8·bytes/(H·W), :func:`latcomp.photo.codec.decompress` decodes it, and PSNR-RGB, MS-SSIM
 and the median encode and decode seconds of ``repeats`` runs are taken as for the peers
 (:mod:`latcomp.measure.rd`; the model is loaded before timing, numpy uses the threads
-``OMP_NUM_THREADS`` allows). Models are grouped into curves by lattice (``config.json``
-``hparams.lattice`` without its block counts: ``latcomp (z)``, ``latcomp (e8)``, …); a point's
-setting is the directory name and λ.
+``OMP_NUM_THREADS`` allows). Models are grouped into curves by architecture and lattice
+(``config.json`` ``hparams.lattice`` without its block counts: ``latcomp (z)``, ``latcomp (e8)``,
+``latcomp hyperprior (e8)``, …); a point's setting is the directory name and λ.
 
 The **cold-start decode** of a model is the wall time of a fresh
 ``python -m latcomp decode FILE -o out.png --model DIR`` process on the first image (process
@@ -81,8 +81,8 @@ class PhotoBench:
 
 
 def default_models() -> list[Path]:
-    """The shipped photo models (``models/photo-q1`` …, :data:`latcomp.modelfile.PHOTO_QUALITIES`) that exist here,
-    low to high rate."""
+    """The default shipped photo models (``models/photo-hyper-q1`` …, :data:`latcomp.modelfile.PHOTO_MODEL_NAMES`)
+    that exist here, low to high rate."""
     from latcomp.modelfile import PHOTO_QUALITIES
     from latcomp.photo.codec import photo_model
 
@@ -118,8 +118,10 @@ def image_seed(img: np.ndarray) -> int:
 
 
 def curve_name(info: dict[str, Any]) -> str:
-    """The name of the curve a model's point joins: ``latcomp (FAMILY)``."""
-    return f"latcomp ({info['family']})"
+    """The name of the curve a model's point joins: ``latcomp (FAMILY)`` for the factorized prior (the
+    name earlier reports use), ``latcomp hyperprior (FAMILY)`` for ``photo-hyperprior`` models."""
+    kind = str(info.get("architecture") or "photo-factorized").removeprefix("photo-")
+    return f"latcomp ({info['family']})" if kind == "factorized" else f"latcomp {kind} ({info['family']})"
 
 
 def setting_label(info: dict[str, Any]) -> str:
@@ -299,8 +301,9 @@ def notes(bench: PhotoBench) -> list[str]:
     cold = meta["cold_start"]
     lines = [
         "latcomp: each model directory is one point (setting: its name and λ); the models are grouped into "
-        "curves by lattice. Encode: `latcomp.photo.codec.compress(image, model, seed)`, the seed fixed per image "
-        "(the first 8 bytes of the SHA-256 of its pixels); bpp from the whole container, header included; decode: "
+        "curves by architecture and lattice. Encode: `latcomp.photo.codec.compress(image, model, seed)`, the seed "
+        "fixed per image (the first 8 bytes of the SHA-256 of its pixels); bpp from the whole container, header "
+        "included; decode: "
         "`latcomp.photo.codec.decompress`. The model is loaded before timing; numpy's threads: "
         f"OMP_NUM_THREADS={meta['threads']['latcomp']}.", ""]
     ours = [p for c in bench.curves if c.name in bench.subjects for p in c.points]

@@ -27,7 +27,13 @@ import numpy as np
 from latcomp.container import PHOTO_VERSION, Header, content_crc, pack, unpack
 from latcomp.errors import CodecError, FormatError, InputError, LimitError, ModelMismatchError
 from latcomp.families.photo import DOWNSAMPLING, latent_size
-from latcomp.modelfile import DEFAULT_PHOTO_QUALITY, PHOTO_QUALITIES, shipped_model
+from latcomp.modelfile import (
+    DEFAULT_PHOTO_QUALITY,
+    PHOTO_MODEL_NAMES,
+    PHOTO_QUALITIES,
+    shipped_model,
+    shipped_photo_models,
+)
 from latcomp.photo.network import NumpyPhotoFactorized
 from latcomp.runtime import coding
 from latcomp.runtime.coding import MAX_PIXELS
@@ -46,7 +52,7 @@ def photo_model(quality: int = DEFAULT_PHOTO_QUALITY) -> Any:
     """The directory of the shipped photo model of ``quality`` (one of :data:`latcomp.modelfile.PHOTO_QUALITIES`)."""
     if quality not in PHOTO_QUALITIES:
         raise InputError(f"quality must be one of {', '.join(map(str, PHOTO_QUALITIES))}, got {quality}")
-    return shipped_model(f"photo-q{quality}")
+    return shipped_model(PHOTO_MODEL_NAMES[0].format(quality))
 
 
 def as_photos(images: Any) -> tuple[list[np.ndarray], str, int]:
@@ -167,8 +173,7 @@ def decompress(data: bytes, model: ModelLike | None = None, progress: coding.Pro
 
 def _model_of(header: Header) -> Any:
     """The shipped photo model whose id the file records (ModelMismatchError if none)."""
-    for quality in PHOTO_QUALITIES:
-        directory = photo_model(quality)
+    for directory in shipped_photo_models():
         try:
             if load_model(directory).model_id == header.model_id:
                 return directory

@@ -129,7 +129,7 @@ class NumpyPhotoHyperprior(NumpyPhotoFactorized):
         return LaplaceRows(np.concatenate(parts))
 
 
-def _hyper_start(net: NumpyPhotoHyperprior, rows: int) -> int:
+def hyper_start(net: NumpyPhotoHyperprior, rows: int) -> int:
     """The first dither row of the hyper-latent: its uniforms follow the main latent's in the file's stream."""
     return -(-rows * net.latent.dim // net.hyper.dim)
 
@@ -164,7 +164,7 @@ def compress(images: Any, model: ModelLike, seed: int | None = None, progress: P
             progress("encode", len(ys), len(photos))
     z = np.concatenate([net.hyper_encode(y, *shape) for y, shape in zip(ys, shapes, strict=True)])
     y = np.concatenate(ys)
-    u_z = net.hyper.seeded_dither(seed, len(z), _hyper_start(net, len(y)))
+    u_z = net.hyper.seeded_dither(seed, len(z), hyper_start(net, len(y)))
     k_z = net.hyper.quantize(z, u_z)
     u = net.latent.seeded_dither(seed, len(y))
     k = net.latent.quantize(y, u)
@@ -189,7 +189,7 @@ def decompress(data: bytes, model: ModelLike, progress: Progress | None = None) 
     shapes = _check_claims(header, m)
     rows = sum(h * w for h, w in shapes)
     rows_z = sum(int(np.prod(hyper_size(h, w))) for h, w in shapes)
-    u_z = net.hyper.seeded_dither(header.seed, rows_z, _hyper_start(net, rows))
+    u_z = net.hyper.seeded_dither(header.seed, rows_z, hyper_start(net, rows))
     u = net.latent.seeded_dither(header.seed, rows)
     with entropy_decoding(stream) as coder:
         k_z = pop_coordinates(coder, net.hyper, u_z)
