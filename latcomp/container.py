@@ -74,6 +74,8 @@ _FIXED = struct.Struct("<4sBB8sQII")
 #: Size of the fixed part of the header (before the varints).
 FIXED_BYTES = _FIXED.size
 _MAX_VARINT_BYTES = 10
+#: Bytes of a version-3 size list scanned at a time (:func:`_skip_sizes`).
+_SCAN_BYTES = 1 << 20
 #: The smallest possible header: fixed part, five one-byte varints, header CRC.
 MIN_HEADER_BYTES = FIXED_BYTES + 5 + 4
 
@@ -241,7 +243,8 @@ def pack(header: Header, payload: bytes) -> bytes:
 def unpack(data: bytes) -> tuple[Header, bytes]:
     """Parse and verify a container: returns the header and the payload, or raises FormatError.
 
-    Checks, in order: magic, version, header fields and header CRC, the file length,
+    Checks, in order: magic, version, header fields and header CRC (a photo header's size list is located
+    first and decoded only after the CRC), the file length,
     the payload CRC. Cheap (no allocation beyond a slice of ``data``).
     """
     data = bytes(data)
@@ -273,8 +276,9 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         if not set(raw) <= _SPEC_CHARS:
             raise FormatError("corrupt header (bad lattice spec)")
         lattice = raw.decode("ascii")
-    if version == PHOTO_VERSION:
-        sizes, pos = _read_sizes(data, pos, values[0])
+    sizes_at = pos
+    if version == PHOTO_VERSION:  # found, not decoded: the header CRC is checked first
+        pos = _skip_sizes(data, pos, values[0])
     if version == FIELDS_VERSION:
         fields, pos = _read_fields(data, pos)
     if len(data) < pos + 4:
@@ -282,6 +286,8 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     (stored_crc,) = struct.unpack_from("<I", data, pos)
     if zlib.crc32(data[:pos]) != stored_crc:
         raise FormatError("header checksum mismatch: the file is corrupt")
+    if version == PHOTO_VERSION:
+        sizes = _read_sizes(data, sizes_at, values[0])
     if flags & ~(FLAG_LOSSLESS | LAYOUT_MASK | (FLAG_STORED if version == 2 else 0)):
         raise FormatError(f"corrupt header (unknown flags 0x{flags:02x})")
     layout_index = (flags & LAYOUT_MASK) >> LAYOUT_SHIFT
@@ -304,16 +310,33 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     return header, payload
 
 
-def _read_sizes(data: bytes, pos: int, count: int) -> tuple[tuple[tuple[int, int], ...], int]:
-    """The ``count`` (height, width) pairs of a version-3 header (bounded by the data: no allocation first)."""
+def _skip_sizes(data: bytes, pos: int, count: int) -> int:
+    """The end of the ``count`` (height, width) varint pairs of a version-3 header at ``pos``, found without
+    decoding them: by counting their last bytes (< 0x80) a chunk at a time, so a header of many sizes with a
+    bad CRC costs a scan of its bytes and one chunk of memory before the CRC refuses it."""
     if not 1 <= count <= MAX_COUNT or len(data) < pos + 2 * count:
         raise FormatError("truncated header (image sizes)")
+    view, left = np.frombuffer(data, np.uint8), 2 * count
+    while left:
+        last = view[pos:pos + _SCAN_BYTES] < 0x80
+        if not len(last):
+            raise FormatError("truncated header (image sizes)")
+        found = int(np.count_nonzero(last))
+        if found >= left:
+            return pos + int(np.flatnonzero(last)[left - 1]) + 1
+        left, pos = left - found, pos + len(last)
+    return pos
+
+
+def _read_sizes(data: bytes, pos: int, count: int) -> tuple[tuple[int, int], ...]:
+    """The ``count`` (height, width) pairs of a version-3 header at ``pos`` (after :func:`_skip_sizes` and the
+    header CRC)."""
     sizes = []
     for _ in range(count):
         height, pos = _read_varint(data, pos, "height")
         width, pos = _read_varint(data, pos, "width")
         sizes.append((height, width))
-    return tuple(sizes), pos
+    return tuple(sizes)
 
 
 def _read_fields(data: bytes, pos: int) -> tuple[bytes, int]:

@@ -221,3 +221,26 @@ def test_the_cli_reads_a_version_4_header_and_refuses_to_decode_what_it_cannot_w
     with pytest.raises(SystemExit):
         main(["decode", str(path), "-o", str(tmp_path / "out") + "/"])
     assert capsys.readouterr().err.strip().startswith("latcomp: error:")
+
+
+def _photo_header(sizes) -> Header:
+    return header(layout="batch", count=len(sizes), image_shape=(0, 0, 3), lattice="e8*16", sizes=tuple(sizes))
+
+
+def test_a_photo_size_list_is_decoded_only_after_the_header_crc(monkeypatch):
+    """Issue 18: a version-3 header listing many sizes with a bad CRC is refused before one size is decoded
+    (the list is located by a bounded scan); with a good CRC the sizes come back, across the scan's chunks."""
+    import latcomp.container as container
+
+    sizes = [(1 + i % 300, 1 + (i * 7919) % 20000) for i in range(250_000)]  # 1-, 2- and 3-byte varints
+    monkeypatch.setattr(container, "_SCAN_BYTES", 4099)  # many chunks, a varint split across their edges
+    data = pack(_photo_header(sizes), b"\x07")
+    h, payload = unpack(data)
+    assert h.sizes == tuple(sizes) and payload == b"\x07"
+    corrupt = bytearray(data)
+    corrupt[h.header_bytes - 1] ^= 1
+    monkeypatch.setattr(container, "_read_sizes", lambda *a: pytest.fail("sizes decoded before the CRC"))
+    with pytest.raises(FormatError, match="header checksum mismatch"):
+        unpack(bytes(corrupt))
+    with pytest.raises(FormatError, match=r"truncated header \(image sizes\)"):
+        unpack(data[:FIXED_BYTES + 800_000])
