@@ -80,7 +80,7 @@ def image_layout(shape: tuple[int, ...], image_shape: tuple[int, int, int]) -> s
     accepted = f"(N, {h}, {w}), (N, {h * w * c}) or ({h}, {w})" if c == 1 else \
         f"(N, {h}, {w}, {c}), (N, {h * w * c}) or ({h}, {w}, {c})"
     raise InputError(f"images of shape {shape} do not fit the model's {h}×{w}×{c} input; "
-                     f"expected {accepted}")
+                     f"expected {accepted} (photos: latcomp.photo.codec.compress)")
 
 
 def as_model_input(images: Any, image_shape: tuple[int, int, int], lossless: bool = False
