@@ -58,7 +58,7 @@ def shipped_models() -> list[tuple[str, str]]:
         if not (directory / "model.safetensors").exists():
             continue
         architecture = read_config(directory).get("architecture")
-        kind = {"lattice-vae": "digits", "photo-factorized": "photo"}.get(architecture)
+        kind = {"lattice-vae": "digits", "photo-factorized": "photo", "photo-hyperprior": "photo"}.get(architecture)
         if kind:
             found.append((str(directory.relative_to(REPO)), kind))
     return found
