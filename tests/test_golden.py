@@ -50,3 +50,23 @@ def test_lossless_golden_files_return_the_input_exactly(data):
         if case.get("lossless"):
             out = make.decode(case, (GOLDEN / case["file"]).read_bytes())
             assert np.array_equal(out, data["digits"]), case["file"]
+
+
+def test_photo_pixels_are_the_same_for_every_thread_count():
+    """Issue 18 item 4: the photo synthesis does not depend on the BLAS thread count (this file decoded to
+    other pixels with OMP_NUM_THREADS=2 than with 1 before the synthesis was pinned to one thread)."""
+    import os
+    import subprocess
+    import sys
+
+    case = next(c for c in CASES if c["file"] == "photo-hyper-q4.rgb.lat")
+    script = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('m', sys.argv[1]); "
+              "m = importlib.util.module_from_spec(s); s.loader.exec_module(m); "
+              "print(m.output_digest(m.decode(m.json.loads(sys.argv[2]), open(sys.argv[3], 'rb').read())))")
+    digests = set()
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+        out = subprocess.run([sys.executable, "-c", script, str(GOLDEN / "make.py"), json.dumps(case),
+                              str(GOLDEN / case["file"])], env=env, capture_output=True, text=True, check=True)
+        digests.add(out.stdout.strip())
+    assert digests == {case["decoded_sha256"]}

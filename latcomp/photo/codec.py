@@ -94,10 +94,18 @@ def to_pixels(x_hat: np.ndarray, height: int, width: int, channels: int) -> np.n
 
 
 def synthesize(net: NumpyPhotoFactorized, w: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
-    """The (height, width[, 3]) uint8 image of the latent ``w`` (rows of the padded image), band by band."""
+    """The (height, width[, 3]) uint8 image of the latent ``w`` (rows of the padded image), band by band.
+
+    The float32 synthesis runs on one BLAS thread, whatever ``OMP_NUM_THREADS`` says: a multi-threaded
+    BLAS may split its sums differently and move a few pixels by one level, so this pins the summation
+    order and the decoded pixels are the same for every thread count and run on a machine (docs/format.md
+    says what may still differ across machines)."""
+    from threadpoolctl import threadpool_limits
+
     out = np.empty((height, width) if channels == 1 else (height, width, 3), np.uint8)
-    for top, x_hat in net.decode_bands(w, *latent_size(height, width)):  # every band starts inside the image
-        out[top:top + x_hat.shape[1]] = to_pixels(x_hat, height - top, width, channels)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for top, x_hat in net.decode_bands(w, *latent_size(height, width)):  # every band starts in the image
+            out[top:top + x_hat.shape[1]] = to_pixels(x_hat, height - top, width, channels)
     return out
 
 
