@@ -102,7 +102,12 @@ def cli() -> None:
 @click.option("--model", "deprecated_model", type=click.Choice(ARCHITECTURES), default=None, hidden=True,
               help="Deprecated name of --arch.")
 @click.option("--levels", type=click.IntRange(2, int_limit("levels")), default=4, show_default=True,
-              help="Words M per quantizer of the straight-through baselines (st-scalar, st-vector).")
+              help="Words M per quantizer of the straight-through baselines (st-scalar, st-vector, text-st-*).")
+@click.option("--commitment", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Straight-through baselines: commitment loss β·‖x − sg(q)‖² (VQ-VAE; 0: the paper's version).")
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Straight-through baselines: EMA decay γ of the words, e.g. 0.99 (VQ-VAE; 0: words learned by "
+                   "gradient, the paper's version).")
 @click.option("--lattice", default="z", show_default=True, metavar="SPEC",
               help="Lattice of the lattice VAE's latent: z (rectangular), a2, d4, e8, bw16, leech, or blocks "
                    "such as e8*2 or leech+e8*2 (NAME tiles the latent; NAME*COUNT gives counts).")
@@ -132,7 +137,7 @@ def cli() -> None:
               help="Fine-tune: start from this model's weights (same network; a photo model may change --lam "
                    "and --lattice, its channels then regrouped by activity).")
 @click.option("--text-size", type=click.Choice(["small", "paper"]), default="small", show_default=True,
-              help="Text models (text-lattice, text-gaussian): the GRU network's size (docs/text.md).")
+              help="Text models (text-*): the GRU network's size (docs/text.md).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory with the dataset files (default: $LATCOMP_DATA, else download to the cache).")

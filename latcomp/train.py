@@ -81,6 +81,8 @@ class TrainConfig:
     seed: int = 0
     data_dir: str | None = None
     levels: int = 4  # M, words per quantizer of the straight-through baselines (st-*)
+    commitment: float = 0.0  # their commitment loss β (0: the paper's version; latcomp.nn.quantizers)
+    ema: float = 0.0  # their EMA decay γ of the words (0: words learned by gradient, the paper's version)
     lattice: str = "z"  # lattice spec of the lattice VAE (latcomp.lattices.product)
     channels: int = 64  # N, hidden channels of the photo model
     crop: int = 128  # side of the random training crops (photos)

@@ -50,6 +50,7 @@ class HParam:
     """One hyper-parameter of a family: its ``kind`` and range, whether a config may leave it out.
 
     Kinds: ``"int"`` (an integer from ``low`` to ``high``), ``"positive"`` (a finite number > 0),
+    ``"nonnegative"`` (a finite number ≥ 0), ``"fraction"`` (a number in [0, 1)),
     ``"lattice"`` (a lattice spec string, :mod:`latcomp.lattices.product`, that tiles the family's
     ``latent`` dimensions).
     ``default`` is what a config without it means (``required=False``) and what
@@ -177,13 +178,21 @@ def check_hparams(spec: Family, hparams: Any) -> None:
         raise FamilyError(f"hparams.{problem}")
 
 
+#: The number kinds of :class:`HParam`: what the message calls them, and the finite values they accept.
+_NUMBER_KINDS: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "positive": ("a finite positive number", lambda v: v > 0),
+    "nonnegative": ("a finite number ≥ 0", lambda v: v >= 0),
+    "fraction": ("a number from 0 to less than 1", lambda v: 0 <= v < 1)}
+
+
 def _check_value(p: HParam, value: Any) -> None:
     if p.kind == "int":
         if type(value) is not int or not p.low <= value <= p.high:
             raise FamilyError(f"hparams.{p.name} must be an integer from {p.low} to {p.high}, got {show_value(value)}")
-    elif p.kind == "positive":
-        if type(value) not in (int, float) or not (math.isfinite(value) and value > 0):
-            raise FamilyError(f"hparams.{p.name} must be a finite positive number, got {show_value(value)}")
+    elif p.kind in _NUMBER_KINDS:
+        wanted, accepts = _NUMBER_KINDS[p.kind]
+        if type(value) not in (int, float) or not (math.isfinite(value) and accepts(value)):
+            raise FamilyError(f"hparams.{p.name} must be {wanted}, got {show_value(value)}")
     else:
         raise RuntimeError(f"unknown hparam kind {p.kind!r}")
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from latcomp.families import Family, HParam, Shapes
+from latcomp.families import Family, HParam, Shapes, straight_through
 from latcomp.families.shapes import gated_mlp, lattice_latent
 
 _MLP = (HParam("data_dim", "int", high=1 << 20, default=784), HParam("hidden", "int", high=1 << 16),
         HParam("latent", "int", high=4096), HParam("lam", "positive"))
-#: Words M per quantizer of the straight-through models.
-_LEVELS = HParam("levels", "int", high=1 << 16)
 #: A lattice-vae config without "lattice" predates lattices other than Z and means the rectangular lattice.
 _LATTICE = HParam("lattice", "lattice", required=False, default="z")
 _EXAMPLES = ({"data_dim": 20, "hidden": 6, "latent": 12, "lam": 2.0}, {"data_dim": 784, "hidden": 8, "latent": 4,
@@ -30,19 +28,13 @@ def _lattice_vae(hp: Mapping[str, Any]) -> Shapes:
     return {**_mlp(hp), **lattice_latent(hp.get("lattice", "z"), hp["latent"])}
 
 
-def _straight_through(word_dim: int) -> tuple[Any, Any]:
-    """Tensor shapes and the latent check of latent/k quantizers of k = ``word_dim`` dimensions."""
-    def tensors(hp: Mapping[str, Any]) -> Shapes:
-        quantizers = hp["latent"] // word_dim
-        return {**_mlp(hp), "codebook": (quantizers, hp["levels"], word_dim), "code_logits": (quantizers, hp["levels"])}
+def _straight_through(name: str, word_dim: int) -> dict[str, Any]:
+    """The spec fields of the straight-through family ``name`` of k = ``word_dim`` dimensional quantizers."""
+    return dict(hparams=(*_MLP, *straight_through.HPARAMS), check=straight_through.latent_check(name, word_dim),
+                tensors=lambda hp: {**_mlp(hp), **straight_through.quantizer_tensors(hp, word_dim)},
+                examples=tuple({**e, "levels": 3} for e in _EXAMPLES) + ({**_EXAMPLES[0], "levels": 2,
+                                                                           "commitment": 0.25, "ema": 0.99},))
 
-    def check(hp: Mapping[str, Any]) -> str | None:
-        return f"latent of st-{'scalar' if word_dim == 1 else 'vector'} must be a multiple of {word_dim}" \
-            if hp["latent"] % word_dim else None
-    return tensors, check
-
-
-_ST_SCALAR, _ST_VECTOR = _straight_through(1), _straight_through(2)
 
 FAMILIES = (
     Family("lattice-vae", "digits", (*_MLP, _LATTICE), _lattice_vae, "latcomp.nn.models:LatticeVAE",
@@ -63,13 +55,12 @@ FAMILIES = (
     Family("gaussian", "digits", _MLP, lambda hp: _mlp(hp, encoder_out=2 * hp["latent"]),  # (μ, log σ²)
            "latcomp.nn.baselines:GaussianVAE", examples=_EXAMPLES, proposals={"": f"{_NLL}:gaussian_log_weights"},
            description="a standard Gaussian VAE: posterior N(μ(d), diag σ(d)²), prior N(0, I).", colour="tab:green"),
-    Family("st-scalar", "digits", (*_MLP, _LEVELS), _ST_SCALAR[0], "latcomp.nn.baselines:ScalarQuantizerAE",
-           examples=tuple({**e, "levels": 3} for e in _EXAMPLES), check=_ST_SCALAR[1],
-           description="straight-through scalar quantizers (Appendix A.2.1) with learned levels and codes.",
-           colour="tab:red"),
-    Family("st-vector", "digits", (*_MLP, _LEVELS), _ST_VECTOR[0], "latcomp.nn.baselines:VectorQuantizerAE",
-           examples=tuple({**e, "levels": 3} for e in _EXAMPLES), check=_ST_VECTOR[1],
+    Family("st-scalar", "digits", module="latcomp.nn.baselines:ScalarQuantizerAE",
+           description="straight-through scalar quantizers (Appendix A.2.1) with learned levels and codes; "
+                       "commitment β and EMA words γ (VQ-VAE) when set.",
+           colour="tab:red", **_straight_through("st-scalar", 1)),
+    Family("st-vector", "digits", module="latcomp.nn.baselines:VectorQuantizerAE",
            description="straight-through 2-D vector quantizers (Appendix A.2.1) with learned code vectors and "
-                       "codes.",
-           colour="tab:purple"),
+                       "codes; commitment β and EMA words γ (VQ-VAE) when set.",
+           colour="tab:purple", **_straight_through("st-vector", 2)),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from latcomp.families import Family, HParam, Shapes
+from latcomp.families import Family, HParam, Shapes, straight_through
 from latcomp.families.shapes import lattice_latent
 
 _NETWORK = (HParam("vocab", "int", low=5, high=1 << 20), HParam("embed", "int", high=4096),
@@ -43,6 +43,20 @@ def _network(hp: Mapping[str, Any]) -> Shapes:
             "output.weight": (vocab, embed), "output.bias": (vocab,)}
 
 
+def _straight_through(name: str, word_dim: int, module: str, kind: str) -> Family:
+    """The text family ``name`` of straight-through k = ``word_dim`` dimensional quantizers."""
+    return Family(name, "text", (*_NETWORK, *straight_through.HPARAMS),
+                  lambda hp: {**_network(hp), **straight_through.quantizer_tensors(hp, word_dim)},
+                  f"latcomp.text.model:{module}", files=("vocabulary.json",),
+                  check=straight_through.latent_check(name, word_dim),
+                  examples=({**_EXAMPLES[0], "levels": 3, "commitment": 0.0, "ema": 0.0},
+                            {**_EXAMPLES[1], "levels": 4, "commitment": 0.25, "ema": 0.99}),
+                  description=f"the paper's sentence autoencoder with straight-through {kind} quantizers "
+                              "(Appendix A.2.1): learned words and codes, rate the code length of the chosen "
+                              "words; commitment β and EMA words γ (VQ-VAE) when set.",
+                  colour="tab:red" if word_dim == 1 else "tab:purple")
+
+
 FAMILIES = (
     Family("text-lattice", "text", (*_NETWORK, HParam("lattice", "lattice")),
            lambda hp: {**_network(hp), **lattice_latent(hp["lattice"], hp["latent"])},
@@ -58,4 +72,6 @@ FAMILIES = (
            description="the paper's sentence autoencoder with Gaussian dithering (learned diagonal σ, rate "
                        "KL to N(0, I)): the stand-in for a good high-dimensional lattice (Appendix A.2.1).",
            colour="tab:orange"),
+    _straight_through("text-st-scalar", 1, "ScalarQuantizerTextAE", "scalar"),
+    _straight_through("text-st-vector", 2, "VectorQuantizerTextAE", "2-D vector"),
 )

@@ -3,7 +3,7 @@
 * **Encoder** e_c: word embeddings → a bidirectional GRU (``layers`` layers, ``hidden`` per
   direction); the last layer's final states of both directions (2·hidden values, the paper's
   "communication pipe") → a linear map to the representation X ∈ R^latent.
-* **Representation**, one of two (a subclass each):
+* **Representation**, one of four kinds (a subclass each):
 
   - :class:`LatticeTextAE` (``text-lattice``): the dithered lattice latent of the rest of latcomp
     (:class:`~latcomp.latent_codecs.lattice.LatticeLatentCodec`: product blocks ``z``, ``e8``,
@@ -14,6 +14,13 @@
   - :class:`GaussianTextAE` (``text-gaussian``): the paper's stand-in for a good high-dimensional
     lattice: W = X + σ·ε with σ a learned diagonal (not data dependent) and rate
     KL(N(X, σ²) ‖ N(0, I)).
+
+  - :class:`ScalarQuantizerTextAE` (``text-st-scalar``) and :class:`VectorQuantizerTextAE`
+    (``text-st-vector``): the paper's straight-through baselines, one scalar quantizer per
+    dimension or one 2-D vector quantizer per pair, M learned words and a learned code each
+    (:mod:`latcomp.nn.quantizers`, the same as the MNIST ``st-*`` models'): W = the chosen words,
+    rate = their code length. With ``commitment`` β > 0 the loss also has β·‖X − sg(W)‖² and with
+    ``ema`` γ > 0 the words are EMA averages (VQ-VAE), the careful practitioner's version.
 
 * **Decoder**: W → linear + tanh → the initial state of every layer of a GRU of 2·hidden units,
   teacher-forced on ``<bos>`` + sentence, and a softmax over the vocabulary for each next token
@@ -39,6 +46,7 @@ from latcomp.latent_codecs.lattice import LatticeLatentCodec
 from latcomp.lattices.product import ProductLattice
 from latcomp.nn.baselines import gaussian_kl
 from latcomp.nn.models import lattice_parameters
+from latcomp.nn.quantizers import StraightThroughQuantizers
 from latcomp.text.vocabulary import BOS, EOS, PAD
 
 
@@ -135,13 +143,19 @@ class TextAutoEncoder(nn.Module):
         """The shape (N, latent) of the noise ``v`` that :meth:`forward` draws for a batch, a row each."""
         return len(batch), self.hparams["latent"]
 
+    def penalty(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor | float:
+        """A training term besides NLL and rate per sentence (the straight-through models' commitment); 0 here."""
+        return 0.0
+
     def forward(self, batch: Batch, v: torch.Tensor | None = None, generator: torch.Generator | None = None,
                 lam: float | None = None) -> TextOutput:
-        """NLL + λ·rate per sentence (λ = ``lam``, default the final ``hparams["lam"]``)."""
+        """NLL + λ·rate (+ :meth:`penalty`) per sentence (λ = ``lam``, default the final ``hparams["lam"]``)."""
         v = self.draw_noise(self.noise_shape(batch), generator) if v is None else v
-        w, rate = self.represent(self.encode(batch), v)
+        x = self.encode(batch)
+        w, rate = self.represent(x, v)
         nll = self.token_nll(w, batch)
-        return TextOutput(nll + (self.lam if lam is None else lam) * rate, rate, nll, batch.lengths + 1)
+        loss = nll + (self.lam if lam is None else lam) * rate + self.penalty(x, w)
+        return TextOutput(loss, rate, nll, batch.lengths + 1)
 
     def codec_tensors(self) -> dict[str, torch.Tensor]:
         return {}
@@ -204,4 +218,37 @@ class GaussianTextAE(TextAutoEncoder):
         return x + sigma * v, gaussian_kl(x, sigma)
 
 
-TEXT_MODELS: dict[str, type[TextAutoEncoder]] = {cls.architecture: cls for cls in (LatticeTextAE, GaussianTextAE)}
+class _StraightThroughTextAE(StraightThroughQuantizers, TextAutoEncoder):
+    """Straight-through quantizers of the representation (module docstring, :mod:`latcomp.nn.quantizers`)."""
+
+    def __init__(self, vocab: int = 10_004, embed: int = 128, hidden: int = 128, layers: int = 1,
+                 latent: int = 96, lam: float = 1.0, levels: int = 4, commitment: float = 0.0, ema: float = 0.0):
+        TextAutoEncoder.__init__(self, vocab, embed, hidden, layers, latent, lam, levels=levels,
+                                 commitment=commitment, ema=ema)
+        self.init_quantizers(latent, levels, commitment, ema)
+
+    def draw_noise(self, shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
+        """No noise (quantization is deterministic): an empty row per sentence; ``generator`` is not drawn from."""
+        return torch.empty(shape[0], 0)
+
+    def represent(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """W = the chosen words (straight-through), rate = their code length Σ −log p(word)."""
+        return self.quantize_latent(x)
+
+
+class ScalarQuantizerTextAE(_StraightThroughTextAE):
+    """One scalar quantizer per latent dimension, M learned levels each."""
+
+    architecture = "text-st-scalar"
+    word_dim = 1
+
+
+class VectorQuantizerTextAE(_StraightThroughTextAE):
+    """One 2-D vector quantizer per pair of latent dimensions, M learned code vectors each."""
+
+    architecture = "text-st-vector"
+    word_dim = 2
+
+
+TEXT_MODELS: dict[str, type[TextAutoEncoder]] = {
+    cls.architecture: cls for cls in (LatticeTextAE, GaussianTextAE, ScalarQuantizerTextAE, VectorQuantizerTextAE)}

@@ -68,6 +68,9 @@ class TextTrainConfig:
     layers: int = 1
     latent: int = 96
     lam: float = 1.0
+    levels: int = 4  # M, words per quantizer of the straight-through families (text-st-*)
+    commitment: float = 0.0  # β of their commitment loss (0: the paper's version)
+    ema: float = 0.0  # γ of their EMA words (0: words learned by gradient, the paper's version)
     anneal_half: int = 2000
     batch_size: int = 64
     lr: float = 1e-3
@@ -83,11 +86,11 @@ class TextTrainConfig:
         return self.rounds * self.eval_every
 
     def hparams(self, vocab: int) -> dict[str, Any]:
-        hp: dict[str, Any] = dict(vocab=vocab, embed=self.embed, hidden=self.hidden, layers=self.layers,
-                                  latent=self.latent, lam=self.lam)
-        if self.architecture == LatticeTextAE.architecture:
-            hp["lattice"] = self.lattice
-        return hp
+        """The hyper-parameters of the family's spec: ``vocab``, then these settings' fields of those names."""
+        from latcomp.families import family
+
+        return {p.name: vocab if p.name == "vocab" else getattr(self, p.name)
+                for p in family(self.architecture).hparams}
 
 
 def lam_at(cfg: TextTrainConfig, step: int) -> float:
