@@ -318,8 +318,9 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
     error (one .lat holds one kind). --model names any model directory.
     """
     from .codec import load_model, read_header
+    from .container import with_names
     from .fileio import atomic_write_bytes, check_not_an_input, check_output, signals_as_exceptions, write_stdout
-    from .images import list_inputs, read_inputs
+    from .images import image_names, list_inputs, read_inputs
     from .modalities import of_model
     from .modelfile import DEFAULT_MODEL
 
@@ -333,6 +334,7 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
         if model is None:
             model = _model_of_inputs(blobs, quality)
         loaded = load_model(model or DEFAULT_MODEL)
+        names = () if of_model(loaded).name == "text" else image_names(list(inputs), blobs)  # before the work
         if of_model(loaded).name == "text":
             from .text.cli import encode_file
 
@@ -341,6 +343,7 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
             data = _encode_digits(list(inputs), blobs, loaded, lossless, resize, threshold, seed, quiet)
         else:
             data = _encode_photos(blobs, loaded, lossless, resize, threshold, seed, quiet)
+        data = with_names(data, names) if names else data
         if out == "-":
             write_stdout(data)
         else:
@@ -446,14 +449,15 @@ def decode(infile: str, out: str, model: Path | None, force: bool, quiet: bool) 
                    f"({header.mode}) from {name}", err=True)
 
 
-def _check_target(target: str, out: str, force: bool) -> Path:
-    """Refuse an output before any decoding work (see :func:`latcomp.fileio.check_output`)."""
+def _check_target(target: str, out: str, force: bool, header: Any) -> Path:
+    """Refuse an output before any decoding work (see :func:`latcomp.fileio.check_output`; a directory:
+    :func:`latcomp.images.check_png_dir` with the file's image names)."""
     from .fileio import check_output
     from .images import check_png_dir
 
     path = Path(out)  # without a trailing slash: a link to a directory is not followed
     if target == "dir":
-        check_png_dir(path, force)
+        check_png_dir(path, force, header.names)
     elif target != "stdout":
         check_output(path, force)
     return path
@@ -466,7 +470,7 @@ def _decode_digits(data: bytes, header: Any, target: str, out: str, model: Path 
     from .images import write_npz, write_png, write_png_dir
     from .modelfile import DEFAULT_MODEL
 
-    path = _check_target(target, out, force)
+    path = _check_target(target, out, force, header)
     # 8-bit pixels chunk by chunk: lossless 0/1, lossy the 8-bit means (no float64 copy of the images)
     images = _run_with_progress("decode", quiet, lambda report: decompress(
         data, model or DEFAULT_MODEL, progress=report, dtype="uint8"))
@@ -479,7 +483,7 @@ def _decode_digits(data: bytes, header: Any, target: str, out: str, model: Path 
     if target in ("png", "stdout"):
         write_png(out if target == "stdout" else path, pixels[0], force=force)
     else:
-        write_png_dir(path, pixels, force=force)
+        write_png_dir(path, pixels, force=force, names=header.names)
 
 
 def _decode_text(data: bytes, header: Any, target: str, out: str, model: Path | None, force: bool,
@@ -500,7 +504,7 @@ def _decode_photos(data: bytes, header: Any, target: str, out: str, model: Path 
     if target == "npz":
         raise InputError("photos of their own sizes are written as PNG files (a .png, a directory or -), "
                          "not as one .npz array")
-    path = _check_target(target, out, force)
+    path = _check_target(target, out, force, header)
 
     def decode_and_write(report: Any) -> None:
         images = decompress(data, model, progress=report)
@@ -508,7 +512,7 @@ def _decode_photos(data: bytes, header: Any, target: str, out: str, model: Path 
         if target in ("png", "stdout"):
             write_png(out if target == "stdout" else path, images[0], force=force)
         else:
-            write_png_dir(path, images, force=force)
+            write_png_dir(path, images, force=force, names=header.names)
 
     _run_with_progress("decode", quiet, decode_and_write)
 
@@ -527,6 +531,7 @@ def info(infile: str) -> None:
     if h.fields is None:
         rows += [("images", f"{h.count} (layout {h.layout})"),
                  ("image size", f"{_sizes(h)}, {channels} channel{'s' * (channels != 1)}")]
+        rows += [("names", _first(h.names))] if h.names else []
     else:  # version 4: items of a modality of its own, not images
         rows += [("modality", of_header(h).name), ("items", f"{h.count} (layout {h.layout})")]
     rows += [("dither seed", h.seed),
@@ -537,12 +542,16 @@ def info(infile: str) -> None:
         click.echo(f"{key + ':':16}{value}")
 
 
-def _sizes(h: Any, shown: int = 4) -> str:
+def _sizes(h: Any) -> str:
     """Image sizes as height×width: the one of a fixed-size file, or each image's (the first few)."""
     if not h.sizes:
         return f"{h.image_shape[0]}×{h.image_shape[1]}"
-    text = ", ".join(f"{height}×{width}" for height, width in h.sizes[:shown])
-    return text + (f", … ({len(h.sizes) - shown} more)" if len(h.sizes) > shown else "")
+    return _first([f"{height}×{width}" for height, width in h.sizes])
+
+
+def _first(items: Any, shown: int = 4) -> str:
+    """The first ``shown`` of ``items``, comma-separated, and how many more there are."""
+    return ", ".join(map(str, items[:shown])) + (f", … ({len(items) - shown} more)" if len(items) > shown else "")
 
 
 # --------------------------------------------------------------------------- bench

@@ -6,7 +6,8 @@ Layout (little-endian; varints are unsigned LEB128 in their shortest form)::
     0       4     magic  b"LATC"
     4       1     format version (1: rectangular lattice; 2: lattice spec below, stored pixels;
                   3: photos of any size, per-image sizes below; 4: a modality's own fields below)
-    5       1     flags: bit 0 lossless; bits 1-2 array layout; bit 3 stored pixels (v2 only); bits 4-7 zero
+    5       1     flags: bit 0 lossless; bits 1-2 array layout; bit 3 stored pixels (v2 only); bit 4 image
+                  names (v1-v3); bits 5-7 zero
     6       8     model id: the first 8 bytes of SHA-256 of the model's weights file
     14      8     dither seed (u64)
     22      4     CRC32 of the payload bytes
@@ -16,6 +17,8 @@ Layout (little-endian; varints are unsigned LEB128 in their shortest form)::
     [v2-v4] var   length L of the lattice spec, then L ASCII bytes (e.g. b"e8*2")
     [v3]    var   height H_i and width W_i of each of the N images
     [v4]    var   length E ≥ 1 of the modality's fields, then E bytes (their layout is the modality's)
+    [names] var   length B ≥ 2 of the image names, then B bytes: N names, each UTF-8 and a NUL byte
+                  (:mod:`latcomp.filenames`)
     …       4     CRC32 of all header bytes before it
     …       P     payload: the ANS stream, u32 words little-endian, trailing zero bytes dropped;
                   with stored pixels: first the raw pixels (numpy.packbits), then the ANS stream
@@ -40,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import FormatError
+from .filenames import MAX_NAMES_BYTES, pack_names, unpack_names
 
 MAGIC = b"LATC"
 #: Version 1: the rectangular lattice (sequential code with one level). Version 2 adds the
@@ -60,6 +64,8 @@ FLAG_LOSSLESS = 0x01
 #: Flag bit (version 2, lossless only): the pixels are stored raw, 1 bit each, before the ANS stream
 #: of the lattice point, because coding them would have made the file larger.
 FLAG_STORED = 0x08
+#: Flag bit (versions 1 to 3): the header records the name of every image (:mod:`latcomp.filenames`).
+FLAG_NAMES = 0x10
 #: Array layout of the images given to ``compress`` (returned alike by ``decompress``).
 LAYOUT_SHIFT, LAYOUT_MASK = 1, 0x06
 LAYOUTS = ("batch", "flat", "single")  # (N, H, W[, C]) / (N, H·W·C) / (H, W[, C])
@@ -102,6 +108,9 @@ class Header:
     #: Version 4: the modality's own header fields (1 to :data:`MAX_FIELDS_BYTES` bytes); ``image_shape`` is then
     #: (0, 0, 0). None: versions 1 to 3.
     fields: bytes | None = None
+    #: Versions 1 to 3, optional: the name of every image (relative paths, checked by
+    #: :func:`latcomp.filenames.check_name`); () when the file records none.
+    names: tuple[str, ...] = ()
     #: Length of the header in bytes (set by :func:`unpack`/:func:`pack`).
     header_bytes: int = 0
 
@@ -190,6 +199,8 @@ def _check_fields(h: Header) -> None:
         raise FormatError("corrupt header (bad lattice spec)")
     if h.stored and not (h.lossless and h.lattice):
         raise FormatError("corrupt header (stored pixels need the lossless mode and format version 2)")
+    if h.names and (len(h.names) != h.count or h.fields is not None):
+        raise FormatError("corrupt header (image names need one per image and format version 1 to 3)")
     if h.payload_bytes < h.stored_bytes:
         raise FormatError(f"corrupt header (payload of {h.payload_bytes} bytes is shorter than its "
                           f"{h.stored_bytes} bytes of stored pixels)")
@@ -225,7 +236,7 @@ def _header_fields(h: Header) -> tuple[int, ...]:
 def pack(header: Header, payload: bytes) -> bytes:
     """Serialize ``header`` (its ``payload_bytes`` is set from ``payload``) and the payload."""
     flags = (FLAG_LOSSLESS if header.lossless else 0) | (LAYOUTS.index(header.layout) << LAYOUT_SHIFT) | \
-        (FLAG_STORED if header.stored else 0)
+        (FLAG_STORED if header.stored else 0) | (FLAG_NAMES if header.names else 0)
     header = dataclasses.replace(header, payload_bytes=len(payload), payload_crc=zlib.crc32(payload))
     _check_fields(header)
     head = _FIXED.pack(MAGIC, header.version, flags, header.model_id, header.seed, header.payload_crc,
@@ -236,6 +247,9 @@ def pack(header: Header, payload: bytes) -> bytes:
     head += b"".join(_varint(v) for size in header.sizes for v in size)
     if header.fields is not None:
         head += _varint(len(header.fields)) + header.fields
+    if header.names:
+        names = pack_names(header.names)
+        head += _varint(len(names)) + names
     head += struct.pack("<I", zlib.crc32(head))
     return head + payload
 
@@ -281,6 +295,9 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         pos = _skip_sizes(data, pos, values[0])
     if version == FIELDS_VERSION:
         fields, pos = _read_fields(data, pos)
+    names_at = pos
+    if flags & FLAG_NAMES and version != FIELDS_VERSION:  # found, not decoded: the header CRC is checked first
+        pos = _skip_names(data, pos)
     if len(data) < pos + 4:
         raise FormatError("truncated header")
     (stored_crc,) = struct.unpack_from("<I", data, pos)
@@ -288,7 +305,9 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         raise FormatError("header checksum mismatch: the file is corrupt")
     if version == PHOTO_VERSION:
         sizes = _read_sizes(data, sizes_at, values[0])
-    if flags & ~(FLAG_LOSSLESS | LAYOUT_MASK | (FLAG_STORED if version == 2 else 0)):
+    names = _read_names(data, names_at, values[0]) if pos > names_at else ()
+    if flags & ~(FLAG_LOSSLESS | LAYOUT_MASK | (FLAG_STORED if version == 2 else 0) |
+                 (FLAG_NAMES if version != FIELDS_VERSION else 0)):
         raise FormatError(f"corrupt header (unknown flags 0x{flags:02x})")
     layout_index = (flags & LAYOUT_MASK) >> LAYOUT_SHIFT
     count, height, width, channels, payload_bytes = values
@@ -297,7 +316,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
                     model_id=model_id, seed=seed, payload_crc=payload_crc, content_crc=content_crc,
                     count=count, image_shape=(height, width, channels), payload_bytes=payload_bytes,
                     lattice=lattice, stored=bool(flags & FLAG_STORED), sizes=sizes, fields=fields,
-                    header_bytes=pos + 4)
+                    names=names, header_bytes=pos + 4)
     _check_fields(header)
     expected = header.header_bytes + payload_bytes
     if len(data) < expected:
@@ -345,6 +364,27 @@ def _read_fields(data: bytes, pos: int) -> tuple[bytes, int]:
     if not 1 <= length <= MAX_FIELDS_BYTES or len(data) < pos + length:
         raise FormatError("corrupt header (bad fields length)")
     return data[pos:pos + length], pos + length
+
+
+def _skip_names(data: bytes, pos: int) -> int:
+    """The end of the image names field at ``pos`` (its length bounded by the bytes present, nothing decoded)."""
+    length, pos = _read_varint(data, pos, "names length")
+    if not 2 <= length <= MAX_NAMES_BYTES or len(data) < pos + length:
+        raise FormatError("corrupt header (bad image names length)")
+    return pos + length
+
+
+def _read_names(data: bytes, pos: int, count: int) -> tuple[str, ...]:
+    """The names of the field at ``pos`` (after :func:`_skip_names` and the header CRC), checked."""
+    length, pos = _read_varint(data, pos, "names length")
+    return unpack_names(data[pos:pos + length], count)
+
+
+def with_names(data: bytes, names: tuple[str, ...]) -> bytes:
+    """The container ``data`` with the image names ``names`` recorded in its header (one per image; () removes
+    them); the payload and its content are unchanged, so the images decode as before."""
+    header, payload = unpack(data)
+    return pack(dataclasses.replace(header, names=tuple(names)), payload)
 
 
 def words_to_payload(words: np.ndarray) -> bytes:

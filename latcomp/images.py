@@ -3,8 +3,8 @@
 Inputs (regular files of bounded size, or ``-`` for standard input, see
 :func:`latcomp.fileio.read_input`), recognized by their content: any image Pillow
 reads, an ``.npz`` (array ``x`` or its only array), an ``.npy`` or an IDX file
-(MNIST's ``*-ubyte[.gz]``); a directory gives its image files, sorted by name (what it
-skips is listed). An array's shape and type are checked from its header before its data is
+(MNIST's ``*-ubyte[.gz]``); a directory gives the image files under it, sorted by their
+relative paths, which are their names in the container (what it skips is listed). An array's shape and type are checked from its header before its data is
 read; so are an image's size (at most :data:`MAX_IMAGE_PIXELS`) and frames (an animation or
 a multi-page file is refused), and every failure or warning of Pillow is one line naming the
 file. Images are read as a viewer shows them (EXIF orientation applied). Each input is a
@@ -33,14 +33,15 @@ import struct
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
-from .errors import CodecError, InputError, LimitError, OutputError
+from .errors import CodecError, FormatError, InputError, LimitError, OutputError
 from .fileio import MAX_INPUT_BYTES, atomic_write_bytes, atomic_write_dir, atomic_write_stream, read_input, write_stdout
+from .filenames import pack_names, png_names
 
 #: File name suffixes taken from a directory.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
@@ -315,30 +316,69 @@ def read_image(data: bytes, source: str, image_shape: tuple[int, int, int], resi
 
 
 def list_inputs(inputs: list[str | Path], warn: Warn | None = None) -> list[str]:
-    """Expand directories to their image files (sorted by name); ``-`` is stdin.
+    """Expand directories to their image files (:func:`input_files`); ``-`` is stdin."""
+    return [path for path, _ in input_files(inputs, warn)]
 
-    Hidden entries are skipped silently; every other entry a directory holds that is not an
-    image file (sub-directories, other suffixes, links to special files) is listed to ``warn``
-    in one line per directory.
+
+def input_files(inputs: list[str | Path], warn: Warn | None = None) -> list[tuple[str, str]]:
+    """(path, name) of every input file: a directory gives the image files under it, its sub-directories'
+    too, sorted by their paths relative to it, which are their names (``2024/a.jpg``); a file given by
+    itself is named by its base name, ``-`` (standard input, at most once) by ``-``.
+
+    Hidden entries are skipped silently; every other entry under a directory that is not an image file
+    (other suffixes, links to directories or special files) is listed to ``warn`` in one line per directory.
     """
-    files: list[str] = []
+    files: list[tuple[str, str]] = []
     for item in map(str, inputs):
         if item != "-" and os.path.isdir(item):
-            entries = sorted(p for p in Path(item).iterdir() if not p.name.startswith("."))
-            found = [str(p) for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-            skipped = [p.name + "/" * p.is_dir() for p in entries if str(p) not in found]
+            found, skipped = _directory_images(Path(item))
             if not found:
                 raise InputError(f"{item}: no image files in this directory")
             if skipped:
                 shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
                 (warn or warnings.warn)(f"{item}: skipped {len(skipped)} entr{'ies' if len(skipped) > 1 else 'y'} "
                                         f"that {'are' if len(skipped) > 1 else 'is'} not an image file: {shown}")
-            files.extend(found)
+            files.extend((os.path.join(item, *name.split("/")), name) for name in found)
         else:
-            files.append(item)
-    if files.count("-") > 1:
+            files.append((item, item if item == "-" else Path(item).name))
+    if [path for path, _ in files].count("-") > 1:
         raise InputError("standard input (-) can be read only once")
     return files
+
+
+def _directory_images(top: Path) -> tuple[list[str], list[str]]:
+    """The image files under ``top`` (not through links to directories) and its other entries (hidden ones
+    aside), as sorted relative paths; a directory is listed as ``name/``."""
+    found, skipped, pending = [], [], [PurePosixPath()]
+    while pending:
+        relative = pending.pop()
+        for entry in (top / relative).iterdir():
+            name = relative / entry.name
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                pending.append(name)
+            elif entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES:
+                found.append(str(name))
+            else:
+                skipped.append(f"{name}/" if entry.is_dir() else str(name))
+    return sorted(found), sorted(skipped)
+
+
+def image_names(inputs: list[str | Path], blobs: list[tuple[str, bytes]]) -> tuple[str, ...]:
+    """The names an encode of ``inputs`` (read as ``blobs``) records (:mod:`latcomp.filenames`): those of
+    :func:`input_files` when the run has a directory or several files and every input is an image file (no
+    array, no standard input), else (); InputError if two would be written under one name."""
+    names = tuple(name for _, name in input_files(inputs, warn=lambda message: None))
+    folder = any(item != "-" and os.path.isdir(item) for item in map(str, inputs))
+    if not (folder or len(names) > 1) or "-" in names or any(_is_array(data) for _, data in blobs):
+        return ()
+    try:
+        pack_names(names)
+        png_names(names)
+    except FormatError as exc:
+        raise InputError(f"{exc}; encode them into separate files or rename one") from None
+    return names
 
 
 def read_inputs(inputs: list[str | Path], warn: Warn | None = None) -> list[tuple[str, bytes]]:
@@ -494,38 +534,58 @@ def write_npz(path: str | Path, images: np.ndarray, force: bool = False) -> None
 _PNG_NAME = re.compile(r"[0-9]+\.png")
 
 
-def check_png_dir(directory: str | Path, force: bool) -> None:
+def check_png_dir(directory: str | Path, force: bool, names: Sequence[str] = ()) -> None:
     """Refuse a directory output before any work: see :func:`latcomp.fileio.check_output`, and, since
-    ``force`` replaces the whole directory, one that holds anything but decoded images (``NNNNN.png``)."""
+    ``force`` replaces the whole directory, one that holds anything but the images this decode writes
+    (``NNNNN.png``, or the PNG names of the image names ``names``: :func:`latcomp.filenames.png_names`)."""
     from .fileio import check_output
 
     check_output(directory, force, directory=True)
     if os.path.isdir(directory):
-        other = sorted(name for name in os.listdir(directory) if not _PNG_NAME.fullmatch(name))
+        ours = {PurePosixPath(name) for name in png_names(names)}
+        ours |= {parent for name in ours for parent in name.parents}
+        other = sorted(str(path) for path in _tree(Path(directory))
+                       if path not in ours and not (len(path.parts) == 1 and _PNG_NAME.fullmatch(path.name)))
         if other:
             raise OutputError(f"{directory} holds files that latcomp did not write ({other[0]}); "
                               f"refusing to replace it")
 
 
-def write_png_dir(directory: str | Path, images_u8: np.ndarray, force: bool = False) -> list[Path]:
-    """Write images as ``00000.png``, ``00001.png``… into ``directory``.
+def _tree(directory: Path) -> list[PurePosixPath]:
+    """Every entry under ``directory`` (links not followed), relative to it."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        here = PurePosixPath(Path(root).relative_to(directory).as_posix())
+        found += [here / name for name in dirs + files]
+    return found
+
+
+def write_png_dir(directory: str | Path, images_u8: Sequence[np.ndarray], force: bool = False,
+                  names: Sequence[str] = ()) -> list[Path]:
+    """Write images into ``directory`` under the PNG names of their image names ``names``
+    (:func:`latcomp.filenames.png_names`: ``a.jpg`` → ``a.png``, ``2024/b.png``, in sub-directories made
+    here), or, without names, as ``00000.png``, ``00001.png``….
 
     The images are written into a new directory that then takes the name in one step: a
     new directory appears complete or not at all, and with ``force`` an existing one (of
     decoded images only, :func:`check_png_dir`) is replaced as a whole, so no image of an
-    earlier, larger batch remains.
+    earlier, larger batch remains. Names are checked (:func:`latcomp.filenames.check_name`), so no
+    file is written outside the new directory.
     """
     directory = Path(directory)
     width = max(5, len(str(len(images_u8) - 1)))
-    names = [f"{i:0{width}d}.png" for i in range(len(images_u8))]
-    check_png_dir(directory, force)
+    outputs = png_names(names) if names else [f"{i:0{width}d}.png" for i in range(len(images_u8))]
+    check_png_dir(directory, force, names)
 
     def fill(tmp: Path) -> None:
-        for name, image in zip(names, images_u8, strict=True):
-            (tmp / name).write_bytes(_png_bytes(image))
+        for name, image in zip(outputs, images_u8, strict=True):
+            path = tmp.joinpath(*name.split("/"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "xb") as file:
+                file.write(_png_bytes(image))
 
     atomic_write_dir(directory, fill, overwrite=force)
-    return [directory / name for name in names]
+    return [directory.joinpath(*name.split("/")) for name in outputs]
 
 
 def output_kind(out: str, count: int, modality: str = "digits") -> str:

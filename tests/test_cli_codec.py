@@ -57,9 +57,9 @@ def test_batches_directory_npz_and_idx(capsys, tmp_path, pngs, small_model, digi
     assert cli(capsys, "decode", str(tmp_path / "dir.lat"), "-o", str(tmp_path / "out"), "--model",
                str(small_model))[0] == 0
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == [f"{i:05d}.png" for i in range(5)]
+    assert names == [f"d{i}.png" for i in range(5)]  # a folder keeps its names (tests/test_filenames.py)
     for i in range(5):
-        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / f"{i:05d}.png")), digits[i] * 255)
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / f"d{i}.png")), digits[i] * 255)
     # .npz in, .npz out: the same array back (lossless keeps 0/1 values and the (N, 784) layout)
     flat = digits[:10].reshape(10, 784)
     np.savez(tmp_path / "x.npz", x=flat)

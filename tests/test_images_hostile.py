@@ -290,15 +290,19 @@ def test_unreadable_images_are_one_line(tmp_path, capsys, photo_model):
 
 
 def test_a_folder_lists_what_it_skips(tmp_path, capsys, photo_model):
+    """Sub-folders are read (their images keep their relative paths: tests/test_filenames.py); what is not an
+    image file is listed, links to directories (never followed) too; hidden entries are skipped silently."""
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
     _write(folder / "a.png", encoded(Image.fromarray(photo_pixels(20, 24)), "PNG"))
     (folder / "notes.txt").write_text("mine")
+    (folder / "sub" / "more.txt").write_text("mine")
+    (folder / "loop").symlink_to(folder)
     (folder / ".hidden.png").write_bytes(b"")
     code, err = cli(capsys, "encode", str(folder), "-o", str(tmp_path / "x.lat"), "--model", str(photo_model),
                     "--quiet")
-    assert code == 0 and err == f"latcomp: warning: {folder}: skipped 2 entries that are not an image file: " \
-                                f"notes.txt, sub/\n", err
+    assert code == 0 and err == f"latcomp: warning: {folder}: skipped 3 entries that are not an image file: " \
+                                f"loop/, notes.txt, sub/more.txt\n", err
 
 
 def test_a_photo_batch_is_never_told_to_use_an_npz(tmp_path, capsys, photo_model):
