@@ -7,7 +7,7 @@ Layout (little-endian; varints are unsigned LEB128 in their shortest form)::
     4       1     format version (1: rectangular lattice; 2: lattice spec below, stored pixels;
                   3: photos of any size, per-image sizes below; 4: a modality's own fields below)
     5       1     flags: bit 0 lossless; bits 1-2 array layout; bit 3 stored pixels (v2 only); bit 4 image
-                  names (v1-v3); bits 5-7 zero
+                  names (v1-v3); bit 5 gray images (v3, C = 3); bits 6-7 zero
     6       8     model id: the first 8 bytes of SHA-256 of the model's weights file
     14      8     dither seed (u64)
     22      4     CRC32 of the payload bytes
@@ -16,6 +16,7 @@ Layout (little-endian; varints are unsigned LEB128 in their shortest form)::
                   [v3: count N, channels C, payload length P; v4: count N, payload length P]
     [v2-v4] var   length L of the lattice spec, then L ASCII bytes (e.g. b"e8*2")
     [v3]    var   height H_i and width W_i of each of the N images
+    [gray]  ⌈N/8⌉ bit i (LSB first) set: image i is gray, coded as R = G = B and decoded as luma
     [v4]    var   length E ≥ 1 of the modality's fields, then E bytes (their layout is the modality's)
     [names] var   length B ≥ 2 of the image names, then B bytes: N names, each UTF-8 and a NUL byte
                   (:mod:`latcomp.filenames`)
@@ -66,6 +67,8 @@ FLAG_LOSSLESS = 0x01
 FLAG_STORED = 0x08
 #: Flag bit (versions 1 to 3): the header records the name of every image (:mod:`latcomp.filenames`).
 FLAG_NAMES = 0x10
+#: Flag bit (version 3, 3 channels): a bit per image says which are gray (a batch of gray and colour photos).
+FLAG_GRAY = 0x20
 #: Array layout of the images given to ``compress`` (returned alike by ``decompress``).
 LAYOUT_SHIFT, LAYOUT_MASK = 1, 0x06
 LAYOUTS = ("batch", "flat", "single")  # (N, H, W[, C]) / (N, H·W·C) / (H, W[, C])
@@ -111,6 +114,8 @@ class Header:
     #: Versions 1 to 3, optional: the name of every image (relative paths, checked by
     #: :func:`latcomp.filenames.check_name`); () when the file records none.
     names: tuple[str, ...] = ()
+    #: Version 3 with 3 channels, optional: which images are gray (some, not all); () when none is.
+    gray: tuple[bool, ...] = ()
     #: Length of the header in bytes (set by :func:`unpack`/:func:`pack`).
     header_bytes: int = 0
 
@@ -201,6 +206,9 @@ def _check_fields(h: Header) -> None:
         raise FormatError("corrupt header (stored pixels need the lossless mode and format version 2)")
     if h.names and (len(h.names) != h.count or h.fields is not None):
         raise FormatError("corrupt header (image names need one per image and format version 1 to 3)")
+    if h.gray and (len(h.gray) != h.count or not h.sizes or h.channels != 3 or all(h.gray) or not any(h.gray)):
+        raise FormatError("corrupt header (gray images need a photo file of 3 channels, one bit per image, and "
+                          "some gray and some colour images)")
     if h.payload_bytes < h.stored_bytes:
         raise FormatError(f"corrupt header (payload of {h.payload_bytes} bytes is shorter than its "
                           f"{h.stored_bytes} bytes of stored pixels)")
@@ -236,7 +244,7 @@ def _header_fields(h: Header) -> tuple[int, ...]:
 def pack(header: Header, payload: bytes) -> bytes:
     """Serialize ``header`` (its ``payload_bytes`` is set from ``payload``) and the payload."""
     flags = (FLAG_LOSSLESS if header.lossless else 0) | (LAYOUTS.index(header.layout) << LAYOUT_SHIFT) | \
-        (FLAG_STORED if header.stored else 0) | (FLAG_NAMES if header.names else 0)
+        (FLAG_STORED if header.stored else 0) | (FLAG_NAMES if header.names else 0) | (FLAG_GRAY if header.gray else 0)
     header = dataclasses.replace(header, payload_bytes=len(payload), payload_crc=zlib.crc32(payload))
     _check_fields(header)
     head = _FIXED.pack(MAGIC, header.version, flags, header.model_id, header.seed, header.payload_crc,
@@ -245,6 +253,7 @@ def pack(header: Header, payload: bytes) -> bytes:
     if header.lattice:
         head += _varint(len(header.lattice)) + header.lattice.encode("ascii")
     head += b"".join(_varint(v) for size in header.sizes for v in size)
+    head += np.packbits(np.array(header.gray, bool), bitorder="little").tobytes()
     if header.fields is not None:
         head += _varint(len(header.fields)) + header.fields
     if header.names:
@@ -293,6 +302,9 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     sizes_at = pos
     if version == PHOTO_VERSION:  # found, not decoded: the header CRC is checked first
         pos = _skip_sizes(data, pos, values[0])
+    gray_at, has_gray = pos, bool(flags & FLAG_GRAY) and version == PHOTO_VERSION
+    if has_gray:
+        pos += -(-values[0] // 8)
     if version == FIELDS_VERSION:
         fields, pos = _read_fields(data, pos)
     names_at = pos
@@ -306,8 +318,9 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     if version == PHOTO_VERSION:
         sizes = _read_sizes(data, sizes_at, values[0])
     names = _read_names(data, names_at, values[0]) if pos > names_at else ()
+    gray = _read_gray(data[gray_at:names_at], values[0]) if has_gray else ()
     if flags & ~(FLAG_LOSSLESS | LAYOUT_MASK | (FLAG_STORED if version == 2 else 0) |
-                 (FLAG_NAMES if version != FIELDS_VERSION else 0)):
+                 (FLAG_NAMES if version != FIELDS_VERSION else 0) | (FLAG_GRAY if version == PHOTO_VERSION else 0)):
         raise FormatError(f"corrupt header (unknown flags 0x{flags:02x})")
     layout_index = (flags & LAYOUT_MASK) >> LAYOUT_SHIFT
     count, height, width, channels, payload_bytes = values
@@ -316,7 +329,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
                     model_id=model_id, seed=seed, payload_crc=payload_crc, content_crc=content_crc,
                     count=count, image_shape=(height, width, channels), payload_bytes=payload_bytes,
                     lattice=lattice, stored=bool(flags & FLAG_STORED), sizes=sizes, fields=fields,
-                    names=names, header_bytes=pos + 4)
+                    names=names, gray=gray, header_bytes=pos + 4)
     _check_fields(header)
     expected = header.header_bytes + payload_bytes
     if len(data) < expected:
@@ -366,6 +379,14 @@ def _read_fields(data: bytes, pos: int) -> tuple[bytes, int]:
     return data[pos:pos + length], pos + length
 
 
+def _read_gray(bits: bytes, count: int) -> tuple[bool, ...]:
+    """The ``count`` gray-image bits of a version-3 header (LSB first; the padding bits zero)."""
+    gray = np.unpackbits(np.frombuffer(bits, np.uint8), bitorder="little")
+    if gray[count:].any():
+        raise FormatError("corrupt header (gray-image padding bits)")
+    return tuple(bool(bit) for bit in gray[:count])
+
+
 def _skip_names(data: bytes, pos: int) -> int:
     """The end of the image names field at ``pos`` (its length bounded by the bytes present, nothing decoded)."""
     length, pos = _read_varint(data, pos, "names length")
@@ -380,11 +401,18 @@ def _read_names(data: bytes, pos: int, count: int) -> tuple[str, ...]:
     return unpack_names(data[pos:pos + length], count)
 
 
-def with_names(data: bytes, names: tuple[str, ...]) -> bytes:
-    """The container ``data`` with the image names ``names`` recorded in its header (one per image; () removes
-    them); the payload and its content are unchanged, so the images decode as before."""
+#: Header fields that label a file's images without changing its payload or content (:func:`relabeled`).
+LABELS = ("names", "gray")
+
+
+def relabeled(data: bytes, **labels: tuple) -> bytes:
+    """The container ``data`` with the given :data:`LABELS` set in its header: ``names`` (one per image, or ()),
+    ``gray`` (one bit per image of a 3-channel photo file, some set, or ()). The payload and its content are
+    unchanged, so the images decode to the same pixels."""
+    if not set(labels) <= set(LABELS):
+        raise TypeError(f"only {', '.join(LABELS)} can be relabeled")
     header, payload = unpack(data)
-    return pack(dataclasses.replace(header, names=tuple(names)), payload)
+    return pack(dataclasses.replace(header, **{name: tuple(value) for name, value in labels.items()}), payload)
 
 
 def words_to_payload(words: np.ndarray) -> bytes:

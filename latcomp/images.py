@@ -4,9 +4,10 @@ Inputs (regular files of bounded size, or ``-`` for standard input, see
 :func:`latcomp.fileio.read_input`), recognized by their content: any image Pillow
 reads, an ``.npz`` (array ``x`` or its only array), an ``.npy`` or an IDX file
 (MNIST's ``*-ubyte[.gz]``); a directory gives the image files under it, sorted by their
-relative paths, which are their names in the container (what it skips is listed). An array's shape and type are checked from its header before its data is
-read; so are an image's size (at most :data:`MAX_IMAGE_PIXELS`) and frames (an animation or
-a multi-page file is refused), and every failure or warning of Pillow is one line naming the
+relative paths, which are their names in the container (what it skips is listed). An
+array's shape and type are checked from its header before its data is read; so are an
+image's size (at most :data:`MAX_IMAGE_PIXELS`) and frames (an animation or a multi-page file
+is refused), and every failure or warning of Pillow is one line naming the
 file. Images are read as a viewer shows them (EXIF orientation applied). Each input is a
 digit or a photo by what it is (:func:`image_kind`).
 
@@ -496,6 +497,27 @@ def read_photo(data: bytes, source: str, warn: Warn | None = None) -> np.ndarray
     for step in lost:
         (warn or warnings.warn)(f"{source}: {step}")
     return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def one_channel_count(photos: list[np.ndarray]) -> tuple[list[np.ndarray], tuple[bool, ...]]:
+    """Photos for one file, which has one channel count: as they are when all are gray or all RGB (and no
+    gray bits), else the gray ones repeated to R = G = B (nothing lost) and a bit per image, true for
+    those, to record in the header (:func:`latcomp.container.relabeled`) so that decoding restores them."""
+    gray = tuple(photo.ndim == 2 for photo in photos)
+    if all(gray) or not any(gray):
+        return photos, ()
+    return [np.repeat(p[..., None], 3, axis=-1) if is_gray else p for p, is_gray in zip(photos, gray, strict=True)], \
+        gray
+
+
+def restore_gray(images: list[np.ndarray], gray: tuple[bool, ...]) -> list[np.ndarray]:
+    """The decoded RGB images of a file with gray bits (:func:`one_channel_count`), those marked gray as 8-bit
+    gray: the luma round(0.299 R + 0.587 G + 0.114 B) of their decoded pixels (within one level of the
+    image decoded from a file of its own, which takes the luma before rounding)."""
+    from .photo.codec import LUMA
+
+    return [np.rint(image @ LUMA).astype(np.uint8) if is_gray else image
+            for image, is_gray in zip(images, gray or [False] * len(images), strict=True)]
 
 
 def binarize(images: np.ndarray, threshold: float) -> np.ndarray:

@@ -14,7 +14,7 @@ from codec_fixtures import make_model, make_photo_model
 from conftest import run_cli as cli
 from conftest import synthetic_binary
 
-from latcomp.container import FLAG_NAMES, unpack, with_names
+from latcomp.container import FLAG_NAMES, relabeled, unpack
 from latcomp.errors import FormatError
 from latcomp.filenames import check_name, png_names
 
@@ -53,12 +53,12 @@ def _with_raw_names(data: bytes, old: bytes, new: bytes) -> bytes:
 
 def test_names_round_trip_in_the_header_and_leave_the_content_alone(photo_model):
     data = _photo_file(photo_model)
-    named = with_names(data, ("a.jpg", "2024/b.png"))
+    named = relabeled(data, names=("a.jpg", "2024/b.png"))
     header, payload = unpack(named)
     assert header.names == ("a.jpg", "2024/b.png") and named[5] & FLAG_NAMES
     assert payload == unpack(data)[1] and header.content_crc == unpack(data)[0].content_crc
     assert unpack(data)[0].names == () and not data[5] & FLAG_NAMES  # files without names: bytes as before
-    assert with_names(named, ()) == data
+    assert relabeled(named, names=()) == data
     for i in range(unpack(data)[0].header_bytes, len(named) - len(unpack(data)[1])):  # names under the header CRC
         with pytest.raises(FormatError):
             unpack(named[:i] + bytes([named[i] ^ 0x01]) + named[i + 1:])
@@ -80,7 +80,7 @@ def test_names_that_would_collide_are_refused():
 
 @pytest.mark.parametrize("hostile", [b"../a.png", b"/tmp/a.p", b"sub/../a", b"\xff\xfeab.png", b"ab\\c.png"])
 def test_a_file_with_hostile_names_is_one_error_line_and_writes_nothing(tmp_path, capsys, photo_model, hostile):
-    data = with_names(_photo_file(photo_model), ("safe.png", "b.png"))
+    data = relabeled(_photo_file(photo_model), names=("safe.png", "b.png"))
     bad = _with_raw_names(data, b"safe.png", hostile)
     (tmp_path / "bad.lat").write_bytes(bad)
     work = tmp_path / "work"
@@ -93,7 +93,7 @@ def test_a_file_with_hostile_names_is_one_error_line_and_writes_nothing(tmp_path
 
 
 def test_a_file_whose_names_collide_or_miscount_is_refused(photo_model):
-    data = with_names(_photo_file(photo_model), ("a.png", "b.png"))
+    data = relabeled(_photo_file(photo_model), names=("a.png", "b.png"))
     with pytest.raises(FormatError, match="both be written"):
         unpack(_with_raw_names(data, b"b.png", b"a.jpg"))
     with pytest.raises(FormatError, match="does not hold 2 names"):
