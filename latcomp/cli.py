@@ -305,13 +305,10 @@ def _run_with_progress(label: str, quiet: bool, work: Any) -> Any:
               help="Binarize: intensity ≥ T (in (0, 1]) becomes 1, else 0.")
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=None,
               help="Dither seed (default: random per file); fixes the output bytes.")
-@click.option("--effort", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
-              help="Photos: refine each image's latent by K gradient steps before coding (slower, smaller files at "
-                   "the same quality; needs torch; the file decodes as any other; docs/photos.md).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it is an existing regular file.")
 @click.option("--quiet", is_flag=True, help="Print nothing on success (warnings still are).")
 def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, lossless: bool, resize: bool,
-           threshold: float | None, seed: int | None, effort: int, force: bool, quiet: bool) -> None:
+           threshold: float | None, seed: int | None, force: bool, quiet: bool) -> None:
     """Compress images (files, directories, .npz/.npy or IDX arrays; - for standard input) into one .lat container.
 
     Without --model, each input goes by what it is, never by the other inputs: arrays
@@ -337,8 +334,6 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
         if model is None:
             model = _model_of_inputs(blobs, quality)
         loaded = load_model(model or DEFAULT_MODEL)
-        if effort and of_model(loaded).name != "photo":
-            raise click.UsageError(f"--effort applies to photos, not to a {of_model(loaded).name} model")
         names = () if of_model(loaded).name == "text" else image_names(list(inputs), blobs)  # before the work
         if of_model(loaded).name == "text":
             from .text.cli import encode_file
@@ -347,7 +342,7 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
         elif of_model(loaded).name == "digits":
             data = _encode_digits(list(inputs), blobs, loaded, lossless, resize, threshold, seed, quiet)
         else:
-            data = _encode_photos(blobs, loaded, lossless, resize, threshold, seed, quiet, effort)
+            data = _encode_photos(blobs, loaded, lossless, resize, threshold, seed, quiet)
         data = relabeled(data, names=names) if names else data
         if out == "-":
             write_stdout(data)
@@ -395,7 +390,7 @@ def _encode_digits(inputs: list[str], blobs: list[tuple[str, bytes]], loaded: An
 
 
 def _encode_photos(blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, resize: bool,
-                   threshold: float | None, seed: int | None, quiet: bool, effort: int = 0) -> bytes:
+                   threshold: float | None, seed: int | None, quiet: bool) -> bytes:
     """Photos of any size (a photo model): one image gives a single-image file, several a batch (gray and
     colour ones: the gray ones marked, :func:`latcomp.images.one_channel_count`)."""
     from .container import relabeled
@@ -408,8 +403,7 @@ def _encode_photos(blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, 
                          "(to code an image as a digit anyway: --model models/mnist-lattice-vae)")
     def read_and_compress(report: Any) -> bytes:
         photos, gray = one_channel_count([read_photo(data, source, warn=_warn) for source, data in blobs])
-        data = compress(photos[0] if len(photos) == 1 else photos, loaded, seed=seed, progress=report,
-                        effort=effort)
+        data = compress(photos[0] if len(photos) == 1 else photos, loaded, seed=seed, progress=report)
         return relabeled(data, gray=gray) if gray else data
 
     return _run_with_progress("encode", quiet, read_and_compress)
@@ -567,8 +561,6 @@ def _first(items: Any, shown: int = 4) -> str:
 #: Options of ``latcomp bench`` for one mode only (the other refuses them).
 _PHOTO_ONLY = ("peers", "peer_codecs", "extra_curves", "repeats", "cold_runs")
 _MNIST_ONLY = ("split", "is_samples", "dithers", "no_bitstream", "defensive")
-#: Options of ``latcomp bench`` for text models only; the digit options and ``--images`` do not apply to them.
-_TEXT_ONLY = ("sentences",)
 
 
 @cli.command()
@@ -595,8 +587,7 @@ _TEXT_ONLY = ("sentences",)
               help="Write the results table as Markdown (--photo: the whole report).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
               help="Write PNG figures (rate vs NLL, rate vs distortion, validation curves) into this directory; "
-                   "--photo: the RD plot (PSNR and MS-SSIM against bpp) as this PNG file; text models: the "
-                   "Figure 4 plot (rate per word against word NLL) as this PNG file.")
+                   "--photo: the RD plot (PSNR and MS-SSIM against bpp) as this PNG file.")
 @click.option("--no-bitstream", is_flag=True, help="Do not code the split; report the lattice VAE's rate estimate.")
 @click.option("--images", type=click.IntRange(min=1), default=None, metavar="N",
               help="Use N evenly spaced images of the split (default: all; the test split is sorted by class); "
@@ -619,22 +610,14 @@ _TEXT_ONLY = ("sentences",)
 @click.option("--cold-runs", type=click.IntRange(min=0), default=3, show_default=True, metavar="N",
               help="--photo: fresh `python -m latcomp decode` processes per model for the cold-start time "
                    "(median; 0: skip).")
-@click.option("--sentences", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Text models: decode N evenly spaced validation sentences for the lossy exact-match and word "
-                   "error rates [default: 1000].")
 @click.pass_context
 def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: str, is_samples: int, dithers: int,
           data_dir: Path | None, json_path: Path | None, markdown_path: Path | None, plot_path: Path | None,
-          no_bitstream: bool, defensive: bool, images: int | None, sentences: int | None,
-          **photo_options: Any) -> None:
+          no_bitstream: bool, defensive: bool, images: int | None, **photo_options: Any) -> None:
     """Rate (bits/image, from real bitstreams where possible), distortion, −ELBO and IS NLL of models.
 
     With --photo: photo models against the classical codecs on Kodak (tables on stdout; JSON,
     Markdown report and RD plot on request).
-
-    Text models (the paper's Figure 4 on sentences, docs/text.md): word NLL and rate per word on the
-    validation sentences (real files where the model writes them), lossy decoding quality and speed,
-    and the NLL difference of every pair of methods at equal rate.
 
     The table on stdout has fewer columns when the terminal is too narrow for all of
     them; --json and --markdown always have every column.
@@ -642,7 +625,6 @@ def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .measure import text_bench
     from .measure.bench import run_bench, write_bench, write_plots
 
     given = {p.name for p in ctx.command.params
@@ -653,13 +635,9 @@ def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: 
         raise click.UsageError(f"{', '.join(wrong)} {'do not apply' if photo else 'apply only'} with --photo")
     if not photo and not model_dirs:
         raise click.UsageError("Missing argument 'MODEL_DIR...'.")
-    text = not photo and text_bench.text_models(model_dirs)
-    wrong = sorted(flags[n] for n in given & set((*_MNIST_ONLY, "images") if text else _TEXT_ONLY))
-    if wrong:
-        raise click.UsageError(f"{', '.join(wrong)} {'do not apply to' if text else 'apply only to'} text models")
-    if not photo and not text and plot_path is not None and plot_path.is_file():
+    if not photo and plot_path is not None and plot_path.is_file():
         raise click.BadParameter(f"Directory '{plot_path}' is a file.", param_hint="'--plot'")
-    for path in (json_path, markdown_path, plot_path if photo or text else None):
+    for path in (json_path, markdown_path, plot_path if photo else None):
         if path is not None and not path.absolute().parent.is_dir():
             raise FileNotFoundError(f"{path.parent}: output directory does not exist")
     console = Console(stderr=True)
@@ -674,8 +652,6 @@ def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: 
 
         if photo:
             result = _run_photo_bench(model_dirs, data_dir, images, report, **photo_options)
-        elif text:
-            res = text_bench.run_text_bench(model_dirs, data_dir, sentences or text_bench.DEFAULT_SENTENCES, report)
         else:
             res = run_bench(list(model_dirs), split=split, is_samples=is_samples, dithers=dithers,
                             data_dir=str(data_dir) if data_dir else None, progress=report,
@@ -687,11 +663,6 @@ def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: 
             _warn(f"peer {name} skipped: {why}")
         _print_photo_bench(Console(), result)
         for path in write_photo_report(result, _bench_command(), json_path, markdown_path, plot_path):
-            console.print(f"wrote {path}")
-        return
-    if text:
-        _print_tables(Console(), text_bench.terminal_tables(res))
-        for path in text_bench.write_text_bench(res, _bench_command(), json_path, markdown_path, plot_path):
             console.print(f"wrote {path}")
         return
     print_bench_table(Console(), res)
@@ -744,6 +715,9 @@ def _run_photo_bench(model_dirs: tuple[Path, ...], data_dir: Path | None, images
 
 def _print_photo_bench(console: Any, result: Any) -> None:
     """The latcomp points and the BD-rates of a photo bench as rich tables (80 columns wide)."""
+    from rich import box
+    from rich.table import Table
+
     from .measure.photo_bench import bd_rows, point_rows
 
     data = result.meta["data"]
@@ -755,22 +729,11 @@ def _print_photo_bench(console: Any, result: Any) -> None:
                "MS-SSIM dB, cubic and Akima interpolation)",
                ("curve", "against", "PSNR\ncubic", "PSNR\nAkima", "MS-SSIM\ncubic", "MS-SSIM\nAkima"),
                bd_rows(result))]
-    _print_tables(console, tables)
-
-
-#: Columns of the bench tables on stdout that hold names (left-aligned; the numbers are right-aligned).
-_NAME_COLUMNS = ("curve", "model (λ)", "against", "model", "method", "source")
-
-
-def _print_tables(console: Any, tables: Any) -> None:
-    """Print (title, columns, rows of strings) tables with rich."""
-    from rich import box
-    from rich.table import Table
-
     for title, columns, rows in tables:
         table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
         for column in columns:
-            table.add_column(column, justify="left" if column in _NAME_COLUMNS else "right", no_wrap=True)
+            table.add_column(column, justify="left" if column in ("curve", "model (λ)", "against") else "right",
+                             no_wrap=True)
         for row in rows:
             table.add_row(*row)
         console.print(table)
