@@ -82,10 +82,8 @@ def test_lossless_length_is_rate_plus_nll_plus_side_information(trained):
     k = latent.quantize(numpy_model.encode(ids), u)
     rate = -latent.code.log2_prob(k, u).sum()
     w = latent.reconstruct(k, u)
-    nll = 0.0
-    for n, s in enumerate(ids):
-        symbols, freq = token_symbols(numpy_model, w[n], s)
-        nll -= np.log2(freq[np.arange(len(symbols)), symbols] / freq.sum(-1)).sum()
+    symbols, freq = token_symbols(numpy_model, w, ids)
+    nll = -np.log2(freq[np.arange(len(symbols)), symbols] / freq.sum(-1)).sum()
     with torch.no_grad():    # the torch model's NLL at the same Z − U agrees with the exact one
         torch_nll = model.token_nll(torch.from_numpy(w).float(), Batch.of(ids)).sum().item() / math.log(2)
     assert nll == pytest.approx(torch_nll, rel=1e-4)
@@ -132,10 +130,14 @@ def test_files_are_identical_across_thread_counts_and_batchings(trained, tmp_pat
     assert len(outputs) == 1 and len(outputs.pop()) > 100
 
 
-def test_eos_ends_every_line(trained):
+def test_eos_ends_every_line_and_lines_run_in_lockstep(trained):
     _, vocab, _, numpy_model = trained
-    symbols, freq = token_symbols(numpy_model, np.zeros(16), [5, 6])
-    assert symbols.tolist() == [5, 6, EOS] and freq.shape == (3, len(vocab))
+    w = np.random.default_rng(0).normal(size=(3, 16))
+    symbols, freq = token_symbols(numpy_model, w, [[5, 6], [7], []])
+    assert symbols.tolist() == [5, 7, EOS, 6, EOS, EOS] and freq.shape == (6, len(vocab))
+    for n, ids in enumerate([[5, 6], [7], []]):   # each line's frequencies are its own, whatever runs beside it
+        alone = token_symbols(numpy_model, w[n:n + 1], [ids])[1]
+        np.testing.assert_array_equal(alone, freq[[[0, 3, 5], [1, 4], [2]][n]])
 
 
 def test_corrupt_payloads_fail_with_one_error_instead_of_looping(trained):

@@ -9,12 +9,10 @@ dither, Z_n = K_Λ(X_n + U_n). One ANS stream holds, in the order the decoder po
    distribution given Z_n − U_n and the tokens before it (:func:`latcomp.text.network.frequencies`,
    exact on both sides), ending with ``<eos>`` — the two-part code of Section 3.3, whose
    length is rate + NLL; then what restores the text as written (:mod:`latcomp.text.tokenizer`):
-   the spelling of unknown words (characters with an adaptive order-1 model), the case of each
-   word (adaptive, in two contexts: sentence start or not), the letter cases of verbatim words,
-   and the gaps (a flag "the usual gap" — nothing at the ends and before a mark, one space
-   otherwise — then, if not, the gap's UTF-8 bytes with an adaptive byte model).
+   the spellings of unknown words, the cases and the gaps (:mod:`latcomp.text.side`, with the
+   vocabulary's side statistics learned from the training text).
 
-The adaptive models are integer counts, the same on both sides; every symbol goes through
+The side models are integer counts, the same on both sides; every symbol goes through
 constriction's ``Categorical(perfect=False)`` with integer-valued probabilities. Lossy decoding
 returns the decoder's sentence: greedy (most probable) tokens from the point alone, lower case,
 joined by the usual gaps.
@@ -22,7 +20,6 @@ joined by the usual gaps.
 
 from __future__ import annotations
 
-import itertools
 import struct
 import zlib
 from collections.abc import Callable
@@ -38,19 +35,15 @@ from latcomp.runtime import coding
 from latcomp.runtime.coding import pop_coordinates, push_coordinates
 from latcomp.runtime.model import LoadedModel, ModelLike, check_model, load_model
 from latcomp.text.network import NumpyTextModel, frequencies
-from latcomp.text.tokenizer import LOWER, VERBATIM, Line, join_lines, lex, split_lines
+from latcomp.text.side import SideModels, code_side
+from latcomp.text.statistics import usual_gap
+from latcomp.text.tokenizer import join_lines, lex, split_lines
 from latcomp.text.vocabulary import BOS, EOS, UNK, Vocabulary, VocabularyError
 
-#: Characters of canonical tokens (the alphabet of unknown tokens' spellings, marks included), then the end symbol.
-CHARS = "abcdefghijklmnopqrstuvwxyz0123456789'.,;:!?"
-END_CHAR = len(CHARS)
-#: Marks after which a word starts a sentence (the case model's context).
-SENTENCE_ENDS = frozenset(".!?")
-MARKS = frozenset(".,;:!?")
-#: Count added to an adaptive model's symbol each time it is coded (initial counts are 1).
-INCREMENT = 24
 #: Tokens the lossy decoder emits at most per line.
 MAX_LOSSY_TOKENS = 64
+#: Lines whose tokens are coded in lockstep, step by step across the lines (the stream's layout).
+GROUP = 32
 
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 
@@ -68,30 +61,6 @@ class TextPayload:
     words: np.ndarray
     #: The lattice coordinates of the lines (what the lossy content CRC covers).
     coordinates: np.ndarray
-
-
-class Adaptive:
-    """Adaptive categorical counts over ``n`` symbols in ``contexts`` contexts (initial count 1 each)."""
-
-    def __init__(self, n: int, contexts: int = 1):
-        self.counts = np.ones((contexts, n))
-
-    def probabilities(self, context: int = 0) -> np.ndarray:
-        return self.counts[context].copy()
-
-    def update(self, symbol: int, context: int = 0) -> None:
-        self.counts[context, symbol] += INCREMENT
-
-
-class SideModels:
-    """The adaptive models of the text's side information (module docstring)."""
-
-    def __init__(self) -> None:
-        self.spelling = Adaptive(len(CHARS) + 1, len(CHARS) + 1)   # context: the previous character
-        self.case = Adaptive(4, 2)                                  # context: sentence start
-        self.letter = Adaptive(2, 2)                                # context: first letter of the word or not
-        self.usual_gap = Adaptive(2, 3)                             # context: start, inside, end
-        self.gap_byte = Adaptive(257, 3)                            # 256 bytes + end
 
 
 # ----------------------------------------------------------------------------- symbol streams
@@ -133,10 +102,14 @@ class Reader:
         self.coder, self.left = coder, limit
 
     def code(self, _symbol: int | None, probabilities: np.ndarray) -> int:
-        self.left -= 1
+        return int(self.code_rows(probabilities[None])[0])
+
+    def code_rows(self, probabilities: np.ndarray) -> np.ndarray:
+        """Pop one symbol for each row of ``probabilities`` (n, alphabet)."""
+        self.left -= len(probabilities)
         if self.left < 0:
             raise FormatError("corrupt payload (it decodes to more text than the file holds)")
-        return int(self.coder.decode(_CATEGORICAL, probabilities[None])[0])
+        return self.coder.decode(_CATEGORICAL, probabilities)
 
 
 def symbol_bound(size: int, lines: int) -> int:
@@ -146,108 +119,55 @@ def symbol_bound(size: int, lines: int) -> int:
     return 8 * (size + lines) + 64
 
 
-Code = Callable[[int | None, np.ndarray], int]
-
-
-def code_adaptive(code: Code, model: Adaptive, symbol: int | None, context: int = 0) -> int:
-    """Code ``symbol`` (None when decoding) with an adaptive model and update it."""
-    out = code(symbol, model.probabilities(context))
-    model.update(out, context)
-    return out
-
-
-# ----------------------------------------------------------------------------- side information
-
-
-def usual_gap(position: int, tokens: tuple[str, ...] | list[str]) -> str:
-    """The gap expected before token ``position`` (``len(tokens)``: after the last)."""
-    if position == 0 or position == len(tokens):
-        return ""
-    return "" if tokens[position] in MARKS else " "
-
-
-def gap_context(position: int, count: int) -> int:
-    return 0 if position == 0 else 2 if position == count else 1
-
-
-def code_spelling(code: Code, side: SideModels, token: str | None) -> str:
-    """An unknown word's canonical spelling, character by character then the end symbol."""
-    chars, prev = [], END_CHAR
-    symbols = None if token is None else [CHARS.index(c) for c in token] + [END_CHAR]
-    for i in itertools.count():
-        s = code_adaptive(code, side.spelling, None if symbols is None else symbols[i], prev)
-        if s == END_CHAR:
-            return "".join(chars)
-        chars.append(CHARS[s])
-        prev = s
-    raise AssertionError("unreachable")
-
-
-def code_case(code: Code, side: SideModels, line: Line | None, tokens: list[str]) -> tuple[list[int], list[str]]:
-    """The case codes of the words (words without letters are lower by rule) and the verbatim spellings."""
-    cases, verbatim = [], []
-    spellings = iter(line.verbatim) if line is not None else None
-    for i, token in enumerate(tokens):
-        if not any(c.isalpha() for c in token):
-            cases.append(LOWER)
-            continue
-        start = int(i == 0 or tokens[i - 1] in SENTENCE_ENDS)
-        case = code_adaptive(code, side.case, None if line is None else line.cases[i], start)
-        cases.append(case)
-        if case == VERBATIM:
-            surface = next(spellings) if spellings is not None else None
-            letters = []
-            for j, c in enumerate(token):
-                if not c.isalpha():
-                    letters.append(c)
-                    continue
-                upper = code_adaptive(code, side.letter, None if surface is None else int(surface[j].isupper()),
-                                      int(j == 0))
-                letters.append(c.upper() if upper else c)
-            verbatim.append("".join(letters))
-    return cases, verbatim
-
-
-def code_gaps(code: Code, side: SideModels, line: Line | None, tokens: list[str]) -> list[str]:
-    """Every gap of the line: the usual-gap flag, else the gap's UTF-8 bytes and an end symbol."""
-    gaps = []
-    for pos in range(len(tokens) + 1):
-        context, usual = gap_context(pos, len(tokens)), usual_gap(pos, tokens)
-        actual = None if line is None else line.gaps[pos]
-        if code_adaptive(code, side.usual_gap, None if actual is None else int(actual == usual), context):
-            gaps.append(usual)
-            continue
-        data = None if actual is None else list(actual.encode("utf-8")) + [256]
-        out = bytearray()
-        for i in itertools.count():
-            b = code_adaptive(code, side.gap_byte, None if data is None else data[i], context)
-            if b == 256:
-                break
-            out.append(b)
-        try:
-            gaps.append(out.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise FormatError("corrupt payload (a gap is not UTF-8)") from None
-    return gaps
-
-
 # ----------------------------------------------------------------------------- the model's part
 
 
-def code_tokens(code: Code, model: NumpyTextModel, w: np.ndarray) -> list[int]:
-    """Decode a line's token ids (until ``<eos>``) with the decoder's exact next-token frequencies given W = Z − U."""
-    states, token, out = model.start(w[None]), BOS, []
-    while True:
-        states, logits = model.step(states, np.array([token]))
-        token = code(None, frequencies(logits[0]))
-        if token == EOS:
-            return out
-        out.append(token)
+def groups(lines: int) -> list[slice]:
+    """The groups of :data:`GROUP` consecutive lines whose tokens are coded in lockstep."""
+    return [slice(start, min(start + GROUP, lines)) for start in range(0, lines, GROUP)]
 
 
-def token_symbols(model: NumpyTextModel, w: np.ndarray, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """The encoder's view of :func:`code_tokens`: the ids then ``<eos>`` and their frequencies (teacher forcing)."""
-    return np.array([*ids, EOS], np.int32), frequencies(model.teacher_forced(w, ids))
+def lockstep(model: NumpyTextModel, w: np.ndarray, choose: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+    """Run the decoder over a group of lines in lockstep, given W = Z − U (n, latent): at each step the lines
+    still running (in line order) get their exact next-token frequencies, ``choose(rows, frequencies)`` gives
+    their tokens, and a line ends with ``<eos>``."""
+    states, rows, tokens = model.start(w), np.arange(len(w)), np.full(len(w), BOS)
+    while len(rows):
+        states[:, rows], logits = model.step(states[:, rows], tokens[rows])
+        tokens[rows] = choose(rows, frequencies(logits))
+        rows = rows[tokens[rows] != EOS]
+
+
+def code_tokens(reader: Reader, model: NumpyTextModel, w: np.ndarray) -> list[list[int]]:
+    """Decode the token ids of a group of lines (:func:`lockstep`, each until ``<eos>``)."""
+    out: list[list[int]] = [[] for _ in w]
+
+    def choose(rows: np.ndarray, freq: np.ndarray) -> np.ndarray:
+        tokens = reader.code_rows(freq)
+        for n, token in zip(rows, tokens, strict=True):
+            if token != EOS:
+                out[n].append(int(token))
+        return tokens
+
+    lockstep(model, w, choose)
+    return out
+
+
+def token_symbols(model: NumpyTextModel, w: np.ndarray, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The encoder's view of :func:`code_tokens`: each line's ids then ``<eos>``, step by step over the lines
+    still running, and their frequencies (teacher forcing)."""
+    lines, step = [[*s, EOS] for s in ids], np.zeros(len(ids), np.int64)
+    symbols, freqs = [], []
+
+    def choose(rows: np.ndarray, freq: np.ndarray) -> np.ndarray:
+        tokens = np.array([lines[n][step[n]] for n in rows], np.int32)
+        step[rows] += 1
+        symbols.append(tokens)
+        freqs.append(freq)
+        return tokens
+
+    lockstep(model, w, choose)
+    return np.concatenate(symbols), np.concatenate(freqs)
 
 
 def greedy_tokens(model: NumpyTextModel, w: np.ndarray, limit: int = MAX_LOSSY_TOKENS) -> np.ndarray:
@@ -267,7 +187,7 @@ def greedy_tokens(model: NumpyTextModel, w: np.ndarray, limit: int = MAX_LOSSY_T
 
 def render_lossy(tokens: list[str]) -> str:
     """Lower-case tokens joined by the usual gaps."""
-    return "".join(usual_gap(i, tokens) + t for i, t in enumerate(tokens))
+    return "".join(usual_gap(tokens, i) + t for i, t in enumerate(tokens))
 
 
 # ----------------------------------------------------------------------------- files
@@ -283,10 +203,11 @@ def encode_text(model: NumpyTextModel, vocab: Vocabulary, text: str, seed: int,
     k = model.latent.quantize(model.encode(ids), u)
     coder = constriction.stream.stack.AnsCoder()
     if lossless:
-        w, rec, side = model.latent.reconstruct(k, u), Recorder(), SideModels()
-        for n, line in enumerate(lines):
-            rec.defer(lambda n=n: token_symbols(model, w[n], ids[n]))
-            code_side(rec.code, side, vocab, ids[n], line)
+        w, rec, side = model.latent.reconstruct(k, u), Recorder(), SideModels(vocab.side)
+        for group in groups(len(lines)):
+            rec.defer(lambda group=group: token_symbols(model, w[group], ids[group]))
+            for n in range(group.start, group.stop):
+                code_side(rec.code, side, vocab, ids[n], lines[n])
         rec.push(coder)
     push_coordinates(coder, model.latent, k, u)
     return TextPayload(seed, len(lines), final, lossless, len(text.encode("utf-8")) if lossless else 0,
@@ -310,24 +231,13 @@ def decode_coder(model: NumpyTextModel, vocab: Vocabulary, payload: TextPayload,
             words = [vocab.words[t] for t in tokens[:np.argmax(tokens == EOS)] if t != UNK]
             rows.append(render_lossy(words))
         return join_lines(rows, payload.final_newline), k
-    reader, side = Reader(coder, symbol_bound(payload.size, payload.lines)), SideModels()
-    rows = [code_side(reader.code, side, vocab, code_tokens(reader.code, model, w[n]), None).text()
-            for n in range(payload.lines)]
+    reader, side = Reader(coder, symbol_bound(payload.size, payload.lines)), SideModels(vocab.side)
+    rows = [code_side(reader.code, side, vocab, line_ids, None).text()
+            for group in groups(payload.lines) for line_ids in code_tokens(reader, model, w[group])]
     text = join_lines(rows, payload.final_newline)
     if len(text.encode("utf-8")) != payload.size:
         raise FormatError("corrupt payload (the decoded text does not have the size the file records)")
     return text, k
-
-
-def code_side(code: Code, side: SideModels, vocab: Vocabulary, ids: list[int], line: Line | None) -> Line:
-    """Code (or, with ``line`` None, decode) what restores a line from its token ids; return the line."""
-    tokens = []
-    unknown = iter(t for t, i in zip(line.tokens, ids, strict=True) if i == UNK) if line is not None else None
-    for i in ids:
-        tokens.append(code_spelling(code, side, next(unknown) if unknown is not None else None)
-                      if i == UNK else vocab.words[i])
-    cases, verbatim = code_case(code, side, line, tokens)
-    return Line(tuple(tokens), tuple(cases), tuple(verbatim), tuple(code_gaps(code, side, line, tokens)))
 
 
 # ----------------------------------------------------------------------------- files (container version 4)

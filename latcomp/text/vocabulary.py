@@ -3,6 +3,9 @@
 Ids: the :data:`SPECIALS` first (padding, begin and end of sentence, unknown word), then the
 ``size`` most frequent canonical tokens of the training sentences, by decreasing count with ties
 broken by the token's string order, so that the same sentences always give the same vocabulary.
+The file may also hold the side statistics of lossless coding learned from the same training text
+(``"side"``, :mod:`latcomp.text.statistics`; a vocabulary without them codes side information with
+adaptive models alone).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from latcomp.fileio import atomic_write_text
+from latcomp.text.statistics import SideStatistics, StatisticsError
 from latcomp.text.tokenizer import TOKEN
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
@@ -32,10 +36,11 @@ class VocabularyError(ValueError):
 class Vocabulary:
     """Canonical tokens ↔ ids; unknown tokens map to :data:`UNK`."""
 
-    def __init__(self, words: Sequence[str]):
+    def __init__(self, words: Sequence[str], side: SideStatistics | None = None):
         self.words = tuple(words)
         _check(self.words)
         self.index = {w: i for i, w in enumerate(self.words)}
+        self.side = side
 
     @classmethod
     def build(cls, sentences: Iterable[Sequence[str]], size: int = DEFAULT_SIZE) -> Vocabulary:
@@ -54,8 +59,15 @@ class Vocabulary:
     def known(self, token: str) -> bool:
         return token in self.index and self.index[token] >= len(SPECIALS)
 
+    def with_side(self, sentences: Iterable[str]) -> Vocabulary:
+        """This vocabulary with the side statistics of training ``sentences`` as written (one line each)."""
+        return Vocabulary(self.words, SideStatistics.build(sentences, self.known))
+
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, "words": list(self.words)}, ensure_ascii=True) + "\n"
+        data: dict = {"format": FORMAT, "words": list(self.words)}
+        if self.side is not None:
+            data["side"] = self.side.to_json_dict()
+        return json.dumps(data, ensure_ascii=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Vocabulary:
@@ -65,7 +77,11 @@ class Vocabulary:
             raise VocabularyError(f"not valid JSON ({exc})") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("words"), list):
             raise VocabularyError("not a latcomp vocabulary")
-        return cls(data["words"])
+        try:
+            side = SideStatistics.from_json_dict(data["side"]) if "side" in data else None
+        except StatisticsError as exc:
+            raise VocabularyError(str(exc)) from None
+        return cls(data["words"], side)
 
     def save(self, directory: str | Path) -> None:
         atomic_write_text(Path(directory) / FILE, self.to_json())
