@@ -392,7 +392,7 @@ def check_crops(args: argparse.Namespace) -> None:
     ok = True
     for epoch in (1, 2):
         seen.clear()
-        lt._train_epoch(model, opt, images, cfg, epoch, lt._Silent())
+        lt._train_epoch(model, opt, images, cfg, epoch)
         digest = hashlib.sha256()
         for step, (batch, (x, _)) in enumerate(zip(epoch_crops(cfg, images, epoch, model), seen, strict=True)):
             crops_equal = torch.equal(batch, x)

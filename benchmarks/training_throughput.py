@@ -20,7 +20,7 @@ import torch
 
 from latcomp.measure.results import machine_info, timed, write_results
 from latcomp.nn.models import LatticeVAE
-from latcomp.train import TrainConfig, _Silent, _train_epoch, evaluate
+from latcomp.train import TrainConfig, _train_epoch, evaluate
 
 
 def linear_shapes(model: LatticeVAE) -> list[tuple[int, int]]:
@@ -80,7 +80,7 @@ def run_benchmark(epochs: int = 3, n_train: int = 50_000, n_valid: int = 10_000)
     cfg = TrainConfig()
     times = []
     for epoch in range(1, epochs + 1):
-        _, seconds = timed(lambda epoch=epoch: (_train_epoch(model, opt, train, cfg, epoch, _Silent()),
+        _, seconds = timed(lambda epoch=epoch: (_train_epoch(model, opt, train, cfg, epoch),
                                                 evaluate(model, valid)))
         times.append(seconds)
     flop = epoch_flop(model, n_train, n_valid)

@@ -29,7 +29,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (DataError, ModelFileError, Codec
 
 
 class RichReporter:
-    """Training progress: a live bar with running loss/rate/distortion, one line per epoch."""
+    """Training progress (the ``progress`` callback of :func:`latcomp.train.train`): a live bar with the running
+    means, one line per epoch (:func:`latcomp.progress.epoch_line`)."""
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -48,25 +49,17 @@ class RichReporter:
         if self.task is not None:
             self.progress.stop()
 
-    def batch(self, epoch: int, step: int, steps: int, metrics: dict[str, float]) -> None:
-        if "bpp" in metrics:
-            text = f"loss {metrics['loss']:.3f}  {metrics['bpp']:.3f} bpp  {metrics['psnr']:.2f} dB"
-        else:
-            text = (f"loss {metrics['loss']:.2f}  rate {metrics['rate_bits']:.2f} bits  "
-                    f"distortion {metrics['distortion']:.2f}")
+    def __call__(self, event: Any) -> None:
+        from .progress import epoch_line, step_line
+
+        if event.record is not None:
+            self.console.print(epoch_line(event.record), markup=False, highlight=False)
+            return
+        text = step_line(event.metrics)
         if self.task is None:  # started with the first step: an error before it prints only its own line
             self.progress.start()
-            self.task = self.progress.add_task("train", total=steps, epoch=epoch, metrics=text)
-        self.progress.update(self.task, completed=step, total=steps, epoch=epoch, metrics=text)
-
-    def epoch(self, r: dict[str, Any]) -> None:
-        mark = "[green]*best*[/green]" if r["best"] else ""
-        if "valid_bpp" in r:
-            scores = f"valid {r['valid_loss']:.4f}  {r['valid_bpp']:.3f} bpp  {r['valid_psnr']:.2f} dB"
-        else:
-            scores = (f"valid {r['valid_loss']:.3f} nats  rate {r['valid_rate_bits']:.2f} bits  "
-                      f"distortion {r['valid_distortion']:.2f}")
-        self.console.print(f"epoch {r['epoch']:4d}  train {r['train_loss']:.3f}  {scores}  {r['seconds']:.1f}s {mark}")
+            self.task = self.progress.add_task("train", total=event.steps, epoch=event.epoch, metrics=text)
+        self.progress.update(self.task, completed=event.step, total=event.steps, epoch=event.epoch, metrics=text)
 
 
 #: The registered model families (:mod:`latcomp.families`; reading them does not import torch).
@@ -157,6 +150,7 @@ def train(ctx: click.Context, out: Path, resume: bool, force: bool, deprecated_m
     of processes) and rank 0 alone reads and writes OUT (docs/training.md).
     """
     from .distributed import current_world
+    from .progress import loss_text
     from .text.cli import is_text_run, train_command
     from .train import TrainingError
     from .train import train as run_training
@@ -168,11 +162,12 @@ def train(ctx: click.Context, out: Path, resume: bool, force: bool, deprecated_m
     try:
         cfg = world.from_main(lambda: _train_config(ctx, out, resume, force, deprecated_model, options))
         with RichReporter() as reporter:
-            state = run_training(cfg, out, resume=resume, force=force, reporter=reporter)
+            state = run_training(cfg, out, resume=resume, force=force, progress=reporter)
     except TrainingError as exc:
         raise click.ClickException(str(exc)) from None
     if world.main:
-        reporter.console.print(f"done: {state.epoch} epochs, best valid loss {state.best_valid:.3f} nats "
+        reporter.console.print(f"done: {state.epoch} epochs, best valid loss "
+                               f"{loss_text(state.best_valid, bool(state.log) and 'valid_bpp' in state.log[-1])} "
                                f"at epoch {state.best_epoch}; model in {out}")
 
 
@@ -519,13 +514,15 @@ def _decode_photos(data: bytes, header: Any, target: str, out: str, model: Path 
 @cli.command()
 @click.argument("infile", metavar="FILE", type=click.Path(allow_dash=True, path_type=str))
 def info(infile: str) -> None:
-    """Print the header of a .lat container (after checking its checksums; needs no model)."""
+    """Print the header of a .lat container (after checking its checksums; needs no model). A file of a shipped
+    model names it (and a photo model's quality level)."""
     from .modalities import of_header
+    from .runtime.model import shipped_name
 
     data, h = _read_container(infile)
     channels = h.channels
-    rows = [("file", _source_name(infile)), ("format version", h.version), ("model id", h.model_id.hex()),
-            ("lattice", h.lattice or "z (rectangular)"),
+    rows = [("file", _source_name(infile)), ("format version", h.version),
+            ("model id", h.model_id.hex() + shipped_name(h.model_id)), ("lattice", h.lattice or "z (rectangular)"),
             ("mode", "lossless, pixels stored raw" if h.stored else h.mode)]
     if h.fields is None:
         rows += [("images", f"{h.count} (layout {h.layout})"),

@@ -68,6 +68,25 @@ def shipped_photo_models() -> list[Path]:
     return [shipped_model(name.format(quality)) for name in PHOTO_MODEL_NAMES for quality in PHOTO_QUALITIES]
 
 
+def shipped_directory(model_id: bytes) -> Path | None:
+    """The shipped model whose id ``model_id`` is (the first bytes of SHA-256 of its weights file), or None;
+    reads every shipped weights file (about 50 MB): for messages and ``latcomp info``, not for coding."""
+    for directory in shipped_models():
+        try:
+            digest = hashlib.sha256((directory / WEIGHTS).read_bytes()).digest()
+        except OSError:
+            continue
+        if model_id and digest[:len(model_id)] == model_id:
+            return directory
+    return None
+
+
+def shipped_label(directory: Path) -> str:
+    """How a message names a shipped model: ``models/NAME``, and a photo model's quality level (``-q``)."""
+    qualities = [q for q in PHOTO_QUALITIES for name in PHOTO_MODEL_NAMES if directory.name == name.format(q)]
+    return f"models/{directory.name}" + (f", photo quality {qualities[0]}" if qualities else "")
+
+
 def shipped_models() -> list[Path]:
     """The directories of the shipped models: the MNIST default, then the photo models."""
     return [DEFAULT_MODEL, *shipped_photo_models()]

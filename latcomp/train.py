@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +45,7 @@ from .distributed import SINGLE, World, current_world, unwrap
 from .fileio import atomic_write, atomic_write_text
 from .image_folder import center_crops, crop_batches, load_image_folder
 from .modelfile import CONFIG, WEIGHTS, save_model
+from .progress import Progress, TrainProgress
 
 CHECKPOINT = "checkpoint.safetensors"
 LOG = "train-log.jsonl"
@@ -123,22 +124,6 @@ class RunState:
     log: list[dict[str, Any]] = field(default_factory=list)
 
 
-class Reporter(Protocol):
-    """Progress callbacks (the CLI shows them with rich)."""
-
-    def batch(self, epoch: int, step: int, steps: int, metrics: dict[str, float]) -> None: ...
-
-    def epoch(self, record: dict[str, Any]) -> None: ...
-
-
-class _Silent:
-    def batch(self, epoch: int, step: int, steps: int, metrics: dict[str, float]) -> None:
-        pass
-
-    def epoch(self, record: dict[str, Any]) -> None:
-        pass
-
-
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator for epoch ``epoch``'s shuffle and dithers, a function of (seed, epoch) only."""
     state = np.random.SeedSequence([seed, epoch]).generate_state(2, np.uint64)
@@ -206,7 +191,10 @@ def _forward_share(model: torch.nn.Module, batch: torch.Tensor, gen: torch.Gener
 
 
 def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: TrainData,
-                 cfg: TrainConfig, epoch: int, reporter: Reporter, world: World = SINGLE) -> dict[str, float]:
+                 cfg: TrainConfig, epoch: int, progress: Progress | None = None,
+                 world: World = SINGLE) -> dict[str, Any]:
+    """One epoch of dithered SGD; ``progress`` is told the running means every 10 steps and after the last.
+    Returns the epoch's mean loss, rate (nats) and distortion, its steps and its last progress ``means``."""
     gen = epoch_generator(cfg.seed, epoch)
     steps, batches = _epoch_batches(cfg, data, gen)
     for group in opt.param_groups:
@@ -225,13 +213,17 @@ def _train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: Train
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
         totals += stats
-        if step % 10 == 0 or step == steps - 1:
-            mean = totals / (step + 1)
-            reporter.batch(epoch, step + 1, steps,
-                           {"loss": mean[0], "rate_bits": mean[1] / NATS_PER_BIT, "distortion": mean[2],
-                            **photo_metrics(batch, mean[1], mean[2])})
+        if progress and (step % 10 == 0 or step == steps - 1):
+            progress(TrainProgress(epoch, step + 1, steps, _running_means(totals / (step + 1), batch)))
     loss, rate, distortion = (float(t) for t in totals / steps)
-    return {"loss": loss, "rate_nats": rate, "distortion": distortion}
+    return {"loss": loss, "rate_nats": rate, "distortion": distortion, "steps": steps,
+            "means": _running_means(totals / steps, batch)}
+
+
+def _running_means(mean: np.ndarray, batch: torch.Tensor) -> dict[str, float]:
+    """The progress metrics of mean (loss, rate in nats, distortion) over an epoch's steps so far."""
+    return {"loss": float(mean[0]), "rate_bits": float(mean[1] / NATS_PER_BIT), "distortion": float(mean[2]),
+            **photo_metrics(batch, mean[1], mean[2])}
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
@@ -382,7 +374,7 @@ def _epoch_data(cfg: TrainConfig, train: torch.Tensor, gen: torch.Generator) -> 
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
-          reporter: Reporter | None = None,
+          progress: Progress | None = None,
           data: tuple[Any, Any] | None = None, force: bool = False) -> RunState:
     """Train (or resume) a model into directory ``out``; return the final run state.
 
@@ -403,11 +395,15 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
     Under torchrun (module docstring) ``cfg.batch_size`` is the global batch, divisible by the
     number of processes; every process must be given the same ``data`` (or data directory).
     Only rank 0 reads or writes ``out`` (it hands the checkpoint to the others) and reports.
+
+    ``progress`` (optional) is called with a :class:`latcomp.progress.TrainProgress` every few steps and at the
+    end of every epoch (:func:`latcomp.progress.print_epochs` prints a line per epoch); without it nothing is
+    printed.
     """
     if resume and force:
         raise ValueError("resume and force exclude each other")
     world = current_world()
-    reporter = reporter if reporter and world.main else _Silent()
+    progress = progress if world.main else None
     out = Path(out)
     cfg, state, model_sd, opt_sd = world.from_main(lambda: _open_run(cfg, out, resume, force, world.size))
     train_data, valid_data = world.together(lambda: _checked_data(cfg, data))
@@ -424,7 +420,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
     while not _finished(cfg, state):
         start = time.perf_counter()
         epoch = state.epoch + 1
-        tr = _train_epoch(net, opt, train_data, cfg, epoch, reporter, world)
+        tr = _train_epoch(net, opt, train_data, cfg, epoch, progress, world)
         va = world.from_main(lambda: evaluate(model, valid_data, batch_size=_training_data(cfg).valid_batch))
         _require_finite(va["loss"], f"validation loss after epoch {epoch}", epoch, world)
         seconds = time.perf_counter() - start
@@ -439,7 +435,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
         if improved:
             state.best_epoch, state.best_valid = epoch, va["loss"]
         world.from_main(partial(_save_epoch, out, model, opt, cfg, state, improved))
-        reporter.epoch(record)
+        if progress:
+            progress(TrainProgress(epoch, tr["steps"], tr["steps"], tr["means"], record))
     return state
 
 

@@ -25,7 +25,8 @@ from latcomp.modelfile import (
     load_weights_numpy,
     read_config,
     read_model_file,
-    shipped_models,
+    shipped_directory,
+    shipped_label,
 )
 
 
@@ -130,16 +131,10 @@ def load_model(model: ModelLike = DEFAULT_MODEL) -> LoadedModel:
 
 
 def shipped_name(model_id: bytes) -> str:
-    """`` (models/NAME)`` if ``model_id`` is that of a shipped model (the MNIST default, a photo quality level),
-    else "" (reads the shipped weights files: for error messages only)."""
-    for directory in shipped_models():
-        try:
-            digest = hashlib.sha256((directory / WEIGHTS).read_bytes()).digest()
-        except OSError:
-            continue
-        if digest[:MODEL_ID_BYTES] == model_id:
-            return f" (models/{directory.name})"
-    return ""
+    """`` (models/NAME[, photo quality N])`` if ``model_id`` is that of a shipped model (the MNIST default, a
+    photo quality level), else "" (reads the shipped weights files: for error messages only)."""
+    directory = shipped_directory(model_id)
+    return f" ({shipped_label(directory)})" if directory else ""
 
 
 def check_model(header: Header, m: LoadedModel) -> None:

@@ -1,0 +1,28 @@
+"""``latcomp info`` and model-mismatch errors name a shipped model and a photo model's quality level (issue 18
+item 5: "a model mismatch names model ids, never model names, and info does not show the quality level")."""
+
+from __future__ import annotations
+
+from conftest import REPO, run_cli
+
+from latcomp.modelfile import shipped_label, shipped_model
+
+GOLDEN = REPO / "tests" / "golden"
+
+
+def test_info_names_the_shipped_model_and_its_quality(capsys):
+    from latcomp.cli import main
+
+    for name, label in (("photo-hyper-q1.rgb.lat", "(models/photo-hyper-q1, photo quality 1)"),
+                        ("photo-hyper-base.rgb.lat", None)):
+        capsys.readouterr()
+        main(["info", str(GOLDEN / name)])
+        line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("model id:"))
+        assert line.endswith(label) if label else "quality" not in line, line
+
+
+def test_a_mismatch_names_the_model_and_quality_the_file_needs(tmp_path, capsys):
+    code, err = run_cli(capsys, "decode", GOLDEN / "photo-hyper-q1.rgb.lat", "-o", f"{tmp_path}/out/", "--model",
+                        shipped_model("photo-hyper-q2"))
+    assert code == 1 and "(models/photo-hyper-q1, photo quality 1), but " in err, err
+    assert shipped_label(shipped_model("mnist-lattice-vae")) == "models/mnist-lattice-vae"
