@@ -32,6 +32,7 @@ import pyppmd
 import zstandard
 
 from latcomp.measure.results import machine_info, write_results
+from latcomp.measure.text_bench import word_errors
 from latcomp.runtime.model import load_model
 from latcomp.text.codec import Recorder, SideModels, code_side, decode_text, encode_text, token_symbols
 from latcomp.text.corpus import corpus_file
@@ -45,16 +46,6 @@ PEERS = {
     "brotli -q 11": lambda b: brotli.compress(b, quality=11, lgwin=24),
     "PPMd order 6": lambda b: pyppmd.compress(b, max_order=6, mem_size=256 << 20),
 }
-
-
-def word_errors(reference: list[str], hypothesis: list[str]) -> int:
-    """Levenshtein distance between token lists (substitutions, insertions, deletions)."""
-    row = list(range(len(hypothesis) + 1))
-    for i, r in enumerate(reference, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hypothesis, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
 
 
 def breakdown(net: Any, vocab: Vocabulary, text: str, seed: int) -> dict[str, float]:

@@ -558,6 +558,8 @@ def _first(items: Any, shown: int = 4) -> str:
 #: Options of ``latcomp bench`` for one mode only (the other refuses them).
 _PHOTO_ONLY = ("peers", "peer_codecs", "extra_curves", "repeats", "cold_runs")
 _MNIST_ONLY = ("split", "is_samples", "dithers", "no_bitstream", "defensive")
+#: Options of ``latcomp bench`` for text models only; the digit options and ``--images`` do not apply to them.
+_TEXT_ONLY = ("sentences",)
 
 
 @cli.command()
@@ -584,7 +586,8 @@ _MNIST_ONLY = ("split", "is_samples", "dithers", "no_bitstream", "defensive")
               help="Write the results table as Markdown (--photo: the whole report).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
               help="Write PNG figures (rate vs NLL, rate vs distortion, validation curves) into this directory; "
-                   "--photo: the RD plot (PSNR and MS-SSIM against bpp) as this PNG file.")
+                   "--photo: the RD plot (PSNR and MS-SSIM against bpp) as this PNG file; text models: the "
+                   "Figure 4 plot (rate per word against word NLL) as this PNG file.")
 @click.option("--no-bitstream", is_flag=True, help="Do not code the split; report the lattice VAE's rate estimate.")
 @click.option("--images", type=click.IntRange(min=1), default=None, metavar="N",
               help="Use N evenly spaced images of the split (default: all; the test split is sorted by class); "
@@ -607,14 +610,22 @@ _MNIST_ONLY = ("split", "is_samples", "dithers", "no_bitstream", "defensive")
 @click.option("--cold-runs", type=click.IntRange(min=0), default=3, show_default=True, metavar="N",
               help="--photo: fresh `python -m latcomp decode` processes per model for the cold-start time "
                    "(median; 0: skip).")
+@click.option("--sentences", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Text models: decode N evenly spaced validation sentences for the lossy exact-match and word "
+                   "error rates [default: 500].")
 @click.pass_context
 def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: str, is_samples: int, dithers: int,
           data_dir: Path | None, json_path: Path | None, markdown_path: Path | None, plot_path: Path | None,
-          no_bitstream: bool, defensive: bool, images: int | None, **photo_options: Any) -> None:
+          no_bitstream: bool, defensive: bool, images: int | None, sentences: int | None,
+          **photo_options: Any) -> None:
     """Rate (bits/image, from real bitstreams where possible), distortion, −ELBO and IS NLL of models.
 
     With --photo: photo models against the classical codecs on Kodak (tables on stdout; JSON,
     Markdown report and RD plot on request).
+
+    Text models (the paper's Figure 4 on sentences, docs/text.md): word NLL and rate per word on the
+    validation sentences (real files where the model writes them), lossy decoding quality and speed,
+    and the NLL difference of every pair of methods at equal rate.
 
     The table on stdout has fewer columns when the terminal is too narrow for all of
     them; --json and --markdown always have every column.
@@ -622,6 +633,7 @@ def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from .measure import text_bench
     from .measure.bench import run_bench, write_bench, write_plots
 
     given = {p.name for p in ctx.command.params
@@ -632,9 +644,13 @@ def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: 
         raise click.UsageError(f"{', '.join(wrong)} {'do not apply' if photo else 'apply only'} with --photo")
     if not photo and not model_dirs:
         raise click.UsageError("Missing argument 'MODEL_DIR...'.")
-    if not photo and plot_path is not None and plot_path.is_file():
+    text = not photo and text_bench.text_models(model_dirs)
+    wrong = sorted(flags[n] for n in given & set((*_MNIST_ONLY, "images") if text else _TEXT_ONLY))
+    if wrong:
+        raise click.UsageError(f"{', '.join(wrong)} {'do not apply to' if text else 'apply only to'} text models")
+    if not photo and not text and plot_path is not None and plot_path.is_file():
         raise click.BadParameter(f"Directory '{plot_path}' is a file.", param_hint="'--plot'")
-    for path in (json_path, markdown_path, plot_path if photo else None):
+    for path in (json_path, markdown_path, plot_path if photo or text else None):
         if path is not None and not path.absolute().parent.is_dir():
             raise FileNotFoundError(f"{path.parent}: output directory does not exist")
     console = Console(stderr=True)
@@ -649,6 +665,8 @@ def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: 
 
         if photo:
             result = _run_photo_bench(model_dirs, data_dir, images, report, **photo_options)
+        elif text:
+            res = text_bench.run_text_bench(model_dirs, data_dir, sentences or text_bench.DEFAULT_SENTENCES, report)
         else:
             res = run_bench(list(model_dirs), split=split, is_samples=is_samples, dithers=dithers,
                             data_dir=str(data_dir) if data_dir else None, progress=report,
@@ -660,6 +678,11 @@ def bench(ctx: click.Context, model_dirs: tuple[Path, ...], photo: bool, split: 
             _warn(f"peer {name} skipped: {why}")
         _print_photo_bench(Console(), result)
         for path in write_photo_report(result, _bench_command(), json_path, markdown_path, plot_path):
+            console.print(f"wrote {path}")
+        return
+    if text:
+        _print_tables(Console(), text_bench.terminal_tables(res))
+        for path in text_bench.write_text_bench(res, _bench_command(), json_path, markdown_path, plot_path):
             console.print(f"wrote {path}")
         return
     print_bench_table(Console(), res)
@@ -712,9 +735,6 @@ def _run_photo_bench(model_dirs: tuple[Path, ...], data_dir: Path | None, images
 
 def _print_photo_bench(console: Any, result: Any) -> None:
     """The latcomp points and the BD-rates of a photo bench as rich tables (80 columns wide)."""
-    from rich import box
-    from rich.table import Table
-
     from .measure.photo_bench import bd_rows, point_rows
 
     data = result.meta["data"]
@@ -726,11 +746,23 @@ def _print_photo_bench(console: Any, result: Any) -> None:
                "MS-SSIM dB, cubic and Akima interpolation)",
                ("curve", "against", "PSNR\ncubic", "PSNR\nAkima", "MS-SSIM\ncubic", "MS-SSIM\nAkima"),
                bd_rows(result))]
+    _print_tables(console, tables)
+
+
+#: Columns of the bench tables on stdout that hold names (left-aligned; the numbers are right-aligned).
+_NAME_COLUMNS = ("curve", "model (λ)", "against", "model", "method", "source")
+
+
+def _print_tables(console: Any, tables: Any) -> None:
+    """Print (title, columns, rows of strings) tables with rich: numbers on one line, names wrapped if need be."""
+    from rich import box
+    from rich.table import Table
+
     for title, columns, rows in tables:
         table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
         for column in columns:
-            table.add_column(column, justify="left" if column in ("curve", "model (λ)", "against") else "right",
-                             no_wrap=True)
+            name = column in _NAME_COLUMNS
+            table.add_column(column, justify="left" if name else "right", no_wrap=not name)  # names may wrap
         for row in rows:
             table.add_row(*row)
         console.print(table)

@@ -167,7 +167,8 @@ def run_bench(model_dirs: Sequence[str | Path], split: str = "test", is_samples:
     for model_dir, config in zip(model_dirs, configs, strict=True):
         modality = family(config["architecture"]).modality
         if modality != "digits":
-            hint = "latcomp bench --photo" if modality == "photo" else f"the {modality} benchmarks in benchmarks/"
+            hint = {"photo": "latcomp bench --photo", "text": "latcomp bench with text models only, "
+                    "latcomp.measure.text_bench"}.get(modality, f"the {modality} benchmarks in benchmarks/")
             raise ModelMismatchError(f"{model_dir} is a {modality} model: latcomp bench measures digit models "
                                      f"(for it: {hint})")
     datasets: dict[str, np.ndarray] = {}
@@ -303,6 +304,17 @@ def _variant_styles(keys: Sequence[tuple[str, str]], styles: Sequence[str]) -> d
     return out
 
 
+def finish_plot(fig: Any, ax: Any, path: str | Path, xlabel: str, ylabel: str, title: str,
+                legend_size: int = 8) -> Path:
+    """Label the axes, add a light grid and the legend, and save the figure (:func:`_save`)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+    return _save(fig, path)
+
+
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -325,12 +337,9 @@ def plot_rate_vs_nll(res: dict[str, Any], path: str | Path) -> Path:
                     color=colour, mfc=None if is_nll else "none", label=f"{e['name']} ({model_label(e)})")
         ax.annotate(f"λ={e['lam']:g}" if e["lam"] is not None else "", (e["rate_bits"], y),
                     textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)
-    ax.set_xlabel("rate (bits/image; circles: real bitstream, squares: estimate)")
-    ax.set_ylabel(f"NLL (nats; IS K={res['is_samples']}; hollow: −ELBO bound)")
-    ax.set_title(f"Rate vs NLL ({res['split']} split)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    return finish_plot(fig, ax, path, "rate (bits/image; circles: real bitstream, squares: estimate)",
+                       f"NLL (nats; IS K={res['is_samples']}; hollow: −ELBO bound)",
+                       f"Rate vs NLL ({res['split']} split)", legend_size=7)
 
 
 def plot_rate_vs_distortion(res: dict[str, Any], path: str | Path) -> Path:
@@ -345,12 +354,8 @@ def plot_rate_vs_distortion(res: dict[str, Any], path: str | Path) -> Path:
         entries = sorted(entries, key=lambda e: (e["lam"] is None, e["lam"] or 0.0))
         ax.plot([e["rate_bits"] for e in entries], [e["distortion"] for e in entries], "-",
                 marker=markers[arch, label], color=kind_colour(arch), label=label)
-    ax.set_xlabel("rate (bits/image)")
-    ax.set_ylabel("distortion −log Q(D|·) (nats/image)")
-    ax.set_title(f"Rate vs distortion ({res['split']} split; points joined in λ order)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return finish_plot(fig, ax, path, "rate (bits/image)", "distortion −log Q(D|·) (nats/image)",
+                       f"Rate vs distortion ({res['split']} split; points joined in λ order)")
 
 
 def validation_neg_elbo(record: dict[str, Any]) -> float:
@@ -380,12 +385,8 @@ def plot_validation_curves(model_dirs: Sequence[str | Path], path: str | Path) -
     for arch, key, directory, log in runs:
         ax.plot([r["epoch"] for r in log], [validation_neg_elbo(r) for r in log], styles[arch, key],
                 color=kind_colour(arch), label=f"{directory.name} ({arch})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation negative ELBO (nats/image)")
-    ax.set_title("Validation negative ELBO during training")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return finish_plot(fig, ax, path, "epoch", "validation negative ELBO (nats/image)",
+                       "Validation negative ELBO during training")
 
 
 def write_plots(res: dict[str, Any], model_dirs: Sequence[str | Path], out_dir: str | Path) -> list[Path]:

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from latcomp.data import DataError
-from latcomp.fileio import atomic_write, atomic_write_text
+from latcomp.fileio import atomic_write
 from latcomp.measure.kodak import data_line
 from latcomp.measure.photo_metrics import bd_rate, ms_ssim, ms_ssim_db, psnr_rgb
-from latcomp.measure.results import pyplot, timed, write_json
+from latcomp.measure.results import pyplot, timed, write_report_files
 
 ANCHOR = "JPEG"
 BD_METHODS = ("cubic", "akima")
@@ -328,21 +328,9 @@ def write_report(curves: Sequence[Curve], meta: dict[str, Any], command: str,
     ``repeats`` (``note`` and ``skipped`` are optional); it is stored in the JSON as it is.
     """
     res = report_data(curves, meta, anchor, subjects)
-    written = []
-    if json_path is not None:
-        written.append(write_json(json_path, res, command))
-    if plot_path is not None:
-        written.append(plot_rd(curves, plot_path))
-    if markdown_path is not None:
-        md = Path(markdown_path)
-
-        def link(p: str | os.PathLike | None) -> str | None:
-            return None if p is None else Path(os.path.relpath(Path(p).absolute(), md.absolute().parent)).as_posix()
-
-        atomic_write_text(md, to_markdown(curves, res["bd_rate"], meta, command, title, anchor, subjects, notes,
-                                          plot=link(plot_path), raw=link(json_path)))
-        written.append(md)
-    return written
+    return write_report_files(res, command, json_path, markdown_path, plot_path, lambda p: plot_rd(curves, p),
+                              lambda plot, raw: to_markdown(curves, res["bd_rate"], meta, command, title, anchor,
+                                                            subjects, notes, plot=plot, raw=raw))
 
 
 def load_curves(path: str | os.PathLike) -> list[Curve]:

@@ -40,6 +40,21 @@ def machine_info() -> dict[str, Any]:
             "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
 
 
+def git_commit() -> str | None:
+    """The short hash of the checkout's commit (``+`` if it has uncommitted changes), None outside a git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+" if dirty else "")
+
+
 def pyplot() -> Any:
     """matplotlib.pyplot with the file-only Agg backend (matplotlib is the optional extra of plots)."""
     import matplotlib
@@ -69,6 +84,28 @@ def write_results(name: str, res: dict[str, Any], markdown: str, command: str,
     js = write_json(out_dir / f"{name}.json", res, command)
     atomic_write_text(md, markdown)
     return js, md
+
+
+def write_report_files(res: dict[str, Any], command: str, json_path: str | os.PathLike | None,
+                       markdown_path: str | os.PathLike | None, plot_path: str | os.PathLike | None,
+                       plot: Callable[[Path], Path], markdown: Callable[[str | None, str | None], str]) -> list[Path]:
+    """Write any of the JSON (``res`` and the command), the plot (``plot(path)``) and the Markdown
+    (``markdown(plot link, JSON link)``: the paths relative to the Markdown file, None for those not written),
+    atomically; return the paths written."""
+    written = []
+    if json_path is not None:
+        written.append(write_json(json_path, res, command))
+    if plot_path is not None:
+        written.append(plot(Path(plot_path)))
+    if markdown_path is not None:
+        md = Path(markdown_path)
+
+        def link(p: str | os.PathLike | None) -> str | None:
+            return None if p is None else Path(os.path.relpath(Path(p).absolute(), md.absolute().parent)).as_posix()
+
+        atomic_write_text(md, markdown(link(plot_path), link(json_path)))
+        written.append(md)
+    return written
 
 
 def write_json(path: str | os.PathLike, res: dict[str, Any], command: str) -> Path:
