@@ -329,7 +329,7 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
         if model is None:
             model = _model_of_inputs(blobs, quality)
         loaded = load_model(model or DEFAULT_MODEL)
-        names = () if of_model(loaded).name == "text" else image_names(list(inputs), blobs)  # before the work
+        names = () if of_model(loaded).name == "text" else image_names(list(inputs), blobs, _warn)
         if of_model(loaded).name == "text":
             from .text.cli import encode_file
 

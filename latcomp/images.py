@@ -366,10 +366,12 @@ def _directory_images(top: Path) -> tuple[list[str], list[str]]:
     return sorted(found), sorted(skipped)
 
 
-def image_names(inputs: list[str | Path], blobs: list[tuple[str, bytes]]) -> tuple[str, ...]:
+def image_names(inputs: list[str | Path], blobs: list[tuple[str, bytes]], warn: Warn | None = None
+                ) -> tuple[str, ...]:
     """The names an encode of ``inputs`` (read as ``blobs``) records (:mod:`latcomp.filenames`): those of
     :func:`input_files` when the run has a directory or several files and every input is an image file (no
-    array, no standard input), else (); InputError if two would be written under one name."""
+    array, no standard input), else (). Names that a decoder could not write (two images under one name, a
+    control character) are recorded for no image, and ``warn`` is told so."""
     names = tuple(name for _, name in input_files(inputs, warn=lambda message: None))
     folder = any(item != "-" and os.path.isdir(item) for item in map(str, inputs))
     if not (folder or len(names) > 1) or "-" in names or any(_is_array(data) for _, data in blobs):
@@ -378,7 +380,8 @@ def image_names(inputs: list[str | Path], blobs: list[tuple[str, bytes]]) -> tup
         pack_names(names)
         png_names(names)
     except FormatError as exc:
-        raise InputError(f"{exc}; encode them into separate files or rename one") from None
+        (warn or warnings.warn)(f"{exc}: the file records no names (a directory output numbers the images)")
+        return ()
     return names
 
 
