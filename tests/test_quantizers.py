@@ -91,6 +91,8 @@ def test_text_words_are_the_nearest_and_the_rate_is_their_code_length(cls, vq):
     torch.testing.assert_close(seen[0], m.initial_state(words), rtol=0, atol=0)          # W = the nearest words
     log_p = torch.log_softmax(m.code_logits, -1)
     torch.testing.assert_close(out.rate, -log_p[torch.arange(m.codebook.shape[0]), index].sum(-1))
+    commitment = vq.get("commitment", 0.0) * (m.encode(batch) - words).square().sum(-1)
+    torch.testing.assert_close(out.loss - out.distortion - 0.5 * out.rate, commitment, rtol=1e-4, atol=1e-4)
     # the rate is a real code length: an entropy coder writes the chosen words in about rate bits
     encoder = constriction.stream.stack.AnsCoder()
     probs = log_p.exp().detach().double().numpy()
