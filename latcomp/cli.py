@@ -293,7 +293,8 @@ def _run_with_progress(label: str, quiet: bool, work: Any) -> Any:
               default=DEFAULT_PHOTO_QUALITY, show_default=True,
               help=f"Photos: quality level of the shipped photo models, {PHOTO_QUALITIES[0]} (smallest files) to "
                    f"{PHOTO_QUALITIES[-1]} (best images).")
-@click.option("--lossless", is_flag=True, help="Also code every pixel exactly (binary images only).")
+@click.option("--lossless", is_flag=True,
+              help="Also code every pixel exactly (binary images only); text: the exact text, byte for byte.")
 @click.option("--resize", is_flag=True,
               help="Convert images of another size or mode to the model's input (each lossy step is a warning).")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=None, metavar="T",
@@ -310,14 +311,16 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
     (.npz, .npy, IDX) and binary 28×28 masks (two levels: black and white) use the MNIST
     digit model; every other image, of any size, RGB or grayscale (a gray 28×28 photo
     too), uses the shipped photo model of --quality. Digits and photos in one run are an
-    error (one .lat holds one kind). --model names any model directory.
+    error (one .lat holds one kind). A text file (a name ending in .txt: UTF-8 text, one
+    at a time) uses the shipped text model; --lossless keeps it byte for byte. --model
+    names any model directory.
     """
     from .codec import load_model, read_header
     from .container import relabeled
     from .fileio import atomic_write_bytes, check_not_an_input, check_output, signals_as_exceptions, write_stdout
     from .images import image_names, list_inputs, read_inputs
     from .modalities import of_model
-    from .modelfile import DEFAULT_MODEL
+    from .modelfile import DEFAULT_MODEL, DEFAULT_TEXT_MODEL
 
     with signals_as_exceptions():
         if out != "-":
@@ -325,7 +328,7 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
             check_not_an_input(out, list_inputs(list(inputs), warn=lambda message: None))
         blobs = read_inputs(list(inputs), warn=_warn)
         if model is None and any(source.endswith(".txt") for source, _ in blobs):
-            raise click.UsageError("text needs --model DIR (a text model; none is shipped yet)")
+            model = DEFAULT_TEXT_MODEL
         if model is None:
             model = _model_of_inputs(blobs, quality)
         loaded = load_model(model or DEFAULT_MODEL)

@@ -53,6 +53,8 @@ def shipped_model(name: str) -> Path:
 
 #: The shipped MNIST model, used by ``encode``/``decode``/``bench`` for 28×28 digits when none is named.
 DEFAULT_MODEL = shipped_model("mnist-lattice-vae")
+#: The shipped text model (E8, 8,000 steps), used by ``encode``/``decode`` for text (``.txt``) when none is named.
+DEFAULT_TEXT_MODEL = shipped_model("text-e8")
 #: Quality levels of the shipped photo models, low to high rate, and the one ``latcomp encode`` uses
 #: unless ``-q`` says otherwise.
 PHOTO_QUALITIES = (1, 2, 3, 4, 5)

@@ -78,12 +78,26 @@ def test_cli_encode_decode_of_a_text_file(model_dir, tmp_path, capsys, lossless)
 
 def test_cli_text_errors_are_one_line(model_dir, tmp_path, capsys):
     (tmp_path / "in.txt").write_bytes(b"caf\xe9 is latin-1\n")
-    for args, message in [(["encode", tmp_path / "in.txt", "-o", tmp_path / "a.lat"], "--model"),
+    for args, message in [(["encode", tmp_path / "in.txt", "-o", tmp_path / "a.lat"], "not UTF-8 text"),
                           (["encode", tmp_path / "in.txt", "-o", tmp_path / "a.lat", "--model", model_dir],
                            "not UTF-8 text")]:
         status, err = run_cli(capsys, *args)
         assert status != 0 and message in err and len(err.strip().splitlines()) == 1, err
     (tmp_path / "ok.txt").write_text("The cat saw a fish.\n")
     assert run_cli(capsys, "encode", tmp_path / "ok.txt", "-o", tmp_path / "b.lat", "--model", model_dir)[0] == 0
-    status, err = run_cli(capsys, "decode", tmp_path / "b.lat", "-o", tmp_path / "b.txt")
-    assert status != 0 and "--model" in err and not (tmp_path / "b.txt").exists()
+    status, err = run_cli(capsys, "decode", tmp_path / "b.lat", "-o", tmp_path / "b.txt")   # the shipped model's?
+    assert status != 0 and "decode with the same model" in err and not (tmp_path / "b.txt").exists()
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_text_files_use_the_shipped_text_model_by_default(tmp_path, capsys):
+    from latcomp.modelfile import DEFAULT_TEXT_MODEL
+    from latcomp.text.codec import text_model
+
+    assert text_model(DEFAULT_TEXT_MODEL)[1].side is not None        # it ships with its side statistics
+    text = "The LORD said unto Moses, “Go!”\r\n\tcafé  McDonald's zyzzyva 1984\n\nno final newline".encode()
+    (tmp_path / "notes.txt").write_bytes(text)
+    status, err = run_cli(capsys, "encode", tmp_path / "notes.txt", "-o", tmp_path / "n.lat", "--lossless")
+    assert status == 0 and "4 lines" in err, err
+    assert run_cli(capsys, "decode", tmp_path / "n.lat", "-o", tmp_path / "n.txt")[0] == 0
+    assert (tmp_path / "n.txt").read_bytes() == text

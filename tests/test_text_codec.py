@@ -25,8 +25,9 @@ from latcomp.text.vocabulary import EOS, Vocabulary
 
 @pytest.fixture(scope="module")
 def trained():
-    """A tiny text-lattice model with a random but fixed state, its vocabulary and its numpy twin."""
-    vocab = Vocabulary.build([tokenize(s) for s in SENTENCES[0]], 17)
+    """A tiny text-lattice model with a random but fixed state, its vocabulary (with the side statistics of its
+    training sentences) and its numpy twin."""
+    vocab = Vocabulary.build([tokenize(s) for s in SENTENCES[0]], 17).with_side(SENTENCES[0])
     torch.manual_seed(0)
     model = LatticeTextAE(vocab=len(vocab), embed=8, hidden=8, layers=2, latent=16, lattice="e8")
     with torch.no_grad():
@@ -41,9 +42,12 @@ def trained():
 TEXTS = [t[:2_000] for t in AWKWARD] + ["\n".join(SENTENCES[1]) + "\n"]
 
 
+@pytest.mark.parametrize("statistics", [True, False], ids=["statistics", "adaptive-only"])
 @pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
-def test_lossless_round_trip_of_awkward_text(trained, text):
+def test_lossless_round_trip_of_awkward_text(trained, text, statistics):
     _, vocab, _, numpy_model = trained
+    vocab = vocab if statistics else Vocabulary(vocab.words)
+    assert (vocab.side is not None) == statistics
     payload = encode_text(numpy_model, vocab, text, seed=7, lossless=True)
     assert decode_text(numpy_model, vocab, payload) == text
 
@@ -87,7 +91,7 @@ def test_lossless_length_is_rate_plus_nll_plus_side_information(trained):
     with torch.no_grad():    # the torch model's NLL at the same Z − U agrees with the exact one
         torch_nll = model.token_nll(torch.from_numpy(w).float(), Batch.of(ids)).sum().item() / math.log(2)
     assert nll == pytest.approx(torch_nll, rel=1e-4)
-    recorder, side = Recorder(), SideModels()
+    recorder, side = Recorder(), SideModels(vocab.side)
     for line, s in zip(lines, ids, strict=True):
         code_side(recorder.code, side, vocab, s, lex(line))
     restore = -sum(np.log2(p[symbol] / p.sum()) for symbol, p in recorder.items)

@@ -119,14 +119,13 @@ def encode_file(blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, see
 
 
 def decode_file(data: bytes, out: str, model: Path | None, force: bool) -> None:
-    """``latcomp decode`` of a text file: the text (lossless: the input byte for byte) to ``out`` or stdout."""
-    from latcomp.errors import ModelMismatchError
+    """``latcomp decode`` of a text file: the text (lossless: the input byte for byte) to ``out`` or stdout,
+    with ``model`` or else the shipped text model."""
     from latcomp.fileio import atomic_write_bytes, check_output, write_stdout
+    from latcomp.modelfile import DEFAULT_TEXT_MODEL
     from latcomp.text.codec import decompress
 
-    if model is None:
-        raise ModelMismatchError("a text file decodes with its text model: pass --model DIR (no text model is "
-                                 "shipped)")
+    model = model or DEFAULT_TEXT_MODEL
     if out != "-":
         check_output(out, force)
     text = decompress(data, model).encode("utf-8")
