@@ -149,11 +149,18 @@ def test_cli_bench_of_text_models(model_dirs, tmp_path, capsys, monkeypatch):
     (["--is-samples", "5"], "--is-samples do not apply to text models"),
     (["--images", "5"], "--images do not apply to text models"),
     (["digit"], "not text: "),
+    (["unfinished"], "model.safetensors"),
 ])
 def test_cli_text_bench_errors_are_one_line(model_dirs, tmp_path, capsys, extra, message):
+    import shutil
+
     from conftest import REPO
 
-    extra = [str(REPO / "models" / "mnist-lattice-vae") if a == "digit" else a for a in extra]
+    unfinished = tmp_path / "unfinished"        # a run that has its config but no weights yet
+    unfinished.mkdir()
+    shutil.copy(model_dirs[1] / "config.json", unfinished)
+    extra = [str(REPO / "models" / "mnist-lattice-vae") if a == "digit" else str(unfinished) if a == "unfinished"
+             else a for a in extra]
     code, err = run_cli(capsys, "bench", model_dirs[0], *extra, "--json", tmp_path / "r.json")
     lines = err.strip().splitlines()
     assert code != 0 and len(lines) == 1 and lines[0].startswith("latcomp: error:") and message in lines[0], err

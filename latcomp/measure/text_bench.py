@@ -52,7 +52,7 @@ from latcomp.errors import ModelMismatchError
 from latcomp.families import family
 from latcomp.measure.bench import _MARKERS, _variant_styles, finish_plot, kind_colour, spaced_subset
 from latcomp.measure.results import git_commit, machine_info, pyplot, timed, write_report_files
-from latcomp.modelfile import read_config
+from latcomp.modelfile import load_weights_numpy, read_config
 
 #: ``progress(stage, done, total)``, as in :mod:`latcomp.measure.bench`.
 Progress = Callable[[str, int, int], None]
@@ -293,13 +293,16 @@ def run_text_bench(model_dirs: Sequence[str | Path], data_dir: str | Path | None
                    corpus: ValidText | None = None) -> dict[str, Any]:
     """Bench every text model on the validation sentences, compare the methods at equal rate (module docstring).
 
-    Every directory is checked to be a text model before any work; ``sentences`` (≥ 1) is the size of the
-    evenly spaced subset decoded for the lossy quality; ``corpus`` replaces the validation sentences.
+    Every directory is checked to be a whole text model (config, weights) before any work; ``sentences``
+    (≥ 1) is the size of the evenly spaced subset decoded for the lossy quality; ``corpus`` replaces the
+    validation sentences.
     """
     if sentences < 1:
         raise ValueError(f"sentences must be at least 1, got {sentences}")
     if not text_models(model_dirs):
         raise ModelMismatchError("these are not text models")
+    for directory in model_dirs:   # the weights against their schema (a run not finished yet, say) before any work
+        load_weights_numpy(directory)
     start = time.perf_counter()
     corpus = corpus or ValidText.load(data_dir)
     models = [bench_text_model(d, corpus, sentences, progress) for d in model_dirs]
