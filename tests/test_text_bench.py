@@ -39,6 +39,9 @@ def model_dirs(tmp_path_factory):
         save_model(model, root / name, training={"config": {"rounds": 4, "eval_every": 200, "max_tokens": 64},
                                                  "best_step": 600})
         vocab.save(root / name)
+        last = 400 if name.startswith("st") else 800     # the last run has not finished its budget
+        (root / name / "train-log.jsonl").write_text("".join(json.dumps({"step": s}) + "\n"
+                                                             for s in range(200, last + 1, 200)))
         dirs.append(root / name)
     return dirs
 
@@ -88,6 +91,13 @@ def test_methods_come_from_the_configs(result):
     paper = {"architecture": "text-st-vector", "hparams": {"levels": 4, "commitment": 0.0, "ema": 0.0}}
     assert method_of(paper) == "text-st-vector (M=4)"
     assert [e["steps"] for e in result["models"]] == [800] * 5
+    assert [e["trained_steps"] for e in result["models"]] == [800, 800, 800, 800, 400]   # logs of the fixture
+
+
+def test_unfinished_runs_are_named(result):
+    md = text_bench.to_markdown(result, "c")
+    assert "Unfinished runs** (their logs stop before the budget): st-lam1." in md
+    assert "| 800 (600), unfinished: 400 |" in md
 
 
 def test_lossy_quality_of_decoded_sentences(result):

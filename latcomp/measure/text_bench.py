@@ -135,6 +135,18 @@ def step_budget(config: dict[str, Any]) -> int | None:
     return rounds * every if isinstance(rounds, int) and isinstance(every, int) else None
 
 
+def trained_steps(model_dir: str | Path) -> int | None:
+    """The last step the run's training log records (None without a readable log); below the budget while a
+    run is still going."""
+    from latcomp.train import read_train_log
+
+    try:
+        steps = [r["step"] for r in read_train_log(model_dir) if isinstance(r.get("step"), int)]
+    except (OSError, ValueError, AttributeError):
+        return None
+    return max(steps, default=None)
+
+
 def word_errors(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
     """Levenshtein distance between token lists (substitutions, insertions, deletions)."""
     row = list(range(len(hypothesis) + 1))
@@ -247,7 +259,8 @@ def bench_text_model(model_dir: str | Path, corpus: ValidText, sentences: int = 
     entry: dict[str, Any] = {
         "name": name, "model_dir": str(model_dir), "architecture": config["architecture"],
         "method": method_of(config), "lam": hp.get("lam"), "lattice": hp.get("lattice"), "levels": hp.get("levels"),
-        "steps": step_budget(config), "best_step": training.get("best_step"), "rate_source": rate_source(config)}
+        "steps": step_budget(config), "best_step": training.get("best_step"), "trained_steps": trained_steps(model_dir),
+        "rate_source": rate_source(config)}
     report(0, "evaluation")
     model, vocab = load_text_model(model_dir)
     max_tokens = ((training.get("config") or {}).get("max_tokens")) or TextTrainConfig.max_tokens
@@ -374,7 +387,8 @@ def table_rows(res: dict[str, Any]) -> list[list[str]]:
     rows = []
     for e in res["models"]:
         lossy = e["lossy"]
-        steps = _fmt(e["steps"], "d") + (f" ({e['best_step']})" if e.get("best_step") else "")
+        steps = _fmt(e["steps"], "d") + (f" ({e['best_step']})" if e.get("best_step") else "") + (
+            f", unfinished: {e['trained_steps']}" if _unfinished(e) else "")
         rows.append([e["name"], e["method"], _fmt(e["lam"], "g"), steps, f"{e['rate_bits_per_word']:.3f}",
                      e["rate_source"], _fmt(e.get("ideal_rate_bits_per_word"), ".3f"),
                      f"{e['nll_bits_per_word']:.3f}", f"{e['bits_per_word']:.3f}",
@@ -413,13 +427,20 @@ def _markdown_table(columns: Sequence[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(row) + " |" for row in ([list(columns), ["---"] * len(columns)] + rows)]
 
 
+def _unfinished(entry: dict[str, Any]) -> bool:
+    """Whether the training log of a model stops before its step budget (a run still going, or stopped)."""
+    return None not in (entry["steps"], entry["trained_steps"]) and entry["trained_steps"] < entry["steps"]
+
+
 def budget_line(models: Sequence[dict[str, Any]]) -> str:
-    """Whether every model had the same training budget, and which."""
+    """Whether every model had the same training budget, and which; the runs that did not finish it."""
     budgets = sorted({e["steps"] for e in models}, key=lambda s: (s is None, s or 0))
-    if len(budgets) == 1:
-        return f"Training budget: {_fmt(budgets[0], ',')} steps for every model (best step in parentheses)."
-    return ("**Training budgets differ** (" + ", ".join(_fmt(b, ",") for b in budgets)
+    line = (f"Training budget: {_fmt(budgets[0], ',')} steps for every model (best step in parentheses)."
+            if len(budgets) == 1 else "**Training budgets differ** (" + ", ".join(_fmt(b, ",") for b in budgets)
             + " steps): compare methods only at equal budgets.")
+    unfinished = [e["name"] for e in models if _unfinished(e)]
+    return line + (f" **Unfinished runs** (their logs stop before the budget): {', '.join(unfinished)}."
+                   if unfinished else "")
 
 
 def to_markdown(res: dict[str, Any], command: str, plot: str | None = None, raw: str | None = None) -> str:
