@@ -301,10 +301,13 @@ def _run_with_progress(label: str, quiet: bool, work: Any) -> Any:
               help="Binarize: intensity ≥ T (in (0, 1]) becomes 1, else 0.")
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=None,
               help="Dither seed (default: random per file); fixes the output bytes.")
+@click.option("--effort", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
+              help="Photos: refine each image's latent by K gradient steps before coding (slower, smaller files at "
+                   "the same quality; needs torch; the file decodes as any other; docs/photos.md).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it is an existing regular file.")
 @click.option("--quiet", is_flag=True, help="Print nothing on success (warnings still are).")
 def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, lossless: bool, resize: bool,
-           threshold: float | None, seed: int | None, force: bool, quiet: bool) -> None:
+           threshold: float | None, seed: int | None, effort: int, force: bool, quiet: bool) -> None:
     """Compress images (files, directories, .npz/.npy or IDX arrays; - for standard input) into one .lat container.
 
     Without --model, each input goes by what it is, never by the other inputs: arrays
@@ -332,6 +335,8 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
         if model is None:
             model = _model_of_inputs(blobs, quality)
         loaded = load_model(model or DEFAULT_MODEL)
+        if effort and of_model(loaded).name != "photo":
+            raise click.UsageError(f"--effort applies to photos, not to a {of_model(loaded).name} model")
         names = () if of_model(loaded).name == "text" else image_names(list(inputs), blobs, _warn)
         if of_model(loaded).name == "text":
             from .text.cli import encode_file
@@ -340,7 +345,7 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
         elif of_model(loaded).name == "digits":
             data = _encode_digits(list(inputs), blobs, loaded, lossless, resize, threshold, seed, quiet)
         else:
-            data = _encode_photos(blobs, loaded, lossless, resize, threshold, seed, quiet)
+            data = _encode_photos(blobs, loaded, lossless, resize, threshold, seed, quiet, effort)
         data = relabeled(data, names=names) if names else data
         if out == "-":
             write_stdout(data)
@@ -388,7 +393,7 @@ def _encode_digits(inputs: list[str], blobs: list[tuple[str, bytes]], loaded: An
 
 
 def _encode_photos(blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, resize: bool,
-                   threshold: float | None, seed: int | None, quiet: bool) -> bytes:
+                   threshold: float | None, seed: int | None, quiet: bool, effort: int = 0) -> bytes:
     """Photos of any size (a photo model): one image gives a single-image file, several a batch (gray and
     colour ones: the gray ones marked, :func:`latcomp.images.one_channel_count`)."""
     from .container import relabeled
@@ -401,7 +406,8 @@ def _encode_photos(blobs: list[tuple[str, bytes]], loaded: Any, lossless: bool, 
                          "(to code an image as a digit anyway: --model models/mnist-lattice-vae)")
     def read_and_compress(report: Any) -> bytes:
         photos, gray = one_channel_count([read_photo(data, source, warn=_warn) for source, data in blobs])
-        data = compress(photos[0] if len(photos) == 1 else photos, loaded, seed=seed, progress=report)
+        data = compress(photos[0] if len(photos) == 1 else photos, loaded, seed=seed, progress=report,
+                        effort=effort)
         return relabeled(data, gray=gray) if gray else data
 
     return _run_with_progress("encode", quiet, read_and_compress)

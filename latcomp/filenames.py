@@ -11,31 +11,34 @@ control character. :func:`png_names` then maps them to distinct outputs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from pathlib import PurePosixPath
+from itertools import pairwise
 
 from .errors import FormatError
 
-#: Most bytes of one name, and of one of its components (the usual file-system limits).
-MAX_NAME_BYTES, MAX_COMPONENT_BYTES = 4096, 255
+#: Most bytes of one name, and of one of its components (the usual file-system limits), and most components.
+MAX_NAME_BYTES, MAX_COMPONENT_BYTES, MAX_DEPTH = 4096, 255, 32
 #: Most bytes of the whole field (the names and their separators).
 MAX_NAMES_BYTES = 1 << 26
 #: Ends every name in the field (no file name holds it).
 SEPARATOR = b"\x00"
-_FORBIDDEN = frozenset(chr(c) for c in (*range(0x20), 0x7F)) | {"\\"}
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\\ud800-\udfff]")
 
 
 def check_name(name: str) -> str:
     """``name`` if it is a safe relative path (module docstring), else :class:`FormatError` saying why."""
-    raw = name.encode("utf-8", "surrogatepass")
-    if not 1 <= len(raw) <= MAX_NAME_BYTES:
-        raise FormatError(f"image name of {len(raw)} bytes (1 to {MAX_NAME_BYTES})")
-    if _FORBIDDEN & set(name) or any(0xD800 <= ord(c) < 0xE000 for c in name):
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if not 1 <= size <= MAX_NAME_BYTES:
+        raise FormatError(f"image name of {size} bytes (1 to {MAX_NAME_BYTES})")
+    if _FORBIDDEN.search(name):
         raise FormatError(f"image name {name!r} holds a control character, a backslash or an unpaired surrogate")
-    for part in name.split("/"):
-        if part in ("", ".", "..") or len(part.encode()) > MAX_COMPONENT_BYTES:
-            raise FormatError(f"image name {name!r} is not a relative path inside the output directory "
-                              f"(an empty, '.', '..' or over-long component, or a leading '/')")
+    parts = name.split("/")
+    if len(parts) > MAX_DEPTH or any(part in ("", ".", "..") or len(part.encode()) > MAX_COMPONENT_BYTES
+                                     for part in parts):
+        raise FormatError(f"image name {name!r} is not a relative path inside the output directory "
+                          f"(an empty, '.', '..' or over-long component, a leading '/', or more than "
+                          f"{MAX_DEPTH} components)")
     return name
 
 
@@ -61,23 +64,38 @@ def unpack_names(data: bytes, count: int) -> tuple[str, ...]:
 
 
 def png_name(name: str) -> str:
-    """The file a decoder writes for the image ``name``: its suffix replaced by ``.png`` (``a.jpg`` → ``a.png``)."""
-    path = PurePosixPath(name)
-    return str(path.with_name(path.stem + ".png")) if path.suffix else name + ".png"
+    """The file a decoder writes for the image ``name``: its suffix replaced by ``.png`` (``a.jpg`` → ``a.png``,
+    ``b`` → ``b.png``; the suffix as :attr:`pathlib.PurePath.suffix` defines it)."""
+    head, slash, last = name.rpartition("/")
+    dot = last.rfind(".")
+    return head + slash + (last[:dot] if 0 < dot < len(last) - 1 else last) + ".png"
 
 
 def png_names(names: Sequence[str]) -> list[str]:
     """The PNG names of ``names`` (:func:`png_name`); FormatError if a name is not safe (:func:`check_name`), or
-    if two outputs are the same or one would be a directory of another (``a.png`` and ``a.png/b.png``)."""
+    if two outputs are the same or one would be a directory of another (``a.png`` and ``a.png/b.png``).
+    Linear in the bytes of the names, but for a sort."""
     outputs = [png_name(check_name(name)) for name in names]
     seen: dict[str, str] = {}
     for name, output in zip(names, outputs, strict=True):
         if output in seen:
             raise FormatError(f"the images {seen[output]} and {name} would both be written as {output}")
         seen[output] = name
-    for output in outputs:
-        for parent in PurePosixPath(output).parents:
-            if str(parent) in seen:
-                raise FormatError(f"the image {seen[str(parent)]} would be written as {parent}, a directory "
-                                  f"of another image ({output})")
+    keys = sorted(output.replace("/", "\x00") for output in outputs)  # a directory's files sort right after it
+    for key, after in pairwise(keys):
+        if after.startswith(key + "\x00"):
+            directory, inside = key.replace("\x00", "/"), after.replace("\x00", "/")
+            raise FormatError(f"the image {seen[directory]} would be written as {directory}, a directory of "
+                              f"another image ({inside})")
     return outputs
+
+
+def directories(outputs: Sequence[str]) -> set[str]:
+    """Every directory that the relative paths ``outputs`` lie in (``a/b/c.png``: ``a`` and ``a/b``)."""
+    found = set()
+    for output in outputs:
+        slash = output.find("/")
+        while slash != -1:
+            found.add(output[:slash])
+            slash = output.find("/", slash + 1)
+    return found

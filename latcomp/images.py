@@ -42,7 +42,7 @@ import numpy as np
 
 from .errors import CodecError, FormatError, InputError, LimitError, OutputError
 from .fileio import MAX_INPUT_BYTES, atomic_write_bytes, atomic_write_dir, atomic_write_stream, read_input, write_stdout
-from .filenames import pack_names, png_names
+from .filenames import directories, pack_names, png_names
 
 #: File name suffixes taken from a directory.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
@@ -567,21 +567,20 @@ def check_png_dir(directory: str | Path, force: bool, names: Sequence[str] = ())
 
     check_output(directory, force, directory=True)
     if os.path.isdir(directory):
-        ours = {PurePosixPath(name) for name in png_names(names)}
-        ours |= {parent for name in ours for parent in name.parents}
-        other = sorted(str(path) for path in _tree(Path(directory))
-                       if path not in ours and not (len(path.parts) == 1 and _PNG_NAME.fullmatch(path.name)))
+        outputs = png_names(names)
+        ours = set(outputs) | directories(outputs)
+        other = sorted(path for path in _tree(Path(directory)) if path not in ours and not _PNG_NAME.fullmatch(path))
         if other:
             raise OutputError(f"{directory} holds files that latcomp did not write ({other[0]}); "
                               f"refusing to replace it")
 
 
-def _tree(directory: Path) -> list[PurePosixPath]:
-    """Every entry under ``directory`` (links not followed), relative to it."""
+def _tree(directory: Path) -> list[str]:
+    """Every entry under ``directory`` (links not followed), as a path relative to it with ``/``."""
     found = []
     for root, dirs, files in os.walk(directory):
         here = PurePosixPath(Path(root).relative_to(directory).as_posix())
-        found += [here / name for name in dirs + files]
+        found += [str(here / name) for name in dirs + files]
     return found
 
 

@@ -168,10 +168,11 @@ def cold_start_decode(model_dir: str | os.PathLike, data: bytes, expected: np.nd
 
 def latcomp_curves(model_dirs: Sequence[str | os.PathLike], images: Sequence[tuple[str, np.ndarray]],
                    repeats: int = 3, cold_runs: int = 3, progress: Progress | None = None,
-                   log: Log | None = None) -> list[Curve]:
+                   log: Log | None = None, effort: Any = 0) -> list[Curve]:
     """The curves of latcomp photo models on ``images`` (one point a model, a curve a lattice family, points
     by increasing bpp), with the cold-start decode time of the first image per model (``cold_runs`` = 0:
-    not measured). Every model is checked before any measuring."""
+    not measured). Every model is checked before any measuring. ``effort``: the encoder's
+    (:func:`latcomp.photo.codec.compress`; recorded in the curves' options when not 0)."""
     from latcomp import __version__
     from latcomp.codec import load_model
     from latcomp.photo.codec import compress, decompress
@@ -187,7 +188,7 @@ def latcomp_curves(model_dirs: Sequence[str | os.PathLike], images: Sequence[tup
         models = {label: load_model(i["model_dir"]) for label, i in members.items()}
 
         def encode(img: np.ndarray, label: str, models: dict[str, Any] = models) -> bytes:
-            return compress(img, models[label], seed=seeds.get(id(img)) or image_seed(img))
+            return compress(img, models[label], seed=seeds.get(id(img)) or image_seed(img), effort=effort)
 
         def decode(data: bytes, models: dict[str, Any] = models) -> np.ndarray:
             return decompress(data, _model_of(data, models))
@@ -195,7 +196,8 @@ def latcomp_curves(model_dirs: Sequence[str | os.PathLike], images: Sequence[tup
         family = next(iter(members.values()))["family"]
         curve = measure_curve(name, encode, decode, list(members), images, repeats, "model (λ)",
                               {"library": f"latcomp {__version__}", "kind": "latcomp",
-                               "options": {"lattice": family, "seed": "sha256(pixels)[:8]"}},
+                               "options": {"lattice": family, "seed": "sha256(pixels)[:8]",
+                                           **({"effort": str(effort)} if effort else {})}},
                               log, progress)
         for done, point in enumerate(curve.points, 1):
             point.info.update(members[point.setting])

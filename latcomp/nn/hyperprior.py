@@ -32,6 +32,7 @@ Z − U at both levels: h_s sees η_z, g_s sees η.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,15 @@ from latcomp.families.photo import latent_size
 from latcomp.latent_codecs import ConditionalLatticeCodec, LatticeLatentCodec
 from latcomp.lattices.product import ProductLattice
 from latcomp.nn.models import Output, lattice_parameters
-from latcomp.nn.photo import PhotoFactorized, from_rows, photo_transforms, rate_step_factor, relattice, to_rows
+from latcomp.nn.photo import (
+    PhotoFactorized,
+    from_rows,
+    photo_transforms,
+    rate_step_factor,
+    rd_objective,
+    relattice,
+    to_rows,
+)
 
 #: The hyper-latent's lattice (one rectangular lattice per channel).
 HYPER_LATTICE = "z"
@@ -139,16 +148,24 @@ class PhotoHyperprior(nn.Module):
         y = self.analysis(x)
         z = self.hyper_analysis(y.abs())
         v_y, v_z = self._split_noise(x, v)
-        hyper = self.hyper_codec()
-        eta_z = to_rows(z) - hyper.dither(v_z)
-        t = self.scale_indices(from_rows(eta_z, tuple(z.shape)), tuple(y.shape))
-        latent = self.latent_codec()
-        eta = to_rows(y) - latent.dither(v_y)
-        batch = x.shape[0]
+        return self.decoder_terms(y - from_rows(self.latent_codec().dither(v_y), tuple(y.shape)),
+                                  z - from_rows(self.hyper_codec().dither(v_z), tuple(z.shape)))
+
+    def decoder_terms(self, eta: torch.Tensor, eta_z: torch.Tensor) -> HyperTerms:
+        """Both levels' rates (nats per image) and x̂ = g_s(η) of the decoder's inputs η (B, M, h, w) and
+        η_z (B, N, h_z, w_z): y − U and z − U_z in training, Z − U and Z_z − U_z at coding (where the rates are
+        the code lengths, up to the float h_s's rare index differences from the exact one)."""
+        t = self.scale_indices(eta_z, tuple(eta.shape))
         prior = LaplaceRows(to_rows(straight_through_scale(t)))
-        return HyperTerms(latent.rate_nats(eta, prior).reshape(batch, -1).sum(-1),
-                          hyper.rate_nats(eta_z).reshape(batch, -1).sum(-1),
-                          self.synthesis(from_rows(eta, tuple(y.shape))))
+        batch = eta.shape[0]
+        return HyperTerms(self.latent_codec().rate_nats(to_rows(eta), prior).reshape(batch, -1).sum(-1),
+                          self.hyper_codec().rate_nats(to_rows(eta_z)).reshape(batch, -1).sum(-1),
+                          self.synthesis(eta))
+
+    def latent_terms(self, etas: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The total rate (nats per image) and x̂ of the decoder's inputs ``etas`` = (η, η_z) (:meth:`decoder_terms`)."""
+        terms = self.decoder_terms(*etas)
+        return terms.rate_y + terms.rate_z, terms.x_hat
 
     def forward(self, x: torch.Tensor, v: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> Output:
@@ -161,10 +178,7 @@ class PhotoHyperprior(nn.Module):
         if v is None:
             v = torch.rand(self.noise_shape(x), generator=generator, dtype=x.dtype)
         out = self.terms(x, v)
-        rate = out.rate_y + out.rate_z
-        mse = (out.x_hat - x).square().mean(dim=(1, 2, 3))
-        bpp = rate / (math.log(2.0) * x.shape[2] * x.shape[3])
-        return Output(self.lam * 255.0**2 * mse + bpp, rate, 255.0**2 * mse, out.x_hat)
+        return rd_objective(self.lam, x, out.rate_y + out.rate_z, out.x_hat)
 
     @torch.no_grad()
     def codec_tensors(self) -> dict[str, torch.Tensor]:

@@ -20,6 +20,7 @@ image (CompressAI's convention, so that λ values compare):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -41,6 +42,14 @@ def from_rows(rows: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """Inverse of :func:`to_rows` for latents of ``shape`` (B, M, h, w)."""
     b, m, h, w = shape
     return rows.reshape(b, h, w, m).permute(0, 3, 1, 2)
+
+
+def rd_objective(lam: float, x: torch.Tensor, rate: torch.Tensor, x_hat: torch.Tensor) -> Output:
+    """The photo models' objective per image (module docstring): λ·255²·MSE(x, x̂) + rate/(H·W), ``rate`` in nats
+    per image turned into bits per pixel of ``x`` (B, 3, H, W) in [0, 1]."""
+    mse = (x_hat - x).square().mean(dim=(1, 2, 3))
+    bpp = rate / (math.log(2.0) * x.shape[2] * x.shape[3])
+    return Output(lam * 255.0**2 * mse + bpp, rate, 255.0**2 * mse, x_hat)
 
 
 def photo_transforms(module: nn.Module, channels: int, latent: int, lam: float, lattice: str) -> ProductLattice:
@@ -92,16 +101,16 @@ class PhotoFactorized(nn.Module):
         distortion = MSE per image on the 0–255 scale, ``logits`` = the reconstruction.
         """
         y = self.analysis(x)
-        rows = to_rows(y)
         if v is None:
-            v = torch.rand(rows.shape, generator=generator, dtype=rows.dtype)
-        latent = self.latent_codec()
-        eta = rows - latent.dither(v)
-        x_hat = self.synthesis(from_rows(eta, tuple(y.shape)))
-        rate = latent.rate_nats(eta).reshape(x.shape[0], -1).sum(-1)
-        mse = (x_hat - x).square().mean(dim=(1, 2, 3))
-        bpp = rate / (math.log(2.0) * x.shape[2] * x.shape[3])
-        return Output(self.lam * 255.0**2 * mse + bpp, rate, 255.0**2 * mse, x_hat)
+            v = torch.rand(self.noise_shape(x), generator=generator, dtype=y.dtype)
+        rate, x_hat = self.latent_terms((y - from_rows(self.latent_codec().dither(v), tuple(y.shape)),))
+        return rd_objective(self.lam, x, rate, x_hat)
+
+    def latent_terms(self, etas: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rate (nats per image) and x̂ = g_s(η) of the decoder's input ``etas`` = (η,), η (B, M, h, w):
+        y − U in training, Z − U at coding (where the rate is the code length of Z)."""
+        (eta,) = etas
+        return self.latent_codec().rate_nats(to_rows(eta)).reshape(eta.shape[0], -1).sum(-1), self.synthesis(eta)
 
     @torch.no_grad()
     def codec_tensors(self) -> dict[str, torch.Tensor]:

@@ -117,7 +117,7 @@ def _photo_model(model: ModelLike) -> LoadedModel:
 
 
 def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT_PHOTO_QUALITY,
-             seed: int | None = None, progress: coding.Progress | None = None) -> bytes:
+             seed: int | None = None, progress: coding.Progress | None = None, effort: int = 0) -> bytes:
     """Compress photos into one container (format version 3, one ANS stream for all of them).
 
     ``images``: one (H, W) grayscale or (H, W, 3) RGB uint8 array, or a list of them (all
@@ -125,11 +125,13 @@ def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT
     model directory (default: the shipped model of ``quality``; a family with a codec of its own,
     :attr:`latcomp.families.Family.codec`, codes with that). ``seed`` fixes the dither
     (default: random); equal inputs and seeds give equal bytes. ``progress(stage, done, total)`` is
-    called after each image's transform.
+    called after each image's transform. ``effort`` K > 0 refines each image's latent by K gradient
+    steps before coding (:mod:`latcomp.photo.effort`; needs torch; the file decodes as any other).
     """
     m = _photo_model(model if model is not None else photo_model(quality))
     if m.family.codec:
-        return importlib.import_module(m.family.codec).compress(images, m, seed=seed, progress=progress)
+        return importlib.import_module(m.family.codec).compress(images, m, seed=seed, progress=progress,
+                                                                effort=effort)
     photos, layout, channels = as_photos(images)
     seed = coding.file_seed(seed)
     rows = []
@@ -140,6 +142,11 @@ def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT
     y = rows[0] if len(rows) == 1 else np.concatenate(rows)
     del rows  # the latents are y's now: no second copy for the rest of the call
     u = m.latent.seeded_dither(seed, len(y))
+    if effort:
+        from latcomp.photo.effort import Level, refine
+
+        (y,) = refine(m, photos, [Level(y, u, m.latent, [latent_size(*im.shape[:2]) for im in photos])], effort,
+                      progress)
     k = m.latent.quantize(y, u)
     coder = coding.new_coder()
     coding.push_coordinates(coder, m.latent, k, u)

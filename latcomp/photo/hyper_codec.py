@@ -146,11 +146,12 @@ def _model(model: ModelLike) -> LoadedModel:
     return m
 
 
-def compress(images: Any, model: ModelLike, seed: int | None = None, progress: Progress | None = None) -> bytes:
+def compress(images: Any, model: ModelLike, seed: int | None = None, progress: Progress | None = None,
+             effort: int = 0) -> bytes:
     """Compress photos with a photo-hyperprior model into one container (format version 3, one ANS stream).
 
-    ``images``, ``seed`` and ``progress`` as :func:`latcomp.photo.codec.compress`; :func:`decompress` returns
-    the same images.
+    ``images``, ``seed``, ``progress`` and ``effort`` as :func:`latcomp.photo.codec.compress` (effort refines
+    both levels); :func:`decompress` returns the same images.
     """
     m = _model(model)
     net: NumpyPhotoHyperprior = m.net
@@ -167,6 +168,12 @@ def compress(images: Any, model: ModelLike, seed: int | None = None, progress: P
     u_z = net.hyper.seeded_dither(seed, len(z), hyper_start(net, len(y)))
     k_z = net.hyper.quantize(z, u_z)
     u = net.latent.seeded_dither(seed, len(y))
+    if effort:
+        from latcomp.photo.effort import Level, refine
+
+        y, z = refine(m, photos, [Level(y, u, net.latent, shapes),
+                                  Level(z, u_z, net.hyper, [hyper_size(*shape) for shape in shapes])], effort, progress)
+        k_z = net.hyper.quantize(z, u_z)
     k = net.latent.quantize(y, u)
     coder = new_coder()
     push_coordinates(coder, net.latent, k, u, net.priors(net.hyper.reconstruct(k_z, u_z), shapes))
