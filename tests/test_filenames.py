@@ -144,6 +144,17 @@ def test_files_given_one_by_one_keep_their_base_names_unless_they_clash(tmp_path
     assert unpack((tmp_path / "y.lat").read_bytes())[0].names == ()
 
 
+def test_a_name_that_is_not_utf8_is_numbered_with_a_warning(tmp_path, capsys, photo_model):
+    import os
+
+    folder = tmp_path / "odd"
+    _save(folder / "a.png", _photo(16, 16))
+    _save(folder / os.fsdecode(b"\xffb.png"), _photo(16, 16, seed=1))
+    code, err = cli(capsys, "encode", folder, "-o", tmp_path / "o.lat", "--model", photo_model)
+    assert code == 0 and "unpaired surrogate" in err and "records no names" in err, err
+    assert unpack((tmp_path / "o.lat").read_bytes())[0].names == ()
+
+
 def test_digit_folders_keep_their_names_and_arrays_are_numbered(tmp_path, capsys):
     model = make_model(tmp_path / "model")
     digits = synthetic_binary(2) * 255
