@@ -6,7 +6,8 @@ A name is the path of an image file relative to the directory given to ``latcomp
 ``2024/b.png``; a file given by itself: its base name), in UTF-8 with ``/`` between its components.
 Names come from untrusted files, so :func:`check_name` accepts only relative paths that stay inside the
 output directory: no empty, ``.`` or ``..`` component, no leading ``/``, no backslash, NUL or other
-control character. :func:`png_names` then maps them to distinct outputs.
+control character (C0, DEL or C1: a name is printed by ``latcomp info``). :func:`png_names` then maps
+them to distinct outputs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ MAX_NAME_BYTES, MAX_COMPONENT_BYTES, MAX_DEPTH = 4096, 255, 32
 MAX_NAMES_BYTES = 1 << 26
 #: Ends every name in the field (no file name holds it).
 SEPARATOR = b"\x00"
-_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\\ud800-\udfff]")
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\\\ud800-\udfff]")  # C0, DEL, C1, \\, surrogates
 
 
 def check_name(name: str) -> str:

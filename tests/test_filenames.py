@@ -64,8 +64,8 @@ def test_names_round_trip_in_the_header_and_leave_the_content_alone(photo_model)
             unpack(named[:i] + bytes([named[i] ^ 0x01]) + named[i + 1:])
 
 
-@pytest.mark.parametrize("name", ["../x.png", "/etc/passwd", "a//b.png", "a/./b.png", "a/", ".", "..",
-                                  "a\\b.png", "a\nb.png", "", "x" * 256 + ".png", "a/\x7f.png", "a/" * 32 + "b"])
+@pytest.mark.parametrize("name", ["../x.png", "/etc/passwd", "a//b.png", "a/./b.png", "a/", ".", "..", "a\\b.png",
+                                  "a\nb.png", "", "x" * 256 + ".png", "a/\x7f.png", "\x9b2J.png", "a/" * 32 + "b"])
 def test_unsafe_names_are_refused(name):
     with pytest.raises(FormatError):
         check_name(name)
