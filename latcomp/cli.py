@@ -341,7 +341,7 @@ def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, 
         if of_model(loaded).name == "text":
             from .text.cli import encode_file
 
-            data = encode_file(blobs, loaded, lossless, seed)
+            data = _run_with_progress("encode", quiet, lambda report: encode_file(blobs, loaded, lossless, seed))
         elif of_model(loaded).name == "digits":
             data = _encode_digits(list(inputs), blobs, loaded, lossless, resize, threshold, seed, quiet)
         else:
@@ -491,10 +491,10 @@ def _decode_digits(data: bytes, header: Any, target: str, out: str, model: Path 
 
 def _decode_text(data: bytes, header: Any, target: str, out: str, model: Path | None, force: bool,
                  quiet: bool) -> None:
-    """Text (format version 4): the text, with the text model given by --model."""
+    """Text (format version 4): the text, with the text model given by --model (a bar with the time elapsed)."""
     from .text.cli import decode_file
 
-    decode_file(data, out, model, force)
+    _run_with_progress("decode", quiet, lambda report: decode_file(data, out, model, force))
 
 
 def _decode_photos(data: bytes, header: Any, target: str, out: str, model: Path | None, force: bool,
