@@ -8,7 +8,8 @@ the files are decoded by the ordinary decoder, and each K gives one RD curve
 (:func:`latcomp.measure.photo_bench.latcomp_curves`: bpp of the whole files, PSNR-RGB, MS-SSIM, encode and
 decode seconds per image, one run each). BD-rates (:mod:`latcomp.measure.rd`) are against the effort-0 curve.
 
-A step costs about a second of one core on a Kodak image, so the default measures a fixed subset,
+A step runs the synthesis and its gradient on the whole image (over a second of one core on a Kodak image),
+so the default measures a fixed subset,
 every ``--every``-th image (6: kodim01, 07, 13, 19); ``--crop N`` measures N×N centre crops instead (quick
 comparisons, e.g. of the methods). Writes ``docs/results/NAME.{json,md,png}`` (``--name``, default
 ``photo-effort``).
@@ -108,10 +109,11 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine_info(), "versions": package_versions(("latcomp", "constriction", "torch")),
         "data": data, "efforts": [str(e) for e in efforts],
         "note": f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, commit {git_commit()}"}
-    notes = [f"Images: {data['subset']} (a fixed subset: a refinement step costs about a second of one core on a "
-             "Kodak image). Each curve is one effort K of `latcomp.photo.codec.compress(image, model, seed, "
-             "effort=K)` over the models; every file is decoded by the ordinary decoder. Encode seconds include "
-             "the effort's steps (one thread for numpy and torch).", "", *summary(curves)]
+    notes = [f"Images: {data['subset']} (a fixed subset, to bound the CPU time: every step runs the synthesis and "
+             "its gradient on the whole image). Each curve is one effort K of "
+             "`latcomp.photo.codec.compress(image, model, seed, effort=K)` over the models; every file is decoded "
+             "by the ordinary decoder. Encode seconds include the effort's steps (one thread for numpy and torch).",
+             "", *summary(curves)]
     base = RESULTS_DIR / args.name
     for path in write_report(curves, meta, command, base.with_suffix(".json"), base.with_suffix(".md"),
                              base.with_suffix(".png"), anchor=curves[0].name, title=TITLE, notes=notes):

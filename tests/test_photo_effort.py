@@ -127,12 +127,14 @@ def test_a_batch_is_refined_image_by_image(model_dir):
 
 def test_bad_effort_and_large_images_are_refused(model_dir, monkeypatch):
     image = _image()
+    calls = []  # refused before any work: no image is transformed
     for bad in (-1, 1.5, effort.MAX_EFFORT + 1, effort.Effort(2, "sideways"), effort.Effort(2, learning_rate=0)):
         with pytest.raises(InputError):
-            codec.compress(image, model_dir, seed=1, effort=bad)
+            codec.compress(image, model_dir, seed=1, effort=bad, progress=lambda *a: calls.append(a))
     monkeypatch.setattr(effort, "MAX_EFFORT_PIXELS", image.shape[0] * image.shape[1] - 1)
     with pytest.raises(LimitError, match="encoder effort takes images of at most"):
-        codec.compress(image, model_dir, seed=1, effort=1)
+        codec.compress([image[:20], image], model_dir, seed=1, effort=1, progress=lambda *a: calls.append(a))
+    assert calls == []
 
 
 def test_without_torch_effort_is_one_error(model_dir, monkeypatch):

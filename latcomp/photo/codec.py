@@ -109,6 +109,16 @@ def synthesize(net: NumpyPhotoFactorized, w: np.ndarray, height: int, width: int
     return out
 
 
+def checked_effort(photos: list[np.ndarray], effort: Any) -> Any:
+    """The encoder ``effort`` for ``photos``, checked before any work (:func:`latcomp.photo.effort.check`: the
+    steps, the size limit); 0 when none is asked for, which needs no torch."""
+    if not effort:
+        return 0
+    from latcomp.photo.effort import check
+
+    return check(photos, effort)
+
+
 def _photo_model(model: ModelLike) -> LoadedModel:
     m = load_model(model)
     if m.modality != "photo":
@@ -133,6 +143,7 @@ def compress(images: Any, model: ModelLike | None = None, quality: int = DEFAULT
         return importlib.import_module(m.family.codec).compress(images, m, seed=seed, progress=progress,
                                                                 effort=effort)
     photos, layout, channels = as_photos(images)
+    effort = checked_effort(photos, effort)
     seed = coding.file_seed(seed)
     rows = []
     for i, im in enumerate(photos):

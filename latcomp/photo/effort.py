@@ -86,6 +86,16 @@ def as_effort(effort: int | Effort) -> Effort:
     return effort
 
 
+def check(photos: Sequence[np.ndarray], effort: int | Effort) -> Effort:
+    """:func:`as_effort`, and LimitError for an image of more than :data:`MAX_EFFORT_PIXELS` pixels (the codecs
+    call this before any work)."""
+    for im in photos:
+        if im.shape[0] * im.shape[1] > MAX_EFFORT_PIXELS:
+            raise LimitError(f"encoder effort takes images of at most {MAX_EFFORT_PIXELS} pixels (a "
+                             f"{im.shape[1]}×{im.shape[0]} image is larger); encode it without effort")
+    return as_effort(effort)
+
+
 @dataclass(frozen=True)
 class Level:
     """One latent of a call's images as the coder codes it: the rows of every image (float64 (rows, dim)),
@@ -106,11 +116,7 @@ def refine(model: Any, photos: Sequence[np.ndarray], levels: Sequence[Level], ef
     ``progress("effort", done, total)`` after every step. Raises InputError for a bad ``effort``,
     LimitError for an image above :data:`MAX_EFFORT_PIXELS` and CodecError without torch.
     """
-    effort = as_effort(effort)
-    for im in photos:
-        if im.shape[0] * im.shape[1] > MAX_EFFORT_PIXELS:
-            raise LimitError(f"encoder effort takes images of at most {MAX_EFFORT_PIXELS} pixels (a "
-                             f"{im.shape[1]}×{im.shape[0]} image is larger); encode it without effort")
+    effort = check(photos, effort)
     net = _torch_model(model)
     out = [level.rows.copy() for level in levels]
     starts = [0] * len(levels)

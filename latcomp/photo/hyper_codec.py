@@ -30,7 +30,7 @@ from latcomp.families import ModelShapeError
 from latcomp.families.photo import latent_size
 from latcomp.latent_codecs import ConditionalLatticeCodec, LatticeLatentCodec
 from latcomp.lattices.product import ProductLattice
-from latcomp.photo.codec import MAX_PHOTO_PIXELS, as_photos, padded, photo_crc, synthesize
+from latcomp.photo.codec import MAX_PHOTO_PIXELS, as_photos, checked_effort, padded, photo_crc, synthesize
 from latcomp.photo.hyper_network import ExactHyperSynthesis
 from latcomp.photo.network import NumpyPhotoFactorized, _layers, conv_down
 from latcomp.runtime.coding import (
@@ -156,6 +156,7 @@ def compress(images: Any, model: ModelLike, seed: int | None = None, progress: P
     m = _model(model)
     net: NumpyPhotoHyperprior = m.net
     photos, layout, channels = as_photos(images)
+    effort = checked_effort(photos, effort)
     seed = file_seed(seed)
     shapes = [latent_size(*im.shape[:2]) for im in photos]
     ys = []
