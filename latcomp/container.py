@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FormatError
+from .errors import FormatError, LimitError
 from .filenames import MAX_NAMES_BYTES, pack_names, unpack_names
 
 MAGIC = b"LATC"
@@ -75,6 +75,10 @@ LAYOUTS = ("batch", "flat", "single")  # (N, H, W[, C]) / (N, H·W·C) / (H, W[,
 MODEL_ID_BYTES = 8
 MAX_COUNT = 1 << 24
 MAX_SIDE = 1 << 16
+#: Most latent rows of a photo file (version 3) in this implementation: Σ ⌈H_i/16⌉·⌈W_i/16⌉ ≤ 2^18, one image
+#: of 8192 × 8192. Decoding holds about 2 KiB per row (coordinates and dither), and every image costs at least
+#: one row, so this also bounds a version-3 header's count before its sizes are decoded (LimitError).
+MAX_PHOTO_ROWS = 1 << 18
 MAX_CHANNELS = 4
 #: Channels of a photo file: grayscale or RGB.
 PHOTO_CHANNELS = (1, 3)
@@ -346,6 +350,9 @@ def _skip_sizes(data: bytes, pos: int, count: int) -> int:
     """The end of the ``count`` (height, width) varint pairs of a version-3 header at ``pos``, found without
     decoding them: by counting their last bytes (< 0x80) a chunk at a time, so a header of many sizes with a
     bad CRC costs a scan of its bytes and one chunk of memory before the CRC refuses it."""
+    if count > MAX_PHOTO_ROWS:
+        raise LimitError(f"the file claims {count} photos; a photo file holds at most {MAX_PHOTO_ROWS} latent rows "
+                         f"of 16×16 pixels, and each image takes at least one")
     if not 1 <= count <= MAX_COUNT or len(data) < pos + 2 * count:
         raise FormatError("truncated header (image sizes)")
     view, left = np.frombuffer(data, np.uint8), 2 * count

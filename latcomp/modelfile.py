@@ -20,6 +20,7 @@ and of the shape the architecture implies). Every problem is one
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -72,15 +73,23 @@ def shipped_photo_models() -> list[Path]:
 
 def shipped_directory(model_id: bytes) -> Path | None:
     """The shipped model whose id ``model_id`` is (the first bytes of SHA-256 of its weights file), or None;
-    reads every shipped weights file (about 50 MB): for messages and ``latcomp info``, not for coding."""
+    reads every shipped weights file (about 50 MB) once per process and version of the file: for messages and
+    ``latcomp info``, not for coding, so that a stream of files naming other models costs a stat per model."""
     for directory in shipped_models():
         try:
-            digest = hashlib.sha256((directory / WEIGHTS).read_bytes()).digest()
+            info = (directory / WEIGHTS).stat()
+            digest = _weights_digest(directory / WEIGHTS, info.st_mtime_ns, info.st_size)
         except OSError:
             continue
         if model_id and digest[:len(model_id)] == model_id:
             return directory
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _weights_digest(path: Path, mtime_ns: int, size: int) -> bytes:
+    """SHA-256 of the weights file ``path`` as it is at (``mtime_ns``, ``size``), the key of the cache."""
+    return hashlib.sha256(path.read_bytes()).digest()
 
 
 def shipped_label(directory: Path) -> str:

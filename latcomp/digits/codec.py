@@ -224,7 +224,7 @@ def decompress(data: bytes, model: ModelLike = DEFAULT_MODEL, progress: coding.P
     _check_claims(header, m)
     n, size = header.count, int(np.prod(m.net.image_shape))
     # each dither row computed once for the coordinates and Z − U alike (kept as read for a multi-level lattice)
-    u = m.latent.code.read_once(coding.SeededDither(m.latent, header.seed, n))
+    u = coding.lazy_dither(m.latent, header.seed, n)
     with coding.entropy_decoding(data[header.stored_bytes:]) as coder:
         k = coding.pop_coordinates(coder, m.latent, u)
         parts, zeros = [], 0

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from latcomp.container import PHOTO_VERSION, Header, content_crc, pack, unpack
+from latcomp.container import MAX_PHOTO_ROWS, PHOTO_VERSION, Header, content_crc, pack, unpack
+from latcomp.entropy.lattice_code import DitherRows
 from latcomp.errors import CodecError, FormatError, InputError, LimitError, ModelMismatchError
 from latcomp.families.photo import DOWNSAMPLING, latent_size
 from latcomp.modelfile import (
@@ -36,7 +37,6 @@ from latcomp.modelfile import (
 )
 from latcomp.photo.network import NumpyPhotoFactorized
 from latcomp.runtime import coding
-from latcomp.runtime.coding import MAX_PIXELS
 from latcomp.runtime.model import LoadedModel, ModelLike, check_model, load_model
 
 #: Largest image (H·W) the photo codec takes: 8192 × 8192, or a 61-megapixel camera's 9504 × 6336. The
@@ -70,12 +70,29 @@ def as_photos(images: Any) -> tuple[list[np.ndarray], str, int]:
     for im in photos:
         if im.dtype != np.uint8:
             raise InputError(f"photos must be uint8 arrays (8-bit pixels), got {im.dtype}")
-        if im.shape[0] * im.shape[1] > MAX_PHOTO_PIXELS or min(im.shape[:2]) < 1:
-            raise LimitError(f"a {im.shape[1]}×{im.shape[0]} image is outside the photo codec's sizes "
-                             f"(1 to {MAX_PHOTO_PIXELS} pixels)")
-    if sum(im.size for im in photos) > MAX_PIXELS:
-        raise LimitError(f"the images hold more than {MAX_PIXELS} pixels; split them into several files")
+    check_sizes([im.shape[:2] for im in photos])
     return photos, "single" if single else "batch", 1 if photos[0].ndim == 2 else 3
+
+
+def check_sizes(sizes: Any) -> list[tuple[int, int]]:
+    """The latent sizes (rows, columns) of images of ``sizes`` (height, width), or LimitError for an image outside
+    1 … :data:`MAX_PHOTO_PIXELS` pixels or more than :data:`~latcomp.container.MAX_PHOTO_ROWS` latent rows in all.
+
+    The work and memory of coding grow with the latent rows, one per 16×16 block of an image whose sides are
+    rounded up, so the limit counts them (a 1×1 image costs a whole row); the encoder and the decoder (before
+    it computes or allocates anything for the rows) apply the same limit.
+    """
+    for height, width in sizes:
+        if height * width > MAX_PHOTO_PIXELS or min(height, width) < 1:
+            raise LimitError(f"a {width}×{height} image is outside the photo codec's limits (1 to {MAX_PHOTO_PIXELS} "
+                             "pixels per image)")
+    shapes = [latent_size(h, w) for h, w in sizes]
+    rows = sum(lh * lw for lh, lw in shapes)
+    if rows > MAX_PHOTO_ROWS:
+        raise LimitError(f"{len(shapes)} images of {rows} latent rows of 16×16 pixels (sides rounded up) exceed the "
+                         f"photo codec's limits: a file holds {MAX_PHOTO_ROWS} rows (one 8192×8192 image); split them "
+                         "into several files")
+    return shapes
 
 
 def padded(image: np.ndarray) -> np.ndarray:
@@ -94,19 +111,39 @@ def to_pixels(x_hat: np.ndarray, height: int, width: int, channels: int) -> np.n
 
 
 def synthesize(net: NumpyPhotoFactorized, w: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
-    """The (height, width[, 3]) uint8 image of the latent ``w`` (rows of the padded image), band by band.
+    """The (height, width[, 3]) uint8 image of the latent ``w`` (rows of the padded image), band by band
+    (call it under :func:`one_blas_thread`)."""
+    out = np.empty((height, width) if channels == 1 else (height, width, 3), np.uint8)
+    for top, x_hat in net.decode_bands(w, *latent_size(height, width)):  # every band starts in the image
+        out[top:top + x_hat.shape[1]] = to_pixels(x_hat, height - top, width, channels)
+    return out
 
-    The float32 synthesis runs on one BLAS thread, whatever ``OMP_NUM_THREADS`` says: a multi-threaded
-    BLAS may split its sums differently and move a few pixels by one level, so this pins the summation
-    order and the decoded pixels are the same for every thread count and run on a machine (docs/format.md
-    says what may still differ across machines)."""
+
+def one_blas_thread() -> Any:
+    """A context in which the float32 synthesis runs on one BLAS thread, whatever ``OMP_NUM_THREADS`` says: a
+    multi-threaded BLAS may split its sums differently and move a few pixels by one level, so this pins the
+    summation order and the decoded pixels are the same for every thread count and run on a machine
+    (docs/format.md says what may still differ across machines). Entered once per file: it reads the process's
+    libraries, about a millisecond, which per image would cost a file of many tiny images more than their pixels."""
     from threadpoolctl import threadpool_limits
 
-    out = np.empty((height, width) if channels == 1 else (height, width, 3), np.uint8)
-    with threadpool_limits(limits=1, user_api="blas"):
-        for top, x_hat in net.decode_bands(w, *latent_size(height, width)):  # every band starts in the image
-            out[top:top + x_hat.shape[1]] = to_pixels(x_hat, height - top, width, channels)
-    return out
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def synthesize_images(net: NumpyPhotoFactorized, k: np.ndarray, u: DitherRows, header: Header,
+                      progress: coding.Progress | None) -> Any:
+    """The images of a decoded file: each image's rows of Z − U (coordinates ``k``, dithers ``u``) through g_s,
+    in the layout the header records (``progress`` called after each image)."""
+    images, start = [], 0
+    with one_blas_thread():
+        for height, width in header.sizes:
+            lh, lw = latent_size(height, width)
+            w = net.latent.reconstruct(k[start:start + lh * lw], u[start:start + lh * lw])
+            images.append(synthesize(net, w, height, width, header.channels))
+            start += lh * lw
+            if progress:
+                progress("decode", len(images), header.count)
+    return images[0] if header.layout == "single" else images
 
 
 def checked_effort(photos: list[np.ndarray], effort: Any) -> Any:
@@ -183,18 +220,10 @@ def decompress(data: bytes, model: ModelLike | None = None, progress: coding.Pro
     if m.family.codec:
         return importlib.import_module(m.family.codec).decompress(data, m, progress=progress)
     rows = _check_claims(header, m)
-    u = m.latent.seeded_dither(header.seed, rows)
+    u = coding.lazy_dither(m.latent, header.seed, rows)
     k = _pop(body, m, u)
     coding.require_content(photo_crc(k, header.channels, header.sizes) == header.content_crc)
-    images, start = [], 0
-    for height, width in header.sizes:
-        lh, lw = latent_size(height, width)
-        w = m.latent.reconstruct(k[start:start + lh * lw], u[start:start + lh * lw])
-        images.append(synthesize(m.net, w, height, width, header.channels))
-        start += lh * lw
-        if progress:
-            progress("decode", len(images), header.count)
-    return images[0] if header.layout == "single" else images
+    return synthesize_images(m.net, k, u, header, progress)
 
 
 def _model_of(header: Header) -> Any:
@@ -212,10 +241,7 @@ def _model_of(header: Header) -> Any:
 def _check_claims(header: Header, m: LoadedModel) -> int:
     """The number of latent rows of the file, after refusing another model or impossible claims."""
     check_model(header, m)
-    if any(h * w > MAX_PHOTO_PIXELS for h, w in header.sizes) or header.pixel_count > MAX_PIXELS:
-        raise LimitError(f"the file's images exceed the photo codec's limits ({MAX_PHOTO_PIXELS} pixels per "
-                         f"image, {MAX_PIXELS} per file)")
-    rows = sum(lh * lw for lh, lw in (latent_size(h, w) for h, w in header.sizes))
+    rows = sum(lh * lw for lh, lw in check_sizes(header.sizes))
     coding.check_payload_claim(f"{header.count} images of {rows} latent vectors", rows, m.latent.min_bits_per_item(),
                         header.payload_bytes)
     return rows
@@ -228,7 +254,7 @@ def photo_crc(k: np.ndarray, channels: int, sizes: Any) -> int:
     return zlib.crc32(shape, content_crc(k))
 
 
-def _pop(data: bytes, m: LoadedModel, u: np.ndarray) -> np.ndarray:
+def _pop(data: bytes, m: LoadedModel, u: DitherRows) -> np.ndarray:
     """The lattice coordinates of the stream; the stream must end with them."""
     with coding.entropy_decoding(data) as coder:
         k = coding.pop_coordinates(coder, m.latent, u)

@@ -25,20 +25,20 @@ import numpy as np
 
 from latcomp.container import PHOTO_VERSION, Header, pack, unpack
 from latcomp.entropy.conditional_code import LaplaceRows
-from latcomp.errors import FormatError, LimitError, ModelMismatchError
+from latcomp.errors import FormatError, ModelMismatchError
 from latcomp.families import ModelShapeError
 from latcomp.families.photo import latent_size
 from latcomp.latent_codecs import ConditionalLatticeCodec, LatticeLatentCodec
 from latcomp.lattices.product import ProductLattice
-from latcomp.photo.codec import MAX_PHOTO_PIXELS, as_photos, checked_effort, padded, photo_crc, synthesize
+from latcomp.photo.codec import as_photos, check_sizes, checked_effort, padded, photo_crc, synthesize_images
 from latcomp.photo.hyper_network import ExactHyperSynthesis
 from latcomp.photo.network import NumpyPhotoFactorized, _layers, conv_down
 from latcomp.runtime.coding import (
-    MAX_PIXELS,
     Progress,
     check_payload_claim,
     entropy_decoding,
     file_seed,
+    lazy_dither,
     new_coder,
     payload,
     pop_coordinates,
@@ -194,39 +194,28 @@ def decompress(data: bytes, model: ModelLike, progress: Progress | None = None) 
         raise ModelMismatchError("not a photo file")
     m = _model(model)
     net: NumpyPhotoHyperprior = m.net
-    shapes = _check_claims(header, m)
-    rows = sum(h * w for h, w in shapes)
-    rows_z = sum(int(np.prod(hyper_size(h, w))) for h, w in shapes)
-    u_z = net.hyper.seeded_dither(header.seed, rows_z, hyper_start(net, rows))
-    u = net.latent.seeded_dither(header.seed, rows)
+    shapes, rows, rows_z = _check_claims(header, m)
+    u_z = lazy_dither(net.hyper, header.seed, rows_z, hyper_start(net, rows))
+    u = lazy_dither(net.latent, header.seed, rows)
     with entropy_decoding(stream) as coder:
         k_z = pop_coordinates(coder, net.hyper, u_z)
-        k = pop_coordinates(coder, net.latent, u, net.priors(net.hyper.reconstruct(k_z, u_z), shapes))
+        k = pop_coordinates(coder, net.latent, u, net.priors(net.hyper.reconstruct(k_z, u_z[0:rows_z]), shapes))
         empty = coder.is_empty()
     if not empty:
         raise FormatError("corrupt payload (data after the lattice coordinates)")
     require_content(_crc(k, k_z, header.channels, header.sizes) == header.content_crc)
-    images, start = [], 0
-    for (height, width), (lh, lw) in zip(header.sizes, shapes, strict=True):
-        w = net.latent.reconstruct(k[start:start + lh * lw], u[start:start + lh * lw])
-        images.append(synthesize(net, w, height, width, header.channels))
-        start += lh * lw
-        if progress:
-            progress("decode", len(images), header.count)
-    return images[0] if header.layout == "single" else images
+    return synthesize_images(net, k, u, header, progress)
 
 
-def _check_claims(header: Header, m: LoadedModel) -> list[tuple[int, int]]:
-    """The latent sizes of the file's images, after refusing another model or impossible claims."""
+def _check_claims(header: Header, m: LoadedModel) -> tuple[list[tuple[int, int]], int, int]:
+    """The latent sizes of the file's images and its numbers of latent and hyper-latent rows, after refusing
+    another model or impossible claims (the limits of :func:`latcomp.photo.codec.check_sizes`)."""
     check_model(header, m)
-    if any(h * w > MAX_PHOTO_PIXELS for h, w in header.sizes) or header.pixel_count > MAX_PIXELS:
-        raise LimitError(f"the file's images exceed the photo codec's limits ({MAX_PHOTO_PIXELS} pixels per "
-                         f"image, {MAX_PIXELS} per file)")
-    shapes = [latent_size(h, w) for h, w in header.sizes]
+    shapes = check_sizes(header.sizes)
     rows = sum(h * w for h, w in shapes)
     rows_z = sum(int(np.prod(hyper_size(h, w))) for h, w in shapes)
     net = m.net
     check_payload_claim(f"{header.count} images of {rows} latent and {rows_z} hyper-latent vectors", 1,
                         rows * net.latent.min_bits_per_item() + rows_z * net.hyper.min_bits_per_item(),
                         header.payload_bytes)
-    return shapes
+    return shapes, rows, rows_z

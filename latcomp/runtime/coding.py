@@ -25,7 +25,7 @@ import constriction
 import numpy as np
 
 from latcomp.container import payload_to_words, words_to_payload
-from latcomp.entropy.lattice_code import SYMBOL_CHUNK
+from latcomp.entropy.lattice_code import SYMBOL_CHUNK, DitherRows
 from latcomp.errors import CodecError, FormatError, InputError
 from latcomp.latent_codecs import LaplaceRows, LatentCodec
 
@@ -49,12 +49,13 @@ def file_seed(seed: int | None) -> int:
 class SeededDither:
     """The dithers of a file's ``count`` rows, computed from the seed when a slice of rows is read.
 
-    Reading ``u[a:b]`` gives ``latent.seeded_dither(seed, count)[a:b]`` bit for bit, without the
-    N × dim float64 array (:class:`latcomp.entropy.lattice_code.DitherRows`).
+    Reading ``u[a:b]`` gives ``latent.seeded_dither(seed, count, start)[a:b]`` bit for bit, without the
+    N × dim float64 array (:class:`latcomp.entropy.lattice_code.DitherRows`); ``start`` is the file's first
+    row of these dithers (e.g. a hyper-latent's, after the main latent's).
     """
 
-    def __init__(self, latent: LatentCodec, seed: int, count: int):
-        self.latent, self.seed, self.count = latent, seed, count
+    def __init__(self, latent: LatentCodec, seed: int, count: int, start: int = 0):
+        self.latent, self.seed, self.count, self.start = latent, seed, count, start
 
     def __len__(self) -> int:
         return self.count
@@ -63,7 +64,14 @@ class SeededDither:
         start, stop, step = rows.indices(self.count)
         if step != 1:
             raise IndexError("dithers are read by contiguous slices of rows")
-        return self.latent.seeded_dither(self.seed, max(stop - start, 0), start)
+        return self.latent.seeded_dither(self.seed, max(stop - start, 0), self.start + start)
+
+
+def lazy_dither(latent: LatentCodec, seed: int, count: int, start: int = 0) -> DitherRows:
+    """The dithers a decoder reads: computed from the seed a row block at a time as the stream reaches them, each
+    once (kept as read for a lattice of several levels, whose every level reads every row), so a stream that
+    ends early costs the rows it reached, never the ``count`` its header claims."""
+    return latent.code.read_once(SeededDither(latent, seed, count, start))
 
 
 def check_payload_claim(what: str, items: int, bits_per_item: float, payload_bytes: int) -> None:
