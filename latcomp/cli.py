@@ -219,7 +219,8 @@ def _resumed_config(ctx: click.Context, saved: Any, options: dict[str, Any], giv
 # These commands must not import torch (fast cold start): the codec runs the networks with numpy.
 
 _MODEL_OPTION = click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
-                             help="Model directory (default: the shipped MNIST model).")
+                             help="Model directory (default: the shipped model of the input's kind: MNIST digits, "
+                                  "photos, text).")
 #: A job shows a progress bar (on a terminal) once it has run this many seconds.
 _PROGRESS_AFTER = 1.0
 
@@ -308,7 +309,8 @@ def _run_with_progress(label: str, quiet: bool, work: Any) -> Any:
 @click.option("--quiet", is_flag=True, help="Print nothing on success (warnings still are).")
 def encode(inputs: tuple[str, ...], out: str, model: Path | None, quality: int, lossless: bool, resize: bool,
            threshold: float | None, seed: int | None, effort: int, force: bool, quiet: bool) -> None:
-    """Compress images (files, directories, .npz/.npy or IDX arrays; - for standard input) into one .lat container.
+    """Compress images (files, directories, .npz/.npy or IDX arrays; - for standard input) or a text file into one
+    .lat container.
 
     Without --model, each input goes by what it is, never by the other inputs: arrays
     (.npz, .npy, IDX) and binary 28×28 masks (two levels: black and white) use the MNIST
