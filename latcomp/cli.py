@@ -503,7 +503,7 @@ def _decode_photos(data: bytes, header: Any, target: str, out: str, model: Path 
                    quiet: bool) -> None:
     """Photos (format version 3): decode with the model the file names and write PNGs of their own sizes."""
     from .errors import InputError
-    from .images import restore_gray, write_png, write_png_dir
+    from .images import write_png, write_png_dir
     from .photo.codec import decompress
 
     if target == "npz":
@@ -513,7 +513,7 @@ def _decode_photos(data: bytes, header: Any, target: str, out: str, model: Path 
 
     def decode_and_write(report: Any) -> None:
         images = decompress(data, model, progress=report)
-        images = restore_gray([images] if header.layout == "single" else images, header.gray)
+        images = [images] if header.layout == "single" else images
         if target in ("png", "stdout"):
             write_png(out if target == "stdout" else path, images[0], force=force)
         else:

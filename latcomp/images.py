@@ -513,16 +513,6 @@ def one_channel_count(photos: list[np.ndarray]) -> tuple[list[np.ndarray], tuple
         gray
 
 
-def restore_gray(images: list[np.ndarray], gray: tuple[bool, ...]) -> list[np.ndarray]:
-    """The decoded RGB images of a file with gray bits (:func:`one_channel_count`), those marked gray as 8-bit
-    gray: the luma round(0.299 R + 0.587 G + 0.114 B) of their decoded pixels (within one level of the
-    image decoded from a file of its own, which takes the luma before rounding)."""
-    from .photo.codec import LUMA
-
-    return [np.rint(image @ LUMA).astype(np.uint8) if is_gray else image
-            for image, is_gray in zip(images, gray or [False] * len(images), strict=True)]
-
-
 def binarize(images: np.ndarray, threshold: float) -> np.ndarray:
     """Pixels with intensity ≥ ``threshold`` become 1, the others 0 (uint8)."""
     return (np.asarray(images) >= threshold).astype(np.uint8)

@@ -133,13 +133,15 @@ def one_blas_thread() -> Any:
 def synthesize_images(net: NumpyPhotoFactorized, k: np.ndarray, u: DitherRows, header: Header,
                       progress: coding.Progress | None) -> Any:
     """The images of a decoded file: each image's rows of Z − U (coordinates ``k``, dithers ``u``) through g_s,
-    in the layout the header records (``progress`` called after each image)."""
+    in the layout the header records (``progress`` called after each image); an image the header marks gray
+    (``header.gray``, in a file of gray and colour images) decodes as gray, exactly as in a gray file."""
     images, start = [], 0
+    channels = [1 if gray else 3 for gray in header.gray] if header.gray else [header.channels] * header.count
     with one_blas_thread():
-        for height, width in header.sizes:
+        for (height, width), image_channels in zip(header.sizes, channels, strict=True):
             lh, lw = latent_size(height, width)
             w = net.latent.reconstruct(k[start:start + lh * lw], u[start:start + lh * lw])
-            images.append(synthesize(net, w, height, width, header.channels))
+            images.append(synthesize(net, w, height, width, image_channels))
             start += lh * lw
             if progress:
                 progress("decode", len(images), header.count)
