@@ -22,13 +22,21 @@ and, in this process:
 
 * the four bombs of ``tests/test_hostile_inputs.py``, with the same kind of model (8
   dimensions whose lattice points cost ~2·10^-5 bits, which makes count bombs possible);
-* a bounded fuzz run: seeded mutations of small real files (payload bytes, lengths, the
-  claimed count, raw bytes), each decoded under ``tracemalloc``: the outcomes and the worst
-  time and memory of one case;
+* the hostile files of every container version (:mod:`benchmarks.hostile_files`: photo files of many
+  1×1 images, a photo header of 2^24 sizes, Λ24 digit and text files of random payloads) and genuine
+  files of every kind of shipped model, each decoded in a fresh interpreter (``--code DIR``: by the code
+  at DIR, e.g. a worktree of the commit before a change; ``--cases REGEX`` picks some): time, maximum
+  RSS, and the rule "no more than a genuine file of the same size with the most expensive model, and
+  never more than 500 MB";
+* the fuzz run (:mod:`benchmarks.hostile_fuzz`): seeded structure-aware mutants of small genuine
+  files of container versions 1–4 (Z, E8 and Λ24 lattices; factorized and hyperprior photos; text),
+  their CRCs recomputed, each decoded under ``tracemalloc``: outcomes by file and by kind of mutation,
+  undetected changes, bugs, and the worst time and memory of one case;
 
 and writes ``docs/results/hostile.json`` and ``hostile.md`` (with the command and the
-machine). ``--baseline FILE`` adds the numbers of an earlier run's JSON (e.g. of the code
-before a change) beside the new ones.
+machine). ``--parts`` runs some of the parts (digits, files, images, fuzz); ``--baseline FILE``
+(repeatable) adds the numbers of earlier runs' JSON (e.g. of the code before a change) beside the
+new ones.
 """
 
 from __future__ import annotations
@@ -58,12 +66,13 @@ import numpy as np
 from latcomp.codec import MAX_PIXELS, compress, decompress, load_model
 from latcomp.container import pack, unpack
 from latcomp.data import load_dataset
-from latcomp.errors import CodecError
 from latcomp.measure.results import machine_info, write_results
 from latcomp.modelfile import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
+#: Issue 18's memory ceiling for any hostile file (MB).
+CEILING_MB = 500
 #: The largest count a header may claim for 28×28 images.
 MOST = MAX_PIXELS // 784
 
@@ -146,65 +155,10 @@ def genuine_file(model: Any, digits: np.ndarray, lossless: bool, limit: int = MI
         count = int(count * limit / len(data) * 0.999)
 
 
-def mutant(rng: np.random.Generator, data: bytes) -> bytes:
-    """One seeded mutation of a real container: payload bytes, its length or the count, resealed; or raw damage."""
-    header, payload = unpack(data)
-    body, pos, kind = bytearray(payload), int(rng.integers(0, len(payload))), int(rng.integers(0, 6))
-    if kind == 0:
-        body[pos] ^= 1 << int(rng.integers(0, 8))
-    elif kind == 1:
-        del body[pos:]
-    elif kind == 2:
-        body[pos:pos] = rng.bytes(int(rng.integers(1, 9)))
-    elif kind == 3:
-        try:
-            return claiming(data, int(rng.choice([2, 3, 1000, 1 << 16, 1 << 20, MOST])))
-        except CodecError:  # e.g. more stored pixels than the payload has
-            return data
-    elif kind == 4:
-        raw = bytearray(data)
-        raw[int(rng.integers(0, len(raw)))] ^= 1 << int(rng.integers(0, 8))
-        return bytes(raw)
-    else:
-        return data[:int(rng.integers(0, len(data)))] + rng.bytes(int(rng.integers(0, 64)))
-    try:
-        return pack(header, bytes(body))
-    except CodecError:  # e.g. a payload that now ends in a zero byte
-        return data
-
-
-def fuzz(corpus: list[tuple[bytes, Any]], cases: int, seed: int = 12345) -> dict[str, Any]:
-    """Decode ``cases`` mutants of the corpus files under tracemalloc: outcomes, worst seconds and peak."""
-    rng = np.random.default_rng(seed)
-    expected = [np.ravel(decompress(data, model)) for data, model in corpus]
-    counts: dict[str, int] = {}
-    worst_seconds = worst_peak = 0.0
-    tracemalloc.start()
-    try:
-        for case in range(cases):
-            data, model = corpus[case % len(corpus)]
-            bad = mutant(rng, data)
-            tracemalloc.reset_peak()
-            start = time.perf_counter()
-            try:
-                out = decompress(bad, model)
-                result = "same images" if np.array_equal(np.ravel(out), expected[case % len(corpus)]) else "WRONG"
-            except CodecError:
-                result = "CodecError"
-            except Exception as exc:  # noqa: BLE001 - a bug, reported
-                result = f"BUG {type(exc).__name__}"
-            worst_seconds = max(worst_seconds, time.perf_counter() - start)
-            worst_peak = max(worst_peak, tracemalloc.get_traced_memory()[1] / MIB)
-            counts[result] = counts.get(result, 0) + 1
-    finally:
-        tracemalloc.stop()
-    return {"cases": cases, "outcomes": counts, "max_seconds": worst_seconds, "max_peak_mib": worst_peak}
-
-
-def code_version() -> str:
+def code_version(code: Path = REPO) -> str:
     """``git describe --always --dirty`` of the measured checkout ("unknown" outside git)."""
     try:
-        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True,
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=code, capture_output=True, text=True,
                               timeout=30, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -406,32 +360,69 @@ def image_cases(tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
     return cases
 
 
-def bombs_and_fuzz(m: Any, fuzz_cases: int, tmp: Path, log: Callable[[str], None]) -> tuple[dict[str, Any], Any]:
-    """The bombs of tests/test_hostile_inputs.py, and the fuzz run (:func:`fuzz`)."""
+def count_bombs(tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """The bombs of tests/test_hostile_inputs.py, decoded in this process (:func:`measure`)."""
     log("bombs of tests/test_hostile_inputs.py")
     peaked = load_model(peaked_model(tmp / "peaked"))
-    cases = {name: {"file_bytes": len(bomb), **measure(decompress, bomb, peaked)}
-             for name, bomb in bombs(peaked.directory).items()}
-    log(f"fuzz ({fuzz_cases} cases)")
-    x = (np.random.default_rng(2).random((3, 28, 28)) < 0.2).astype(np.uint8)
-    corpus = [(compress(x, m, seed=4), m), (compress(x[:1], m, lossless=True, seed=4), m),
-              (compress(x[:2], peaked, lossless=True, seed=4), peaked)]
-    return cases, fuzz(corpus, fuzz_cases)
+    return {name: {"file_bytes": len(bomb), **measure(decompress, bomb, peaked)}
+            for name, bomb in bombs(peaked.directory).items()}
 
 
-def run_benchmark(model: str | Path = DEFAULT_MODEL, data_dir: str | Path | None = None,
-                  fuzz_cases: int = 400, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Measure every case of the module docstring; a JSON-ready dict."""
+def file_cases(data_dir: Path, code: Path, pattern: str, tmp: Path, log: Callable[[str], None], timeout: float = 900
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The hostile and genuine files of :mod:`benchmarks.hostile_files` whose names match ``pattern``, each
+    decoded by the code at ``code`` in a fresh interpreter (stopped after ``timeout`` seconds): (hostile
+    cases, genuine cases)."""
+    from benchmarks.hostile_files import bombs as file_bombs
+    from benchmarks.hostile_files import decode_process, genuine_files
+
+    def want(name: str) -> bool:
+        return re.search(pattern, name) is not None
+
+    hostile: dict[str, Any] = {}
+    for name, (kind, model, data) in file_bombs(REPO, log, want).items():
+        log(f"{name}: a fresh process")
+        path = tmp / "bomb.lat"
+        path.write_bytes(data)
+        hostile[name] = {"kind": kind, "file_bytes": len(data), **decode_process(kind, model, path, code, timeout)}
+    genuine: dict[str, Any] = {}
+    for name, (kind, model, data, rows) in genuine_files(REPO, data_dir, log, want).items():
+        log(f"{name}: a fresh process")
+        path = tmp / "genuine.lat"
+        path.write_bytes(data)
+        genuine[name] = {"kind": kind, "file_bytes": len(data), "rows": rows,
+                         **decode_process(kind, model, path, code, timeout)}
+    return hostile, genuine
+
+
+#: The parts of the benchmark (``--parts``).
+PARTS = ("digits", "files", "images", "fuzz")
+
+
+def run_benchmark(model: str | Path = DEFAULT_MODEL, data_dir: str | Path | None = None, fuzz_cases: int = 400,
+                  parts: tuple[str, ...] = PARTS, code: Path = REPO, cases: str = "", timeout: float = 900,
+                  fuzz_shards: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure the cases of the module docstring of the chosen ``parts``; a JSON-ready dict."""
+    from benchmarks.hostile_fuzz import corpus, run_fuzz_sharded
+
     m = load_model(model)
+    res: dict[str, Any] = {"cases": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        cases = megabyte_cases(m, data_dir, Path(tmp), log)
-        bomb_cases, fuzzed = bombs_and_fuzz(m, fuzz_cases, Path(tmp), log)
-        images = image_cases(Path(tmp), log)
+        if "digits" in parts:
+            res["cases"] = {**megabyte_cases(m, data_dir, Path(tmp), log), **count_bombs(Path(tmp), log)}
+        if "files" in parts:
+            shared = Path(data_dir) if data_dir else REPO.parent / "shared" / "data"
+            res["files"], res["genuine"] = file_cases(shared, Path(code), cases, Path(tmp), log, timeout)
+        if "images" in parts:
+            res["images"] = image_cases(Path(tmp), log)
+    if "fuzz" in parts:
+        log(f"fuzz ({fuzz_cases} cases)")
+        res["fuzz"] = run_fuzz_sharded(corpus(REPO), fuzz_cases, fuzz_shards, log=log)
     shown = Path(model).resolve()
     shown = shown.relative_to(REPO) if shown.is_relative_to(REPO) else shown
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return {"model": str(shown), "code": code_version(), "cases": {**cases, **bomb_cases}, "fuzz": fuzzed,
-            "images": images, "machine": machine_info(), "date": date}
+    return {"model": str(shown), "code": code_version(Path(code)), "parts": list(parts), **res,
+            "machine": machine_info(), "date": date}
 
 
 #: The table's measured columns: (key in a case, heading, decimals).
@@ -447,48 +438,125 @@ def _cell(case: dict[str, Any], old: dict[str, Any] | None, key: str, decimals: 
     return f"{text} ({old[key]:,.{decimals}f})" if old and key in old else text
 
 
-def to_markdown(res: dict[str, Any], command: str, note: str, baseline: dict[str, Any] | None = None) -> str:
-    """A human-readable report of :func:`run_benchmark`'s results (and of a baseline run, if given)."""
-    mach = res["machine"]
+def to_markdown(res: dict[str, Any], command: str, note: str, baselines: list[dict[str, Any]] | None = None) -> str:
+    """A human-readable report of :func:`run_benchmark`'s results (and of baseline runs, in parentheses)."""
+    mach, baselines = res["machine"], baselines or []
     lines = ["# Hostile inputs: decode time and memory", "",
              f"Command: `{command}`  ", f"Date: {res['date']}, code {res['code']}  ",
              f"Machine: {mach['cpu']}, {mach['cpu_count']} CPUs, load average "
              f"{', '.join(f'{v:.2f}' for v in mach['load_average'] or [])}; {note}; OMP_NUM_THREADS="
              f"{mach['threads']['OMP_NUM_THREADS']}; "
-             + ", ".join(f"{name} {version}" for name, version in mach["versions"].items()) + "  ",
-             f"Model: `{res['model']}` (the bombs: an 8-dimensional model whose lattice points cost ~2·10^-5 bits).  "]
-    if baseline:
-        bm = baseline["machine"]
-        lines.append(f"Before (in parentheses): `{baseline['command']}` on the code before the change "
-                     f"({baseline['code']}), {baseline['date']}, load average "
-                     f"{', '.join(f'{v:.2f}' for v in bm['load_average'] or [])}.  ")
-    lines += ["", "Seconds: one untraced decode in this process; traced peak: tracemalloc's peak in a second decode; "
-              "process: `latcomp decode FILE -o OUT.npz` in a fresh interpreter (start-up and model load included), "
-              "its wall time and maximum resident set size.", "",
-              "| case | file bytes | outcome | " + " | ".join(h for _, h, _ in _COLUMNS) + " |",
-              "|---|---:|---|" + "---:|" * len(_COLUMNS)]
-    for name, case in res["cases"].items():
-        old = (baseline or {}).get("cases", {}).get(name)
+             + ", ".join(f"{name} {version}" for name, version in mach["versions"].items()) + "  "]
+    for r in res.get("reused", []):
+        if r["parts"]:
+            lines.append(f"Parts {', '.join(r['parts'])}: from the run `{r['command']}` on code {r['code']}, "
+                         f"{r['date']}, load average {', '.join(f'{v:.2f}' for v in r['load_average'] or [])}"
+                         f"{'; ' + r['note'] if r.get('note') else ''}.  ")
+    for b in baselines:
+        covered = sum(len(b.get(part) or {}) for part in ("cases", "files", "genuine", "images"))
+        lines.append(f"Before (in parentheses, {covered} cases): `{b['command']}` on code {b['code']}, {b['date']}, "
+                     f"load average {', '.join(f'{v:.2f}' for v in b['machine']['load_average'] or [])}"
+                     f"{'; ' + b['note'] if b.get('note') else ''}.  ")
+    before: dict[str, dict[str, Any]] = {}
+    for b in baselines:  # a later baseline's case replaces an earlier one's
+        for part in ("cases", "files", "genuine", "images"):
+            before.setdefault(part, {}).update(b.get(part) or {})
+    if res.get("cases"):
+        lines += _digit_table(res["cases"], before.get("cases", {}), res["model"])
+    if "files" in res:
+        lines += _file_tables(res["files"], res["genuine"], before.get("files", {}), before.get("genuine", {}))
+    lines += _image_table(res.get("images", {}), before.get("images", {}))
+    if "fuzz" in res:
+        lines += _fuzz_table(res["fuzz"])
+    return "\n".join(lines) + "\n"
+
+
+def _digit_table(cases: dict[str, Any], before: dict[str, Any], model: str) -> list[str]:
+    """The rows of the 1 MiB digit files and the count bombs (and of a baseline run, in parentheses)."""
+    lines = ["", f"## Digit files in this process (model `{model}`; the bombs: an 8-dimensional model whose lattice "
+             "points cost ~2·10^-5 bits)", "",
+             "Seconds: one untraced decode in this process; traced peak: tracemalloc's peak in a second decode; "
+             "process: `latcomp decode FILE -o OUT.npz` in a fresh interpreter (start-up and model load included), "
+             "its wall time and maximum resident set size.", "",
+             "| case | file bytes | outcome | " + " | ".join(h for _, h, _ in _COLUMNS) + " |",
+             "|---|---:|---|" + "---:|" * len(_COLUMNS)]
+    for name, case in cases.items():
+        old = before.get(name)
         outcome = case["outcome"] if not old or old["outcome"] == case["outcome"] else \
             f"{case['outcome']} ({old['outcome']})"
         lines.append(f"| {name} | {case['file_bytes']:,} | {outcome} | "
                      + " | ".join(_cell(case, old, key, d) for key, _, d in _COLUMNS) + " |")
     lines.append("")
-    for name, case in res["cases"].items():
+    for name, case in cases.items():
         if "content_mib" in case:
             content = ", ".join(f"{k} {v:.0f} MiB" for k, v in case["content_mib"].items())
             lines.append(f"The {name.split(',')[0]} holds {case['images']:,} digits (content: {content}); "
                          "`latcomp decode` writes them to an .npz.  ")
-    lines += _image_table(res.get("images", {}), (baseline or {}).get("images", {}))
-    fz = res["fuzz"]
-    lines += ["", f"Fuzz: {fz['cases']} mutants of 3 small real files: "
-              + ", ".join(f"{k} {v}" for k, v in sorted(fz["outcomes"].items()))
-              + f"; worst case {fz['max_seconds']:.3f} s, {fz['max_peak_mib']:.1f} MiB traced."]
-    if baseline:
-        bf = baseline["fuzz"]
-        lines.append("Before: " + ", ".join(f"{k} {v}" for k, v in sorted(bf["outcomes"].items()))
-                     + f"; worst case {bf['max_seconds']:.3f} s, {bf['max_peak_mib']:.1f} MiB traced.")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def genuine_rates(genuine: dict[str, Any]) -> dict[str, float]:
+    """The most seconds per byte of a genuine file of each kind (photo, digits, text) over the shipped models."""
+    rates: dict[str, float] = {}
+    for case in genuine.values():
+        if case["outcome"] == "ok":
+            rate = case["process_seconds"] / case["file_bytes"]
+            rates[case["kind"]] = max(rates.get(case["kind"], 0.0), rate)
+    return rates
+
+
+def _file_tables(files: dict[str, Any], genuine: dict[str, Any], before: dict[str, Any],
+                 genuine_before: dict[str, Any]) -> list[str]:
+    """The genuine files' cost per byte and the hostile files against the rule, as Markdown tables."""
+    rates = genuine_rates(genuine)
+    lines = ["", "## Files of every container version, each decoded in a fresh interpreter", "",
+             "Process: the library's `decompress` (`unpack` for a header alone) in a fresh interpreter with "
+             "`OMP_NUM_THREADS=1` (start-up and model load included, like `latcomp decode`): wall seconds and "
+             "maximum resident set size (VmHWM).", "", "Genuine files (the yardstick):", "",
+             "| file | kind | file bytes | latent rows or items | outcome | process seconds | max RSS MiB | "
+             "µs per byte |", "|---|---|---:|---:|---|---:|---:|---:|"]
+    for name, case in genuine.items():
+        old = genuine_before.get(name)
+        lines.append(f"| {name} | {case['kind']} | {case['file_bytes']:,} | {case['rows']:,} | {case['outcome']} | "
+                     + " | ".join(_cell(case, old, key, d) for key, _, d in _COLUMNS[2:])
+                     + f" | {1e6 * case['process_seconds'] / case['file_bytes']:,.1f} |")
+    lines += ["", "The rule, per kind: a hostile file may take the seconds of a genuine file of its size at the "
+              "highest rate above (" + ", ".join(f"{k} {1e6 * v:,.1f} µs/byte" for k, v in sorted(rates.items()))
+              + "; a header alone: the photo rate) and never more than " f"{CEILING_MB} MB.", "",
+              "| hostile file | kind | file bytes | outcome | process seconds | max RSS MiB | genuine seconds "
+              "at this size | within the rule |", "|---|---|---:|---|---:|---:|---:|---|"]
+    for name, case in files.items():
+        old = before.get(name)
+        outcome = case["outcome"] if not old or old["outcome"] == case["outcome"] else \
+            f"{case['outcome']} (before: {old['outcome']})"
+        budget = rates.get("photo" if case["kind"] == "container" else case["kind"], 0.0) * case["file_bytes"]
+        rss = case.get("process_max_rss_mib", float("inf"))
+        within = "yes" if case["process_seconds"] <= budget and rss * MIB <= CEILING_MB * 1e6 else "NO"
+        lines.append(f"| {name} | {case['kind']} | {case['file_bytes']:,} | {outcome} | "
+                     + " | ".join(_cell(case, old, key, d) for key, _, d in _COLUMNS[2:])
+                     + f" | {budget:,.1f} | {within} |")
+    return lines
+
+
+def _fuzz_table(fz: dict[str, Any]) -> list[str]:
+    """The fuzz run's outcomes by file and by kind of mutation, as Markdown tables."""
+    results = sorted({r for counts in fz["by_file"].values() for r in counts})
+    lines = ["", f"## Fuzz: {fz['cases']:,} structure-aware mutants of {len(fz['files'])} small genuine files",
+             "", f"{fz['seconds']:,.0f} s wall, {fz['cpu_seconds']:,.0f} s CPU ({fz.get('shards', 1)} process(es), "
+             "tracemalloc on); "
+             f"worst case {fz['max_seconds']:.3f} s, {fz['max_peak_mib']:.1f} MiB traced. Totals: "
+             + ", ".join(f"{k} {v:,}" for k, v in sorted(fz["outcomes"].items())) + ".", "",
+             "| file | bytes | " + " | ".join(results) + " |", "|---|---:|" + "---:|" * len(results)]
+    for label, counts in fz["by_file"].items():
+        lines.append(f"| {label} | {fz['files'][label]:,} | " + " | ".join(f"{counts.get(r, 0):,}" for r in results)
+                     + " |")
+    lines += ["", "| mutation | " + " | ".join(results) + " |", "|---|" + "---:|" * len(results)]
+    for kind, counts in sorted(fz["by_kind"].items()):
+        lines.append(f"| {kind} | " + " | ".join(f"{counts.get(r, 0):,}" for r in results) + " |")
+    lines += ["", "Undetected changes and bugs (first 20): "
+              + ("none" if not fz["failures"] else "; ".join(f"{f['file']}, {f['kind']}: {f['outcome']}"
+                                                           for f in fz["failures"]))]
+    return lines
 
 
 def _image_table(images: dict[str, Any], before: dict[str, Any]) -> list[str]:
@@ -515,22 +583,50 @@ def _image_table(images: dict[str, Any], before: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: The keys of a run's results that each part fills.
+PART_KEYS = {"digits": ("cases",), "files": ("files", "genuine"), "images": ("images",), "fuzz": ("fuzz",)}
+
+
+def reused(res: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
+    """Copy into ``res`` the results of the parts of the ``earlier`` run that ``res`` lacks; what was copied and
+    where it came from (its parts, command, code, date, machine load and note)."""
+    parts = [p for p in earlier.get("parts", PARTS)
+             if p not in res["parts"] and all(key in earlier for key in PART_KEYS[p])]
+    for part in parts:
+        res.update({key: earlier[key] for key in PART_KEYS[part]})
+        res["parts"].append(part)
+    return {"parts": parts, **{key: earlier.get(key) for key in ("command", "code", "date", "note")},
+            "load_average": earlier["machine"]["load_average"]}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.hostile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model directory (default: the shipped one)")
     parser.add_argument("--data-dir", default=None, help="dataset directory (default: $LATCOMP_DATA or the cache)")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts to run ({', '.join(PARTS)})")
+    parser.add_argument("--code", default=str(REPO), help="the code that decodes the files of the files part")
+    parser.add_argument("--cases", default="", help="regular expression: the files part's cases to run")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds after which a file's decode is stopped")
     parser.add_argument("--fuzz-cases", type=int, default=400, help="number of fuzzed files")
-    parser.add_argument("--baseline", default=None, help="JSON of an earlier run to show beside this one")
+    parser.add_argument("--fuzz-shards", type=int, default=1, help="processes the fuzz cases are split between")
+    parser.add_argument("--reuse", action="append", default=[],
+                        help="JSON of an earlier run whose parts this run does not run are reported (repeatable)")
+    parser.add_argument("--baseline", action="append", default=[], help="JSON of an earlier run (repeatable)")
     parser.add_argument("--note", default="", help="what else the machine ran (stated in the report)")
     parser.add_argument("--out-dir", default=str(REPO / "docs" / "results"), help="where hostile.{json,md} go")
     args = parser.parse_args(argv)
+    parts = tuple(p for p in args.parts.split(",") if p)
+    if not set(parts) <= set(PARTS):
+        parser.error(f"--parts: choose from {', '.join(PARTS)}")
     command = shlex.join(["python", "-m", "benchmarks.hostile", *(sys.argv[1:] if argv is None else argv)])
-    res = run_benchmark(args.model, args.data_dir, args.fuzz_cases, log=lambda s: print(s, file=sys.stderr))
+    res = run_benchmark(args.model, args.data_dir, args.fuzz_cases, parts, Path(args.code), args.cases, args.timeout,
+                        args.fuzz_shards, log=lambda s: print(s, file=sys.stderr))
     res["note"] = args.note
-    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
-    if baseline:
-        res["baseline"] = baseline
-    js, md = write_results("hostile", res, to_markdown(res, command, args.note, baseline), command, args.out_dir)
+    res["reused"] = [reused(res, json.loads(Path(path).read_text())) for path in args.reuse]
+    baselines = [json.loads(Path(b).read_text()) for b in args.baseline]
+    if baselines:
+        res["baselines"] = baselines
+    js, md = write_results("hostile", res, to_markdown(res, command, args.note, baselines), command, args.out_dir)
     print(f"wrote {js} and {md}")
 
 
