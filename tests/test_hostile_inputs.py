@@ -23,13 +23,13 @@ import sys
 import time
 import tracemalloc
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from codec_fixtures import REPO, cli, digits, make_model, sharp_model, small_model  # noqa: F401
 
+from benchmarks.hostile_fuzz import mutant
 from latcomp.codec import MAX_PIXELS, compress, decompress, load_model
 from latcomp.container import pack, unpack
 from latcomp.errors import CodecError, FormatError, LimitError
@@ -226,68 +226,6 @@ def test_images_after_the_end_of_the_stream_are_zero_without_the_network(small_m
 # --------------------------------------------------------------------------- fuzzing
 
 
-def _reseal_raw(data: bytes, header_bytes: int) -> bytes:
-    """Recompute the header CRC at its original position and the payload CRC of ``data``."""
-    out = bytearray(data)
-    if len(out) >= header_bytes:
-        out[22:26] = struct.pack("<I", zlib.crc32(bytes(out[header_bytes:])))
-        out[header_bytes - 4:header_bytes] = struct.pack("<I", zlib.crc32(bytes(out[:header_bytes - 4])))
-    return bytes(out)
-
-
-def _mutated_payload(rng: np.random.Generator, payload: bytes) -> bytes:
-    out = bytearray(payload)
-    for _ in range(int(rng.integers(1, 4))):
-        kind = int(rng.integers(0, 5))
-        pos = int(rng.integers(0, max(len(out), 1)))
-        if kind == 0 and out:
-            out[pos] ^= 1 << int(rng.integers(0, 8))
-        elif kind == 1 and out:
-            out[pos] = int(rng.integers(0, 256))
-        elif kind == 2:
-            out[pos:pos] = rng.integers(0, 256, int(rng.integers(1, 9)), dtype=np.uint8).tobytes()
-        elif kind == 3:
-            del out[pos:pos + int(rng.integers(1, 9))]
-        else:
-            del out[pos:]
-    return bytes(out)
-
-
-def _mutant(rng: np.random.Generator, data: bytes) -> bytes:
-    """One structure-aware mutation of a real container, its checksums recomputed (or random bytes)."""
-    header, payload = unpack(data)
-    choice = int(rng.integers(0, 8))
-    if choice == 0:  # a header field, re-packed (every CRC recomputed; the content CRC is kept)
-        field = ["count", "image_shape", "layout", "lossless", "stored", "lattice", "seed", "model_id",
-                 "content_crc"][int(rng.integers(0, 9))]
-        value = {"count": lambda: int(rng.choice([2, 3, 7, 1000, 1 << 16, 1 << 20, 1 << 24])),
-                 "image_shape": lambda: (int(rng.integers(1, 40)), int(rng.integers(1, 40)), int(rng.integers(1, 5))),
-                 "layout": lambda: str(rng.choice(["batch", "flat", "single"])),
-                 "lossless": lambda: not header.lossless, "stored": lambda: not header.stored,
-                 "lattice": lambda: str(rng.choice(["", "z*8", "e8*1", "d4*2", "z*7", "e8"])),
-                 "seed": lambda: int(rng.integers(0, 2**63)), "model_id": lambda: rng.bytes(8),
-                 "content_crc": lambda: int(rng.integers(0, 2**32))}[field]()
-        try:
-            return pack(dataclasses.replace(header, **{field: value}), payload)
-        except CodecError:
-            return data
-    if choice in (1, 2, 3):  # the payload, re-sealed: the entropy decoder itself is fuzzed
-        try:
-            return pack(header, _mutated_payload(rng, payload))
-        except CodecError:
-            return data
-    if choice in (4, 5):  # raw header bytes (varints, flags, version), CRCs recomputed in place
-        out = bytearray(data)
-        for _ in range(int(rng.integers(1, 3))):
-            pos = int(rng.integers(4, header.header_bytes - 4))
-            out[pos] = int(rng.integers(0, 256)) if rng.random() < 0.5 else out[pos] ^ (1 << int(rng.integers(0, 8)))
-        return _reseal_raw(bytes(out), header.header_bytes)
-    if choice == 6:  # unsealed byte damage anywhere
-        return bytes(_mutated_payload(rng, data))
-    prefix = [b"", b"LATC", b"LATC\x01", b"LATC\x02", data[:30]][int(rng.integers(0, 5))]
-    return prefix + rng.bytes(int(rng.integers(0, 120)))
-
-
 @pytest.fixture(scope="module")
 def fuzz_corpus(small_model, sharp_model, tmp_path_factory) -> list[tuple[bytes, Path, np.ndarray]]:
     """Real small containers: lossy, lossless coded, lossless stored (v2) and an E8 (v2) file."""
@@ -313,7 +251,7 @@ def test_fuzz_only_codec_errors_and_bounded_work(fuzz_corpus):
     try:
         while time.perf_counter() - start < budget or cases < 200:
             original, model, expected = fuzz_corpus[cases % len(fuzz_corpus)]
-            data = original if cases % 50 == 0 else _mutant(rng, original)
+            data = original if cases % 50 == 0 else mutant(rng, original)[1]
             tracemalloc.reset_peak()
             try:
                 out = decompress(data, model)
