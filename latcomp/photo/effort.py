@@ -49,7 +49,7 @@ from latcomp.latent_codecs import LatentCodec
 from latcomp.photo.codec import padded
 
 #: Largest image (H·W) that effort refines (1920 × 1080 fits). The torch synthesis and its gradient take
-#: about 760 bytes a pixel beyond the encoder's own memory (docs/photos.md).
+#: about 750 bytes a pixel beyond the encoder's own memory (docs/photos.md: 1.8 GB at 1920 × 1080).
 MAX_EFFORT_PIXELS = 1 << 21
 #: Most steps per image.
 MAX_EFFORT = 10_000
