@@ -123,6 +123,8 @@ def test_a_batch_is_refined_image_by_image(model_dir):
     for j in range(len(levels)):
         np.testing.assert_array_equal(both[j], np.concatenate([alone[0][j], alone[1][j]]))
     assert not np.array_equal(both[0], levels[0].rows)
+    assert all(np.array_equal(rows, level.rows) for rows, level in zip(effort.refine(m, images, levels, 0), levels,
+                                                                         strict=True))
 
 
 def test_bad_effort_and_large_images_are_refused(model_dir, monkeypatch):

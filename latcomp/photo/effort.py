@@ -117,8 +117,10 @@ def refine(model: Any, photos: Sequence[np.ndarray], levels: Sequence[Level], ef
     LimitError for an image above :data:`MAX_EFFORT_PIXELS` and CodecError without torch.
     """
     effort = check(photos, effort)
-    net = _torch_model(model)
     out = [level.rows.copy() for level in levels]
+    if not effort:
+        return out
+    net = _torch_model(model)
     starts = [0] * len(levels)
     for i, im in enumerate(photos):
         counts = [int(np.prod(level.shapes[i])) for level in levels]
