@@ -3,6 +3,7 @@ objective does not increase, effort 0 is today's encoder, one line without torch
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -80,9 +81,22 @@ def test_each_method_gains_with_larger_steps(model_dir, method):
 
 
 def test_effort_zero_is_the_encoder_of_today(model_dir):
-    """Effort 0 never imports torch's path: the bytes are those of the plain call (which the golden files pin)."""
+    """Effort 0 never takes torch's path: the bytes are those of the plain call."""
     image = _image(seed=1)
     assert codec.compress(image, model_dir, seed=5, effort=0) == codec.compress(image, model_dir, seed=5)
+
+
+@pytest.mark.parametrize("name", ["photo-q3.rgb.lat", "photo-hyper-q3.gray.lat"])
+def test_effort_zero_writes_the_committed_golden_files(name):
+    """The shipped factorized and hyperprior models with effort 0 write the bytes committed before effort existed."""
+    golden = DIGIT.parents[2] / "tests" / "golden"
+    case = next(c for c in json.loads((golden / "manifest.json").read_text())["files"] if c["file"] == name)
+    inputs = np.load(golden / "inputs.npz")
+    images = [inputs[image] for image in case["images"]]
+    seed = 0x5EED_1A7C_0123_4567  # tests/golden/make.py's SEED
+    blob = codec.compress(images if len(images) > 1 else images[0], DIGIT.parents[2] / case["model"], seed=seed,
+                          effort=0)
+    assert blob == (golden / name).read_bytes()
 
 
 def _levels(m, images: list[np.ndarray], seed: int) -> list[effort.Level]:
