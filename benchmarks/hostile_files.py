@@ -53,14 +53,18 @@ try:
     outcome = 'ok'
 except Exception as exc:
     outcome = type(exc).__name__ + ': ' + str(exc)[:160]
+import resource
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print('OUTCOME', outcome)
+print('CPU', usage.ru_utime + usage.ru_stime)
 print('MAXRSS', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])
 """
 
 
 def decode_process(kind: str, model: str, path: Path, code: Path, timeout: float) -> dict[str, Any]:
     """Decode ``path`` (a ``kind`` of file: photo, digits, text, container) with the code at ``code`` in a fresh
-    interpreter: its outcome, wall seconds and maximum RSS (MiB); ``timed out`` after ``timeout`` seconds."""
+    interpreter: its outcome, wall and CPU seconds (CPU: what a loaded machine changes least) and maximum RSS
+    (MiB); ``timed out`` after ``timeout`` seconds."""
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
     try:
@@ -69,11 +73,12 @@ def decode_process(kind: str, model: str, path: Path, code: Path, timeout: float
     except subprocess.TimeoutExpired:
         return {"outcome": f"timed out (stopped after {timeout:.0f} s)", "process_seconds": timeout}
     seconds = time.perf_counter() - start
-    found = re.search(r"^OUTCOME (.*)\nMAXRSS (\d+)$", proc.stdout, re.MULTILINE)
+    found = re.search(r"^OUTCOME (.*)\nCPU (.*)\nMAXRSS (\d+)$", proc.stdout, re.MULTILINE)
     if not found:
         return {"outcome": f"crashed (exit {proc.returncode}): {proc.stderr.strip()[-200:]}",
                 "process_seconds": seconds}
-    return {"outcome": found.group(1), "process_seconds": seconds, "process_max_rss_mib": int(found.group(2)) / 1024}
+    return {"outcome": found.group(1), "process_seconds": seconds, "process_cpu_seconds": float(found.group(2)),
+            "process_max_rss_mib": int(found.group(3)) / 1024}
 
 
 def _tiny_photos(data: bytes, count: int, payload: bytes) -> bytes:
