@@ -32,7 +32,7 @@ import numpy as np
 import pyppmd
 import zstandard
 
-from latcomp.measure.results import machine_info, write_results
+from latcomp.measure.results import git_commit, machine_info, write_results
 from latcomp.measure.text_bench import word_errors
 from latcomp.runtime.model import load_model
 from latcomp.text.codec import Recorder, compress, decompress, groups, token_symbols
@@ -114,7 +114,8 @@ def measure(model_dir: str, data_dir: str | None, seed: int = 1) -> dict[str, An
             "lossy": {"file_bytes": len(lossy), "bits_per_word": 8 * len(lossy) / words,
                       "exact_match": float(np.mean([r == h for r, h in zip(reference, hypothesis, strict=True)])),
                       "word_error_rate": errors / tokens, "decode_sentences_per_second": lines / lossy_decode_s},
-            "peers": peers, "machine": machine_info()}
+            "peers": peers, "machine": machine_info(), "commit": git_commit(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 def to_markdown(res: dict[str, Any], command: str) -> str:
@@ -129,6 +130,8 @@ def to_markdown(res: dict[str, Any], command: str) -> str:
 Command: `{command}` (model id {res['model_id'][:16]}…, seed {res['seed']}). Validation sentences as written
 (`valid.raw.txt`): {res['lines']:,} lines, {res['whitespace_words']:,} whitespace-separated words,
 {res['tokens']:,} tokens, {res['bytes']:,} bytes. Sizes are whole `.lat` files (container header included).
+Measured {res['date']} at commit {res['commit']} on {res['machine']['cpu']} ({res['machine']['cpu_count']} cores,
+load average {res['machine']['load_average'][0]:.1f}), OMP_NUM_THREADS={res['machine']['threads']['OMP_NUM_THREADS']}.
 
 ## Lossless (decodes to the input byte for byte)
 
