@@ -14,6 +14,8 @@ each mutant and sorts the outcome: the original output, a one-line library error
 from __future__ import annotations
 
 import dataclasses
+import resource
+import signal
 import struct
 import time
 import tracemalloc
@@ -161,7 +163,7 @@ def _load_text_model_once(text: Any) -> None:
 
 
 def run_fuzz(files: list[tuple[str, bytes, Callable[[bytes], Any]]], cases: int, seed: int = 12345,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
+             log: Callable[[str], None] = print, trace: bool = True) -> dict[str, Any]:
     """Decode ``cases`` mutants of ``files`` (in turn) under tracemalloc: outcomes by file and kind of mutation,
     the worst seconds and traced peak of one decode, and the mutants that were undetected changes or bugs (hex)."""
     rng = np.random.default_rng(seed)
@@ -173,20 +175,23 @@ def run_fuzz(files: list[tuple[str, bytes, Callable[[bytes], Any]]], cases: int,
     worst = {"seconds": 0.0, "peak_mib": 0.0}
     failures: list[dict[str, str]] = []
     start, cpu = time.perf_counter(), time.process_time()
-    tracemalloc.start()
+    if trace:
+        tracemalloc.start()
     try:
         for case in range(cases):
             label, data, decode = rotation[case % len(rotation)]
             kind, bad = mutant(rng, data)
-            tracemalloc.reset_peak()
+            if trace:
+                tracemalloc.reset_peak()
             begin = time.perf_counter()
             result = _outcome(decode, bad, expected[label])
             worst["seconds"] = max(worst["seconds"], time.perf_counter() - begin)
-            worst["peak_mib"] = max(worst["peak_mib"], tracemalloc.get_traced_memory()[1] / MIB)
+            if trace:
+                worst["peak_mib"] = max(worst["peak_mib"], tracemalloc.get_traced_memory()[1] / MIB)
             for table, key in ((by_file, label), (by_kind, kind)):
                 counts = table.setdefault(key, {})
                 counts[result] = counts.get(result, 0) + 1
-            if result.startswith(("UNDETECTED", "BUG")):
+            if result.startswith(("UNDETECTED", "BUG", "STOPPED")):
                 failures.append({"file": label, "kind": kind, "outcome": result, "hex": bad.hex()[:4000]})
             if (case + 1) % 10_000 == 0:
                 log(f"fuzz: {case + 1} of {cases} cases, {time.perf_counter() - start:.0f} s")
@@ -198,29 +203,31 @@ def run_fuzz(files: list[tuple[str, bytes, Callable[[bytes], Any]]], cases: int,
             totals[result] = totals.get(result, 0) + n
     return {"cases": cases, "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
             "outcomes": totals, "by_file": by_file,
-            "by_kind": by_kind, "max_seconds": worst["seconds"], "max_peak_mib": worst["peak_mib"],
+            "by_kind": by_kind, "max_seconds": worst["seconds"], "max_peak_mib": worst["peak_mib"] if trace else None,
+            "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "failures": failures[:20], "files": {label: len(data) for label, data, _ in files}}
 
 
 def run_fuzz_sharded(files: list[tuple[str, bytes, Callable[[bytes], Any]]], cases: int, shards: int,
-                     log: Callable[[str], None] = print) -> dict[str, Any]:
+                     log: Callable[[str], None] = print, trace: bool = True) -> dict[str, Any]:
     """:func:`run_fuzz` in ``shards`` forked processes (seeds 12345 + shard, the models loaded once before the fork),
     the cases split between them; their counts added, their worst cases and CPU seconds combined."""
     import multiprocessing
 
     if shards <= 1:
-        return run_fuzz(files, cases, log=log)
+        return run_fuzz(files, cases, log=log, trace=trace)
     sizes = [cases // shards + (i < cases % shards) for i in range(shards)]
     start = time.perf_counter()
     _FORKED.append(files)  # the forked processes find the files (decoders of loaded models) here
     try:
         with multiprocessing.get_context("fork").Pool(shards) as pool:
-            parts = pool.starmap(_shard, [(n, 12345 + i) for i, n in enumerate(sizes)])
+            parts = pool.starmap(_shard, [(n, 12345 + i, trace) for i, n in enumerate(sizes)])
     finally:
         _FORKED.clear()
     out = {"cases": cases, "shards": shards, "seconds": time.perf_counter() - start,
            "cpu_seconds": sum(p["cpu_seconds"] for p in parts), "max_seconds": max(p["max_seconds"] for p in parts),
-           "max_peak_mib": max(p["max_peak_mib"] for p in parts), "files": parts[0]["files"],
+           "max_peak_mib": parts[0]["max_peak_mib"] and max(p["max_peak_mib"] for p in parts),
+           "max_rss_mib": max(p["max_rss_mib"] for p in parts), "files": parts[0]["files"],
            "failures": [f for p in parts for f in p["failures"]][:20]}
     for key in ("outcomes", "by_file", "by_kind"):
         out[key] = _added([p[key] for p in parts])
@@ -231,9 +238,9 @@ def run_fuzz_sharded(files: list[tuple[str, bytes, Callable[[bytes], Any]]], cas
 _FORKED: list[list[tuple[str, bytes, Callable[[bytes], Any]]]] = []
 
 
-def _shard(cases: int, seed: int) -> dict[str, Any]:
+def _shard(cases: int, seed: int, trace: bool) -> dict[str, Any]:
     """One forked process's share of :func:`run_fuzz_sharded`."""
-    return run_fuzz(_FORKED[0], cases, seed, log=lambda line: print(f"[seed {seed}] {line}", flush=True))
+    return run_fuzz(_FORKED[0], cases, seed, log=lambda line: print(f"[seed {seed}] {line}", flush=True), trace=trace)
 
 
 def _added(tables: list[dict[str, Any]]) -> dict[str, Any]:
@@ -245,12 +252,33 @@ def _added(tables: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+#: Wall seconds after which a mutant's decode is stopped and reported (``STOPPED``), so one slow case cannot stall
+#: the run.
+CASE_LIMIT = 30
+
+
+class _Stopped(Exception):
+    """Raised by the alarm of :func:`_outcome`."""
+
+
+def _stop(*_: Any) -> None:
+    raise _Stopped
+
+
 def _outcome(decode: Callable[[bytes], Any], data: bytes, expected: bytes) -> str:
-    """What decoding ``data`` gave: ``same output``, ``refused (ErrorClass)``, ``UNDETECTED CHANGE`` or ``BUG …``."""
+    """What decoding ``data`` gave: ``same output``, ``refused (ErrorClass)``, ``UNDETECTED CHANGE``, ``BUG …``, or
+    ``STOPPED`` after :data:`CASE_LIMIT` seconds."""
+    previous = signal.signal(signal.SIGALRM, _stop)
+    signal.alarm(CASE_LIMIT)
     try:
         output = decode(data)
+    except _Stopped:
+        return f"STOPPED (over {CASE_LIMIT} s)"
     except CodecError as exc:
         return f"refused ({type(exc).__name__})"
     except Exception as exc:  # noqa: BLE001 - a bug, reported
         return f"BUG {type(exc).__name__}: {str(exc)[:80]}"
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     return "same output" if flat(output) == expected else "UNDETECTED CHANGE"
