@@ -156,6 +156,28 @@ def test_corrupt_payloads_fail_with_one_error_instead_of_looping(trained):
             decode_text(numpy_model, vocab, bad)
 
 
+def test_a_claimed_size_does_not_buy_more_symbols_than_the_payload_holds(trained, monkeypatch):
+    """A few stream words claiming a gigabyte of text: the decoder pops at most payload_symbol_bound symbols (an
+    ANS stream never runs dry, so the claim alone would keep it decoding), and the encoder refuses a text that
+    needs more symbols per bit than that bound."""
+    from latcomp.errors import LimitError
+    from latcomp.text import codec
+
+    _, vocab, _, numpy_model = trained
+    payload = encode_text(numpy_model, vocab, "\n".join(SENTENCES[1]) + "\n", seed=2, lossless=True)
+    popped = []
+    code_rows = codec.Reader.code_rows
+    monkeypatch.setattr(codec.Reader, "code_rows", lambda self, p: popped.append(len(p)) or code_rows(self, p))
+    for words in (payload.words[:3], np.random.default_rng(1).integers(1, 2**32, 3, dtype=np.uint32)):
+        popped.clear()
+        with pytest.raises(FormatError):
+            decode_text(numpy_model, vocab, dataclasses.replace(payload, size=1 << 30, words=words))
+        assert sum(popped) <= codec.payload_symbol_bound(3)
+    monkeypatch.setattr(codec, "SYMBOL_ALLOWANCE", 0)
+    with pytest.raises(LimitError, match="too repetitive"):
+        encode_text(numpy_model, vocab, " " * 40_000, seed=2, lossless=True)
+
+
 @pytest.fixture(scope="module")
 def model_dir(trained, tmp_path_factory):
     """The tiny model saved as a model directory (weights, config, vocabulary)."""

@@ -75,6 +75,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.items: list[tuple[int, np.ndarray] | Callable[[], tuple[np.ndarray, np.ndarray]]] = []
+        self.symbols = 0
 
     def code(self, symbol: int, probabilities: np.ndarray) -> int:
         self.items.append((symbol, probabilities))
@@ -89,6 +90,7 @@ class Recorder:
         for item in reversed(self.items):
             symbols, p = item() if callable(item) else (np.array([item[0]], np.int32), item[1][None])
             coder.encode_reverse(symbols, _CATEGORICAL, p)
+            self.symbols += len(symbols)
 
 
 class Reader:
@@ -117,6 +119,18 @@ def symbol_bound(size: int, lines: int) -> int:
     character, letter case and gap byte is at least one byte of the text, and each line and gap adds an
     end symbol or a flag (generously: 8 per byte and per line)."""
     return 8 * (size + lines) + 64
+
+
+#: Most symbols a lossless payload may hold per bit of its stream, and the allowance of every payload. The
+#: header's size is the writer's claim: without this bound a file of a few bytes claiming a gigabyte makes the
+#: decoder pop symbols for hours (an ANS stream never runs dry). Genuine text costs far more than 1/64 bit a
+#: symbol (0.4 symbols per bit on the validation sentences); the encoder refuses a text that would not decode.
+SYMBOLS_PER_BIT, SYMBOL_ALLOWANCE = 64, 1 << 14
+
+
+def payload_symbol_bound(words: int) -> int:
+    """Most symbols the decoder pops from a lossless payload of ``words`` 32-bit words."""
+    return SYMBOLS_PER_BIT * 32 * words + SYMBOL_ALLOWANCE
 
 
 # ----------------------------------------------------------------------------- the model's part
@@ -210,18 +224,23 @@ def encode_text(model: NumpyTextModel, vocab: Vocabulary, text: str, seed: int,
                 code_side(rec.code, side, vocab, ids[n], lines[n])
         rec.push(coder)
     push_coordinates(coder, model.latent, k, u)
-    return TextPayload(seed, len(lines), final, lossless, len(text.encode("utf-8")) if lossless else 0,
-                       coder.get_compressed(), k)
+    words = coder.get_compressed()
+    if lossless and rec.symbols > payload_symbol_bound(len(words)):
+        raise LimitError(f"this text is too repetitive for a lossless file ({rec.symbols} symbols in "
+                         f"{32 * len(words)} bits; at most {SYMBOLS_PER_BIT} symbols a bit decode safely)")
+    return TextPayload(seed, len(lines), final, lossless, len(text.encode("utf-8")) if lossless else 0, words, k)
 
 
 def decode_text(model: NumpyTextModel, vocab: Vocabulary, payload: TextPayload) -> str:
     """The text of a payload: exactly the input (lossless) or the decoder's sentences (lossy)."""
-    return decode_coder(model, vocab, payload, constriction.stream.stack.AnsCoder(payload.words))[0]
+    return decode_coder(model, vocab, payload, constriction.stream.stack.AnsCoder(payload.words),
+                        len(payload.words))[0]
 
 
 def decode_coder(model: NumpyTextModel, vocab: Vocabulary, payload: TextPayload,
-                 coder: constriction.stream.stack.AnsCoder) -> tuple[str, np.ndarray]:
-    """(the text, the lattice coordinates) of a payload whose stream is ``coder`` (its ``words`` are not read)."""
+                 coder: constriction.stream.stack.AnsCoder, stream_words: int) -> tuple[str, np.ndarray]:
+    """(the text, the lattice coordinates) of a payload whose stream is ``coder``, ``stream_words`` 32-bit words
+    long (the payload's ``words`` are not read)."""
     u = model.latent.seeded_dither(payload.seed, payload.lines)
     k = pop_coordinates(coder, model.latent, u)
     w = model.latent.reconstruct(k, u)
@@ -231,7 +250,8 @@ def decode_coder(model: NumpyTextModel, vocab: Vocabulary, payload: TextPayload,
             words = [vocab.words[t] for t in tokens[:np.argmax(tokens == EOS)] if t != UNK]
             rows.append(render_lossy(words))
         return join_lines(rows, payload.final_newline), k
-    reader, side = Reader(coder, symbol_bound(payload.size, payload.lines)), SideModels(vocab.side)
+    limit = min(symbol_bound(payload.size, payload.lines), payload_symbol_bound(stream_words))
+    reader, side = Reader(coder, limit), SideModels(vocab.side)
     rows = [code_side(reader.code, side, vocab, line_ids, None).text()
             for group in groups(payload.lines) for line_ids in code_tokens(reader, model, w[group])]
     text = join_lines(rows, payload.final_newline)
@@ -292,7 +312,7 @@ def decompress(data: bytes, model: ModelLike) -> str:
     payload = TextPayload(header.seed, header.count, bool(flags), header.lossless, size, np.empty(0, np.uint32),
                           np.empty(0))
     with coding.entropy_decoding(body) as coder:
-        text, k = decode_coder(m.net, vocab, payload, coder)
+        text, k = decode_coder(m.net, vocab, payload, coder, -(-len(body) // 4))
         if not header.lossless and not coder.is_empty():
             raise FormatError("corrupt payload (data after the lattice coordinates)")
     coding.require_content((zlib.crc32(text.encode("utf-8")) if header.lossless else content_crc(k))
