@@ -165,14 +165,16 @@ def test_a_claimed_size_does_not_buy_more_symbols_than_the_payload_holds(trained
 
     _, vocab, _, numpy_model = trained
     payload = encode_text(numpy_model, vocab, "\n".join(SENTENCES[1]) + "\n", seed=2, lossless=True)
-    popped = []
-    code_rows = codec.Reader.code_rows
+    popped, tokens = [], []
+    code_rows, pop_tokens = codec.Reader.code_rows, codec.Reader.pop_tokens
     monkeypatch.setattr(codec.Reader, "code_rows", lambda self, p: popped.append(len(p)) or code_rows(self, p))
+    monkeypatch.setattr(codec.Reader, "pop_tokens", lambda self, p: tokens.append(len(p)) or pop_tokens(self, p))
     for words in (payload.words[:3], np.random.default_rng(1).integers(1, 2**32, 3, dtype=np.uint32)):
         popped.clear()
+        tokens.clear()
         with pytest.raises(FormatError):
             decode_text(numpy_model, vocab, dataclasses.replace(payload, size=1 << 30, words=words))
-        assert sum(popped) <= codec.payload_symbol_bound(3)
+        assert sum(popped) <= codec.payload_symbol_bound(3) and sum(tokens) <= codec.payload_token_bound(3)
     monkeypatch.setattr(codec, "SYMBOL_ALLOWANCE", 0)
     with pytest.raises(LimitError, match="too repetitive"):
         encode_text(numpy_model, vocab, " " * 40_000, seed=2, lossless=True)

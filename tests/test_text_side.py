@@ -86,7 +86,7 @@ def test_side_information_round_trips_exactly(vocab, text, statistics):
         code_side(recorder.code, side, vocab, vocab.ids(line.tokens), line)
     coder = constriction.stream.stack.AnsCoder()
     recorder.push(coder)
-    reader, side = Reader(coder, 10**7), SideModels(stats)
+    reader, side = Reader(coder, 10**7, 0), SideModels(stats)
     assert [code_side(reader.code, side, vocab, vocab.ids(line.tokens), None) for line in lines] == lines
     assert coder.is_empty()
 

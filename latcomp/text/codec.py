@@ -100,11 +100,19 @@ class Reader:
     more (a corrupt file) is a FormatError instead of an endless loop.
     """
 
-    def __init__(self, coder: constriction.stream.stack.AnsCoder, limit: int):
-        self.coder, self.left = coder, limit
+    def __init__(self, coder: constriction.stream.stack.AnsCoder, limit: int, token_limit: int):
+        self.coder, self.left, self.tokens_left = coder, limit, token_limit
 
     def code(self, _symbol: int | None, probabilities: np.ndarray) -> int:
         return int(self.code_rows(probabilities[None])[0])
+
+    def pop_tokens(self, frequencies: np.ndarray) -> np.ndarray:
+        """Pop one token for each row of ``frequencies`` (n, vocabulary): tokens have their own, tighter bound,
+        since each costs a decoder step."""
+        self.tokens_left -= len(frequencies)
+        if self.tokens_left < 0:
+            raise FormatError("corrupt payload (it decodes to more tokens than the file holds)")
+        return self.code_rows(frequencies)
 
     def code_rows(self, probabilities: np.ndarray) -> np.ndarray:
         """Pop one symbol for each row of ``probabilities`` (n, alphabet)."""
@@ -126,11 +134,18 @@ def symbol_bound(size: int, lines: int) -> int:
 #: decoder pop symbols for hours (an ANS stream never runs dry). Genuine text costs far more than 1/64 bit a
 #: symbol (0.4 symbols per bit on the validation sentences); the encoder refuses a text that would not decode.
 SYMBOLS_PER_BIT, SYMBOL_ALLOWANCE = 64, 1 << 14
+#: The same for tokens, which cost a decoder step (some milliseconds) each: at most 2 a bit, plus 64.
+TOKENS_PER_BIT, TOKEN_ALLOWANCE = 2, 64
 
 
 def payload_symbol_bound(words: int) -> int:
     """Most symbols the decoder pops from a lossless payload of ``words`` 32-bit words."""
     return SYMBOLS_PER_BIT * 32 * words + SYMBOL_ALLOWANCE
+
+
+def payload_token_bound(words: int) -> int:
+    """Most tokens (``<eos>`` included) the decoder pops from a lossless payload of ``words`` 32-bit words."""
+    return TOKENS_PER_BIT * 32 * words + TOKEN_ALLOWANCE
 
 
 # ----------------------------------------------------------------------------- the model's part
@@ -157,7 +172,7 @@ def code_tokens(reader: Reader, model: NumpyTextModel, w: np.ndarray) -> list[li
     out: list[list[int]] = [[] for _ in w]
 
     def choose(rows: np.ndarray, freq: np.ndarray) -> np.ndarray:
-        tokens = reader.code_rows(freq)
+        tokens = reader.pop_tokens(freq)
         for n, token in zip(rows, tokens, strict=True):
             if token != EOS:
                 out[n].append(int(token))
@@ -225,9 +240,11 @@ def encode_text(model: NumpyTextModel, vocab: Vocabulary, text: str, seed: int,
         rec.push(coder)
     push_coordinates(coder, model.latent, k, u)
     words = coder.get_compressed()
-    if lossless and rec.symbols > payload_symbol_bound(len(words)):
-        raise LimitError(f"this text is too repetitive for a lossless file ({rec.symbols} symbols in "
-                         f"{32 * len(words)} bits; at most {SYMBOLS_PER_BIT} symbols a bit decode safely)")
+    tokens = sum(len(line) + 1 for line in ids)
+    if lossless and (rec.symbols > payload_symbol_bound(len(words)) or tokens > payload_token_bound(len(words))):
+        raise LimitError(f"this text is too repetitive for a lossless file ({rec.symbols} symbols, {tokens} "
+                         f"tokens in {32 * len(words)} bits; at most {SYMBOLS_PER_BIT} symbols and "
+                         f"{TOKENS_PER_BIT} tokens a bit decode safely)")
     return TextPayload(seed, len(lines), final, lossless, len(text.encode("utf-8")) if lossless else 0, words, k)
 
 
@@ -251,7 +268,7 @@ def decode_coder(model: NumpyTextModel, vocab: Vocabulary, payload: TextPayload,
             rows.append(render_lossy(words))
         return join_lines(rows, payload.final_newline), k
     limit = min(symbol_bound(payload.size, payload.lines), payload_symbol_bound(stream_words))
-    reader, side = Reader(coder, limit), SideModels(vocab.side)
+    reader, side = Reader(coder, limit, payload_token_bound(stream_words)), SideModels(vocab.side)
     rows = [code_side(reader.code, side, vocab, line_ids, None).text()
             for group in groups(payload.lines) for line_ids in code_tokens(reader, model, w[group])]
     text = join_lines(rows, payload.final_newline)
