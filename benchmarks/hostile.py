@@ -13,7 +13,7 @@ wall time of one untraced decode and, in a second decode, the peak memory traced
 
 each of these four files also by ``latcomp decode FILE -o OUT.npz`` in a fresh interpreter:
 its wall time and maximum resident set size (what a user of the command sees);
-the hostile and everyday images of issue 18 (:func:`hostile_images`: a 304 KB PNG of
+the hostile and everyday input images (:func:`hostile_images`: a 304 KB PNG of
 50000×50000 pixels, images over and at the pixel limit, animations, EXIF orientation,
 48-bit RGB, a small gray photo, an output that is the input), each given to
 ``latcomp encode`` in a fresh interpreter: what it printed (one error line, warnings,
@@ -71,7 +71,7 @@ from latcomp.modelfile import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
-#: Issue 18's memory ceiling for any hostile file (MB).
+#: The memory ceiling for any hostile file (MB).
 CEILING_MB = 500
 #: The largest count a header may claim for 28×28 images.
 MOST = MAX_PIXELS // 784
@@ -303,7 +303,7 @@ def blank_1bit_png(width: int, height: int) -> bytes:
 
 
 def hostile_images() -> dict[str, tuple[str, bytes]]:
-    """The input images of issue 18: case name → (file name, bytes), made here (small files)."""
+    """The hostile input images: case name → (file name, bytes), made here (small files)."""
     from PIL import Image
 
     gray = photo_pixels(28, 28)[..., 0]

@@ -1,6 +1,6 @@
 """Hostile files of every container version against genuine ones: what each costs to decode in a fresh process.
 
-The bombs of issue 18 (:func:`bombs`): photo files (version 3) of many 1×1 images, with random payloads or
+The hostile-file bombs (:func:`bombs`): photo files (version 3) of many 1×1 images, with random payloads or
 a genuine stream whose content CRC is wrong; a photo header of 2^24 sizes whose CRC is wrong; Λ24 digit files
 (version 2) of random payloads at the least size their claim allows; text files (version 4) likewise. The
 genuine files (:func:`genuine_files`): a Kodak photo with each kind of shipped photo model, the MNIST test
@@ -94,7 +94,7 @@ def _least_payload(count: int, bits_per_item: float) -> int:
 
 def bombs(repo: Path, log: Callable[[str], None], want: Callable[[str], bool] = lambda name: True
           ) -> dict[str, tuple[str, str, bytes]]:
-    """The hostile files of issue 18: case name → (kind, model directory, file bytes). Made with the code
+    """The hostile files: case name → (kind, model directory, file bytes). Made with the code
     imported here (``pack`` writes what any version of the reader parses); the costly ones only if ``want``
     their name."""
     from latcomp import codec as digits

@@ -1,4 +1,4 @@
-"""Encoder effort on Kodak (issue 16 item 4): BD-rate of effort K against effort 0, and seconds per image.
+"""Encoder effort on Kodak: BD-rate of effort K against effort 0, and seconds per image.
 
 Run ``OMP_NUM_THREADS=1 python -m benchmarks.photo_effort --data-dir ../shared/data``. For every effort K of
 ``--efforts`` (default 0, 25, 100) and every method of ``--methods`` (default the library's, dithered) the

@@ -1,4 +1,4 @@
-"""Image names in containers (issue 18 item 5): a folder's file names and relative paths are recorded and
+"""Image names in containers : a folder's file names and relative paths are recorded and
 restored; names read from a file are untrusted (no absolute path, no '..', nothing written outside the output
 directory, nothing replaced without --force)."""
 

@@ -1,4 +1,4 @@
-"""Gray and colour photos in one file (issue 18 item 5, "each image's mode is restored"): the gray ones are
+"""Gray and colour photos in one file (each image's mode is restored): the gray ones are
 coded as R = G = B, marked by a header bit each (container flag bit 5), and decoded as 8-bit gray."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""``latcomp info`` and model-mismatch errors name a shipped model and a photo model's quality level (issue 18
-item 5: "a model mismatch names model ids, never model names, and info does not show the quality level")."""
+"""``latcomp info`` and model-mismatch errors name a shipped model and a photo model's quality level (a
+mismatch used to name model ids only, and info did not show the quality level)."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def _random(size: int) -> bytes:
 
 
 def test_a_count_beyond_the_latent_rows_is_refused_before_the_sizes_are_decoded(model_dir):
-    """2^20 photos of 1×1 (the issue's bomb, which cost 88 s and 2.26 GB): a LimitError from the header alone,
+    """2^20 photos of 1×1 (a bomb that once cost 88 s and 2.26 GB): a LimitError from the header alone,
     with less traced memory than the 2^20 sizes would take as Python tuples (~70 MB)."""
     data = _tiny(photo.compress(np.zeros((1, 1, 3), np.uint8), model_dir, seed=1), MAX_PHOTO_ROWS + 1, b"\x01")
     tracemalloc.start()

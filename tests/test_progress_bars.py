@@ -1,4 +1,4 @@
-"""Progress on a terminal (issue 18 item 5): every encode/decode job that runs over a second shows a bar on a
+"""Progress on a terminal : every encode/decode job that runs over a second shows a bar on a
 terminal, work that never reports (text) a pulsing one with the time elapsed; nothing off a terminal or with
 --quiet, and nothing for quicker jobs."""
 

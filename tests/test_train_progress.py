@@ -1,4 +1,4 @@
-"""Training progress from the Python API (issue 18 item 5): ``train(cfg, out, progress=callback)`` reports the
+"""Training progress from the Python API : ``train(cfg, out, progress=callback)`` reports the
 steps and epochs, a call without it prints nothing, and every line names its units (a photo loss is no nats)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""``latcomp bench`` on text models: the paper's Figure 4 on sentences (Appendix A.2.1, issue 17).
+"""``latcomp bench`` on text models: the paper's Figure 4 on sentences (Appendix A.2.1).
 
 For every text model directory, on the validation sentences only (``valid.raw.txt`` of
-:mod:`latcomp.text.corpus`; the project is judged on sentences it does not have):
+:mod:`latcomp.text.corpus`; settings are never chosen on the test split):
 
 * **word NLL**, bits per word, by the training's own evaluation (:func:`latcomp.text.training.evaluate`):
   a word is a canonical token, ``<eos>`` is predicted but not counted, the dithers are the fixed
