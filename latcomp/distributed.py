@@ -18,6 +18,7 @@ exactly what it was. This module imports torch only when it is used.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,7 +150,18 @@ def current_world() -> World:
 
     if not dist.is_initialized():
         dist.init_process_group(backend=backend())
+        # Gloo's worker threads must stop while the interpreter is alive: left to interpreter
+        # shutdown, they may abort the process ("terminate called without an active exception").
+        atexit.register(_leave)
     return world
+
+
+def _leave() -> None:
+    """Destroy the process group at exit (if nothing else did), before the interpreter's teardown."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
