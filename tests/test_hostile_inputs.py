@@ -185,7 +185,7 @@ def test_chunked_coding_is_bit_identical_and_refuses_an_empty_stream():
     stream is an error, and the encoder refuses, in the mirror position, a stream that would be empty."""
     import constriction
 
-    from latcomp.entropy.lattice_code import LatticeCode
+    from latcomp.entropy.lattice_code import LatticeCode, family
     from latcomp.lattices import ProductLattice
     from latcomp.runtime.coding import SYMBOL_CHUNK
     from latcomp.runtime.coding import CheckedCoder as _CheckedCoder
@@ -202,9 +202,12 @@ def test_chunked_coding_is_bit_identical_and_refuses_an_empty_stream():
     assert np.array_equal(words, checked.get_compressed())
     decoder = _CheckedCoder(constriction.stream.stack.AnsCoder(words), FormatError("empty"))
     assert np.array_equal(code.pop(decoder, u), k) and decoder.is_empty()
-    with pytest.raises(FormatError, match="empty"):  # a lie: more coordinates than the stream holds
+    with pytest.raises(FormatError, match="fewer bits"):  # a lie: more coordinates than the stream holds
         code.pop(_CheckedCoder(constriction.stream.stack.AnsCoder(words), FormatError("empty")),
                  np.concatenate([u, u]))
+    with pytest.raises(FormatError, match="empty"):  # popping symbols from an empty stream
+        _CheckedCoder(constriction.stream.stack.AnsCoder(), FormatError("empty")).decode(
+            family(16), np.zeros(3), np.ones(3))
     edge = np.full((2, 8), -code.radius)  # exactly -R everywhere: the only stream that would be empty
     with pytest.raises(CodecError, match="empty"):
         code.push(_CheckedCoder(constriction.stream.stack.AnsCoder(), CodecError("empty")), edge, u[:2])
@@ -372,3 +375,48 @@ def test_array_headers_are_checked_before_the_data_is_read(capsys, tmp_path, sma
     assert raised is None and code == 1 and message in err and err.count("\n") == 1, err
     assert peak < 20 * MB, (seconds, peak / MB)  # memory: the array was never expanded
     assert not (tmp_path / "x.lat").exists()
+
+
+def test_symbol_pieces_cover_the_range_in_order_split_at_multiples_of_the_step():
+    from latcomp.entropy.lattice_code import symbol_pieces
+
+    for start, stop, width, step in [(0, 100, 7, 21), (131072, 196608, 24, 65520), (5, 6, 3, 9), (10, 10, 4, 8),
+                                     (3, 250, 1, 64), (17, 401, 5, 400)]:
+        covered = []
+        for rows, part in symbol_pieces(start, stop, width, step):
+            symbols = np.arange(rows.start * width, rows.stop * width)[part]   # their row-major indices
+            assert len(symbols) and symbols[-1] // step == symbols[0] // step   # no piece crosses a multiple
+            covered.extend(symbols)
+        assert covered == list(range(start, stop))
+
+
+def test_a_leech_lie_costs_the_dithers_of_one_block_not_of_every_claimed_digit(monkeypatch):
+    """Λ24's dither (a nearest-point search per row) dominates its decoding: a header claiming 20,000 digits over
+    the fewest payload bytes the claim check lets through must be refused after one block of dither rows,
+    by the stream floor (the bits the coordinates still to pop need at the least), not after all of them."""
+    from latcomp.entropy.lattice_code import SYMBOL_CHUNK
+    from latcomp.latent_codecs.base import LatentCodec
+
+    leech = load_model(REPO / "models/mnist-lattice-vae-leech24")
+    count = 20_000
+    payload = max(int(np.ceil((count * leech.latent.min_bits_per_item() - 64) / 8)), 1)
+    header, _ = unpack(compress(np.zeros((1, 28, 28), np.uint8), leech, seed=1))
+    data = pack(dataclasses.replace(header, count=count, layout="batch"), _random_payload(payload))
+    rows = []
+    original = LatentCodec.seeded_dither
+    monkeypatch.setattr(LatentCodec, "seeded_dither", lambda self, seed, n, start=0: rows.append(n) or
+                        original(self, seed, n, start))
+    with pytest.raises(FormatError, match="fewer bits"):
+        decompress(data, leech)
+    assert 0 < sum(rows) <= SYMBOL_CHUNK // 24 < count // 5
+
+
+def test_the_most_compressible_genuine_digits_pass_the_stream_floor():
+    """The floor is a lower bound, never a refusal of a real file: digits the model codes in the fewest bits (its
+    decoder's mean at the latent origin, about 24 bits each with Λ24, close to the floor's 18) decode."""
+    for name in ("mnist-lattice-vae-leech24", "mnist-lattice-vae"):
+        m = load_model(REPO / "models" / name)
+        easy = np.repeat(m.net.decode_probs(np.zeros((1, m.latent.dim))).reshape(1, 28, 28), 3000, 0)
+        data = compress(easy, m, seed=5)
+        assert 8 * len(data) < 3000 * 2 * m.latent.min_bits_per_item()
+        assert decompress(data, m).shape == (3000, 28, 28)   # not refused

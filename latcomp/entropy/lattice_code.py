@@ -54,6 +54,8 @@ MAX_COORD = (1 << 62) - 1
 MAX_LATTICE_COORD = (1 << 40) - 1
 #: The coordinate symbols of a group are coded in calls of this many (docs/format.md, "Empty stream").
 SYMBOL_CHUNK = 1 << 16
+#: An ANS stream whose coder reports ``num_bits()`` holds at most this many bits more of information.
+STREAM_SLACK_BITS = 64
 #: Escape payload: number of 16-bit digits (0–4) with Uniform(5), then the digits.
 _DIGITS = 4
 _LN2 = math.log(2.0)
@@ -86,11 +88,18 @@ def symbol_chunks(n: int, width: int) -> list[tuple[slice, slice]]:
     Each call is (rows, part): the rows it touches and the slice of their raveled symbols
     (rows × width, row-major) it codes.
     """
+    return symbol_pieces(0, n * width, width, SYMBOL_CHUNK)
+
+
+def symbol_pieces(start: int, stop: int, width: int, step: int) -> list[tuple[slice, slice]]:
+    """The symbols ``start`` … ``stop`` − 1 of a row-major array of ``width`` columns as (rows, part) pieces
+    (as :func:`symbol_chunks`), a new piece at every multiple of ``step``."""
     out = []
-    for start in range(0, n * width, SYMBOL_CHUNK):
-        stop = min(start + SYMBOL_CHUNK, n * width)
-        first, last = start // width, -(-stop // width)
-        out.append((slice(first, last), slice(start - first * width, stop - first * width)))
+    while start < stop:
+        end = min((start // step + 1) * step, stop)
+        first, last = start // width, -(-end // width)
+        out.append((slice(first, last), slice(start - first * width, end - first * width)))
+        start = end
     return out
 
 
@@ -251,9 +260,13 @@ class LatticeCode(SequentialCode):
                ) -> Iterator[tuple[slice, slice, np.ndarray, np.ndarray]]:
         """The coder calls of one group: (rows, part, means, scales) with the parameters of its symbols."""
         for rows, part in symbol_chunks(len(k), cols.size):
-            mean = self._means(k, u, rows, level, cols).ravel()[part]
-            scale = np.tile(self.coded_scale[cols], rows.stop - rows.start)[part]
-            yield rows, part, mean, scale
+            yield rows, part, *self._parameters(k, u, rows, part, level, cols)
+
+    def _parameters(self, k: np.ndarray, u: DitherRows, rows: slice, part: slice, level: int, cols: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """The means and coded scales of the symbols ``part`` of ``rows`` × ``cols`` (row-major)."""
+        return (self._means(k, u, rows, level, cols).ravel()[part],
+                np.tile(self.coded_scale[cols], rows.stop - rows.start)[part])
 
     def push(self, coder: constriction.stream.stack.AnsCoder, k: np.ndarray, u: DitherRows) -> None:
         """Push coordinates ``k`` (N, dim) int64 given dithers ``u`` (N, dim) onto the ANS stack."""
@@ -268,16 +281,38 @@ class LatticeCode(SequentialCode):
                     coder.encode_reverse(symbols, self._families[r], mean, scale)
 
     def pop(self, coder: constriction.stream.stack.AnsCoder, u: DitherRows) -> np.ndarray:
-        """Pop coordinates k (N, dim) int64 given dithers ``u`` (N rows); FormatError if invalid."""
+        """Pop coordinates k (N, dim) int64 given dithers ``u`` (N rows); FormatError if invalid.
+
+        Work bounded by the stream: before each call, the stream must still hold the fewest bits
+        (:func:`min_bits`) of every coordinate symbol left to pop, or the payload is refused as
+        corrupt. A call covers at most one block of dither rows (:meth:`read_once`), so a header
+        that claims more lattice points than its payload holds costs the dithers of about the
+        points the payload holds (a random payload overspends its floor within the first call),
+        not of all that it claims. The format's chunks of SYMBOL_CHUNK symbols are split into such
+        calls (the same bytes: ANS codes symbol by symbol); the empty-stream check of a
+        :class:`~latcomp.runtime.coding.CheckedCoder` stays at the start of each format chunk.
+        """
         k, u = np.zeros((len(u), self.dim), np.int64), self.read_once(u)
+        fewest = min_bits(self.coded_scale, self.radius)
+        left = len(k) * float(fewest.sum())   # the fewest bits of the coordinate symbols still to pop
+        unchecked = getattr(coder, "unchecked", coder)
         for level, cols, groups in self.levels:
             for r, dims in groups:
                 group = cols[dims]
-                for rows, part, mean, scale in self._calls(k, u, level, group):
-                    block = k[rows][:, group]
-                    flat = block.ravel()  # row-major (a copy: fancy indexing may return another layout)
-                    flat[part] = coder.decode(self._families[r], mean, scale)
-                    k[rows, group] = flat.reshape(block.shape)
+                step = max(1, SYMBOL_CHUNK // self.dim) * group.size   # one block of dither rows
+                for chunk in range(0, len(k) * group.size, SYMBOL_CHUNK):   # the format's chunks
+                    stop = min(chunk + SYMBOL_CHUNK, len(k) * group.size)
+                    for i, (rows, part) in enumerate(symbol_pieces(chunk, stop, group.size, step)):
+                        if coder.num_bits() + STREAM_SLACK_BITS < left:
+                            raise FormatError("corrupt payload (the stream ends before the lattice coordinates it "
+                                              "claims: it holds fewer bits than they need)")
+                        mean, scale = self._parameters(k, u, rows, part, level, group)
+                        left -= float(np.tile(fewest[group], rows.stop - rows.start)[part].sum())
+                        block = k[rows][:, group]
+                        flat = block.ravel()  # row-major (a copy: fancy indexing may return another layout)
+                        # only a format chunk's first call checks for an empty stream (docs/format.md)
+                        flat[part] = (coder if i == 0 else unchecked).decode(self._families[r], mean, scale)
+                        k[rows, group] = flat.reshape(block.shape)
             rows, where = self._escapes(k, cols)
             excess = pop_escapes(coder, (self.max_coord[where] - self.radius[where]).astype(np.uint64))
             k[rows, where] = np.sign(k[rows, where]) * (self.radius[where] + excess.astype(np.int64))

@@ -25,7 +25,7 @@ import constriction
 import numpy as np
 
 from latcomp.container import payload_to_words, words_to_payload
-from latcomp.entropy.lattice_code import SYMBOL_CHUNK, DitherRows
+from latcomp.entropy.lattice_code import STREAM_SLACK_BITS, SYMBOL_CHUNK, DitherRows
 from latcomp.errors import CodecError, FormatError, InputError
 from latcomp.latent_codecs import LaplaceRows, LatentCodec
 
@@ -77,7 +77,7 @@ def lazy_dither(latent: LatentCodec, seed: int, count: int, start: int = 0) -> D
 def check_payload_claim(what: str, items: int, bits_per_item: float, payload_bytes: int) -> None:
     """Refuse (FormatError) ``items`` that need at least ``bits_per_item`` bits each in ``payload_bytes``:
     an ANS stream of P bytes holds at most 8·P + 64 bits. ``what`` names the items in the message."""
-    if items * bits_per_item > 8 * payload_bytes + 64:
+    if items * bits_per_item > 8 * payload_bytes + STREAM_SLACK_BITS:
         raise FormatError(f"corrupt header ({what} cannot fit in {payload_bytes} payload bytes)")
 
 
@@ -100,6 +100,11 @@ class CheckedCoder:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.coder, name)
+
+    @property
+    def unchecked(self) -> Any:
+        """The wrapped coder: for the calls that continue a chunk of :meth:`decode` (the format checks its start)."""
+        return self.coder
 
     def _check(self) -> None:
         if self.coder.is_empty():
