@@ -23,6 +23,7 @@ from .errors import CodecError
 from .families import families, int_limit
 from .modelfile import DEFAULT_PHOTO_QUALITY, PHOTO_QUALITIES, ModelFileError
 from .schema import SchemaError, check_hparams
+from .text.vocabulary import DEFAULT_SIZE as TEXT_VOCABULARY
 
 #: The library's own exceptions for bad input, reported as one line (with OSError and MemoryError, see main).
 USER_ERRORS: tuple[type[BaseException], ...] = (DataError, ModelFileError, CodecError)
@@ -131,6 +132,9 @@ def cli() -> None:
                    "and --lattice, its channels then regrouped by activity).")
 @click.option("--text-size", type=click.Choice(["small", "paper"]), default="small", show_default=True,
               help="Text models (text-*): the GRU network's size (docs/text.md).")
+@click.option("--vocab-size", type=click.IntRange(min=1), default=TEXT_VOCABULARY, show_default=True,
+              help="Text models (text-*): the most frequent training words in the vocabulary; the others are "
+                   "spelled by the side information of lossless files.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory with the dataset files (default: $LATCOMP_DATA, else download to the cache).")
@@ -157,7 +161,7 @@ def train(ctx: click.Context, out: Path, resume: bool, force: bool, deprecated_m
 
     if is_text_run(options["architecture"], out, resume):
         return train_command(ctx, out, resume, force, options)
-    options.pop("text_size")  # text models only
+    options.pop("text_size"), options.pop("vocab_size")  # text models only
     world = current_world()
     try:
         cfg = world.from_main(lambda: _train_config(ctx, out, resume, force, deprecated_model, options))

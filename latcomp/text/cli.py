@@ -2,7 +2,7 @@
 
 The train command's options keep their meaning: ``--lattice``, ``--levels``, ``--commitment``,
 ``--ema`` (the straight-through families), ``--lam`` (the final λ of the
-annealing), ``--latent``, ``--batch-size``, ``--lr``, ``--clip``, ``--seed``, ``--data-dir``,
+annealing), ``--vocab-size``, ``--latent``, ``--batch-size``, ``--lr``, ``--clip``, ``--seed``, ``--data-dir``,
 ``--resume``/``--force``; an "epoch" is a round of ``--steps-per-epoch`` steps (one validation
 and checkpoint each) and ``--max-epochs`` rounds are run. ``--text-size`` picks the network
 (:data:`SIZES`). Options not given take the text defaults of
@@ -24,7 +24,7 @@ SIZES = {"small": (128, 128, 1), "paper": (500, 250, 2)}
 #: Train-command options → TextTrainConfig fields of the same meaning.
 SAME = {"lattice": "lattice", "lam": "lam", "latent": "latent", "batch_size": "batch_size", "lr": "lr",
         "clip": "clip", "seed": "seed", "steps_per_epoch": "eval_every", "levels": "levels", "commitment": "commitment",
-        "ema": "ema"}
+        "ema": "ema", "vocab_size": "vocab_size"}
 #: Rounds of a new run when --max-epochs is not given.
 DEFAULT_ROUNDS = 8
 
