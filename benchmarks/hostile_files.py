@@ -143,7 +143,7 @@ def bombs(repo: Path, log: Callable[[str], None], want: Callable[[str], bool] = 
     t = str(repo / "models/text-e8")
     text_bits = load_model(t).latent.min_bits_per_item()
     small = text.compress("a line\n", t, seed=1)
-    for count in (1 << 14, 1 << 18):
+    for count in (1 << 14, text.MAX_LINES):
         size = _least_payload(count, text_bits)
         out[f"text: {count:,} lines claimed, the least random payload ({size:,} bytes, E8)"] = (
             "text", t, pack(dataclasses.replace(unpack(small)[0], count=count), random_payload(size)))

@@ -226,3 +226,32 @@ def test_text_files_refuse_corruption_and_other_vocabularies(model_dir, tmp_path
     Vocabulary(words).save(other)                         # the same weights, another vocabulary: another model
     with pytest.raises(ModelMismatchError):
         decompress(compress("The cat saw a fish.\n", model_dir, seed=1), other)
+
+
+def test_lossy_decoding_in_groups_is_the_decoder_on_all_lines_at_once(trained):
+    """Lossy decoding runs LOSSY_ROWS lines at a time (bounded logits) with the dither computed lazily: the
+    sentences are those of the greedy decoder run on every line's Z − U at once."""
+    from latcomp.text.codec import LOSSY_ROWS, greedy_tokens, render_lossy
+
+    _, vocab, _, numpy_model = trained
+    lines = [SENTENCES[1][i % len(SENTENCES[1])] for i in range(LOSSY_ROWS + 40)]
+    payload = encode_text(numpy_model, vocab, "\n".join(lines), seed=4)
+    u = numpy_model.latent.seeded_dither(4, len(lines))
+    at_once = [render_lossy([vocab.words[t] for t in tokens[:np.argmax(tokens == EOS)] if vocab.known(vocab.words[t])])
+               for tokens in greedy_tokens(numpy_model, numpy_model.latent.reconstruct(payload.coordinates, u))]
+    assert decode_text(numpy_model, vocab, payload).split("\n") == at_once
+
+
+def test_a_file_claiming_more_lines_than_a_text_file_holds_is_refused_before_decoding(model_dir, monkeypatch):
+    import dataclasses
+
+    from latcomp.container import pack, unpack
+    from latcomp.errors import LimitError
+    from latcomp.latent_codecs.base import LatentCodec
+    from latcomp.text.codec import MAX_LINES, compress, decompress
+
+    header, payload = unpack(compress("The cat saw a fish.\n", model_dir, seed=1))
+    data = pack(dataclasses.replace(header, count=MAX_LINES + 1), payload + bytes(1 << 16))
+    monkeypatch.setattr(LatentCodec, "seeded_dither", lambda *a, **k: pytest.fail("dithers computed"))
+    with pytest.raises(LimitError, match="lines"):
+        decompress(data, model_dir)

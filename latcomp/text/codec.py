@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
-from latcomp.container import FIELDS_VERSION, MAX_COUNT, Header, content_crc, pack, unpack, words_to_payload
+from latcomp.container import FIELDS_VERSION, Header, content_crc, pack, unpack, words_to_payload
 from latcomp.errors import FormatError, LimitError, ModelMismatchError
 from latcomp.modelfile import ModelFileError
 from latcomp.runtime import coding
@@ -44,6 +44,11 @@ from latcomp.text.vocabulary import BOS, EOS, UNK, Vocabulary, VocabularyError
 MAX_LOSSY_TOKENS = 64
 #: Lines whose tokens are coded in lockstep, step by step across the lines (the stream's layout).
 GROUP = 32
+#: Lines the lossy decoder runs at once (its logits: this many rows of the vocabulary, float64).
+LOSSY_ROWS = 256
+#: Most lines a text file holds: decoding holds their lattice coordinates and dithers (2 · 8 · latent bytes a line,
+#: 200 MB for the shipped models' 96 dimensions), so a file stays within 500 MB whatever its header claims.
+MAX_LINES = 1 << 17
 
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 
@@ -151,9 +156,9 @@ def payload_token_bound(words: int) -> int:
 # ----------------------------------------------------------------------------- the model's part
 
 
-def groups(lines: int) -> list[slice]:
-    """The groups of :data:`GROUP` consecutive lines whose tokens are coded in lockstep."""
-    return [slice(start, min(start + GROUP, lines)) for start in range(0, lines, GROUP)]
+def groups(lines: int, size: int = GROUP) -> list[slice]:
+    """The groups of ``size`` consecutive lines (:data:`GROUP`: those whose tokens are coded in lockstep)."""
+    return [slice(start, min(start + size, lines)) for start in range(0, lines, size)]
 
 
 def lockstep(model: NumpyTextModel, w: np.ndarray, choose: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
@@ -258,19 +263,24 @@ def decode_coder(model: NumpyTextModel, vocab: Vocabulary, payload: TextPayload,
                  coder: constriction.stream.stack.AnsCoder, stream_words: int) -> tuple[str, np.ndarray]:
     """(the text, the lattice coordinates) of a payload whose stream is ``coder``, ``stream_words`` 32-bit words
     long (the payload's ``words`` are not read)."""
-    u = model.latent.seeded_dither(payload.seed, payload.lines)
+    # the dither is computed as the stream reaches its rows, Z − U a group of lines at a time
+    u = coding.lazy_dither(model.latent, payload.seed, payload.lines)
     k = pop_coordinates(coder, model.latent, u)
-    w = model.latent.reconstruct(k, u)
+
+    def w(lines: slice) -> np.ndarray:
+        return model.latent.reconstruct(k[lines], u[lines])
+
     if not payload.lossless:
         rows = []
-        for tokens in greedy_tokens(model, w):
-            words = [vocab.words[t] for t in tokens[:np.argmax(tokens == EOS)] if t != UNK]
-            rows.append(render_lossy(words))
+        for lines in groups(payload.lines, LOSSY_ROWS):
+            for tokens in greedy_tokens(model, w(lines)):
+                words = [vocab.words[t] for t in tokens[:np.argmax(tokens == EOS)] if t != UNK]
+                rows.append(render_lossy(words))
         return join_lines(rows, payload.final_newline), k
     limit = min(symbol_bound(payload.size, payload.lines), payload_symbol_bound(stream_words))
     reader, side = Reader(coder, limit, payload_token_bound(stream_words)), SideModels(vocab.side)
     rows = [code_side(reader.code, side, vocab, line_ids, None).text()
-            for group in groups(payload.lines) for line_ids in code_tokens(reader, model, w[group])]
+            for group in groups(payload.lines) for line_ids in code_tokens(reader, model, w(group))]
     text = join_lines(rows, payload.final_newline)
     if len(text.encode("utf-8")) != payload.size:
         raise FormatError("corrupt payload (the decoded text does not have the size the file records)")
@@ -301,8 +311,9 @@ def compress(text: str, model: ModelLike, lossless: bool = False, seed: int | No
     ``lossless`` the text itself (module docstring). Equal inputs and seeds give equal bytes."""
     m, vocab = text_model(model)
     size = len(text.encode("utf-8"))
-    if size > MAX_TEXT_BYTES or len(split_lines(text)[0]) > MAX_COUNT:
-        raise LimitError(f"a text file holds at most {MAX_TEXT_BYTES} bytes in {MAX_COUNT} lines")
+    if size > MAX_TEXT_BYTES or len(split_lines(text)[0]) > MAX_LINES:
+        raise LimitError(f"a text file holds at most {MAX_TEXT_BYTES} bytes in {MAX_LINES} lines; split the text "
+                         "into several files")
     payload = encode_text(m.net, vocab, text, coding.file_seed(seed), lossless)
     crc = zlib.crc32(text.encode("utf-8")) if lossless else content_crc(payload.coordinates)
     header = Header(lossless=lossless, layout="batch", model_id=m.model_id, seed=payload.seed, payload_crc=0,
@@ -325,6 +336,8 @@ def decompress(data: bytes, model: ModelLike) -> str:
     flags, size = FIELDS.unpack(header.fields)
     if flags > 1 or size > MAX_TEXT_BYTES or (not header.lossless and size):
         raise FormatError("corrupt header (text fields)")
+    if header.count > MAX_LINES:
+        raise LimitError(f"the file claims {header.count} lines, more than the {MAX_LINES} a text file holds")
     coding.check_payload_claim("lattice points", header.count, m.latent.min_bits_per_item(), len(body))
     payload = TextPayload(header.seed, header.count, bool(flags), header.lossless, size, np.empty(0, np.uint32),
                           np.empty(0))
