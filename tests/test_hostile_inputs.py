@@ -392,9 +392,8 @@ def test_symbol_pieces_cover_the_range_in_order_split_at_multiples_of_the_step()
 
 def test_a_leech_lie_costs_the_dithers_of_one_block_not_of_every_claimed_digit(monkeypatch):
     """Λ24's dither (a nearest-point search per row) dominates its decoding: a header claiming 20,000 digits over
-    the fewest payload bytes the claim check lets through must be refused after one block of dither rows,
+    the fewest payload bytes the claim check lets through must be refused after one block of dither rows (1,024),
     by the stream floor (the bits the coordinates still to pop need at the least), not after all of them."""
-    from latcomp.entropy.lattice_code import SYMBOL_CHUNK
     from latcomp.latent_codecs.base import LatentCodec
 
     leech = load_model(REPO / "models/mnist-lattice-vae-leech24")
@@ -408,7 +407,7 @@ def test_a_leech_lie_costs_the_dithers_of_one_block_not_of_every_claimed_digit(m
                         original(self, seed, n, start))
     with pytest.raises(FormatError, match="fewer bits"):
         decompress(data, leech)
-    assert 0 < sum(rows) <= SYMBOL_CHUNK // 24 < count // 5
+    assert 0 < sum(rows) <= leech.latent.code.dither_rows <= count // 10
 
 
 def test_the_most_compressible_genuine_digits_pass_the_stream_floor():

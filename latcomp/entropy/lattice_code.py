@@ -54,6 +54,9 @@ MAX_COORD = (1 << 62) - 1
 MAX_LATTICE_COORD = (1 << 40) - 1
 #: The coordinate symbols of a group are coded in calls of this many (docs/format.md, "Empty stream").
 SYMBOL_CHUNK = 1 << 16
+#: Most rows of a block of dithers (:meth:`SequentialCode.dither_rows`): Λ24's nearest-point search costs
+#: ~70 µs a row, so a block bounds what a refused stream costs.
+DITHER_ROWS = 1024
 #: An ANS stream whose coder reports ``num_bits()`` holds at most this many bits more of information.
 STREAM_SLACK_BITS = 64
 #: Escape payload: number of 16-bit digits (0–4) with Uniform(5), then the digits.
@@ -175,6 +178,11 @@ class SequentialCode:
             raise ValueError("lattice coordinates exceed the largest codable value")
         return k
 
+    @property
+    def dither_rows(self) -> int:
+        """Rows of a block of dithers (read at once): about SYMBOL_CHUNK values, at most DITHER_ROWS rows."""
+        return max(1, min(SYMBOL_CHUNK // self.dim, DITHER_ROWS))
+
     def read_once(self, u: DitherRows) -> DitherRows:
         """``u`` read by every level: computed rows are kept (:class:`RowsOnce`) if the lattice has several levels.
 
@@ -183,7 +191,7 @@ class SequentialCode:
         """
         if isinstance(u, (np.ndarray, RowsOnce)) or self.lattice.levels.max() == 0:
             return u
-        return RowsOnce(u, max(1, SYMBOL_CHUNK // self.dim))
+        return RowsOnce(u, self.dither_rows)
 
     def _dither_columns(self, u: DitherRows, rows: slice, cols: np.ndarray) -> np.ndarray:
         """u[rows][:, cols] as float64, reading about SYMBOL_CHUNK dithers at a time."""
@@ -299,7 +307,7 @@ class LatticeCode(SequentialCode):
         for level, cols, groups in self.levels:
             for r, dims in groups:
                 group = cols[dims]
-                step = max(1, SYMBOL_CHUNK // self.dim) * group.size   # one block of dither rows
+                step = self.dither_rows * group.size   # one block of dither rows
                 for chunk in range(0, len(k) * group.size, SYMBOL_CHUNK):   # the format's chunks
                     stop = min(chunk + SYMBOL_CHUNK, len(k) * group.size)
                     for i, (rows, part) in enumerate(symbol_pieces(chunk, stop, group.size, step)):
