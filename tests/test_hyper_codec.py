@@ -68,9 +68,22 @@ def test_priors_use_the_exact_indices_of_the_hyper_synthesis(model_dir):
     net = load_model(model_dir).net
     w_z = RNG.normal(0, 0.05, (2 * 3, 8))
     prior = net.prior(w_z, 7, 10)
-    j = net.hyper_synthesis.indices(w_z.T.reshape(8, 2, 3), 7, 10)
+    j = net.hyper_synthesis.indices(w_z.T.reshape(1, 8, 2, 3), 7, 10)[0]
     assert isinstance(prior, LaplaceRows) and prior.scale.shape == (70, 16)
     assert np.array_equal(prior.scale, LaplaceRows.from_indices(j.reshape(16, -1).T).scale)
+
+
+def test_priors_of_a_batch_of_images_of_one_size_are_those_of_each_image_alone(model_dir):
+    """priors() runs the hyper-latents of images of one size through h_s in batches, wherever the images lie
+    in the file: the scales are those of each image's prior() alone, image after image."""
+    net = load_model(model_dir).net
+    shapes = [(1, 1)] * 6 + [(2, 3)] * 3 + [(1, 1)] * 2 + [(7, 10), (2, 3), (5, 9), (5, 9)]
+    counts = [int(np.prod(hyper_codec.hyper_size(*shape))) for shape in shapes]
+    w_z = RNG.normal(0, 0.05, (sum(counts), 8))
+    starts = np.cumsum([0, *counts])
+    alone = [net.prior(w_z[a:b], *shape).scale for a, b, shape in zip(starts[:-1], starts[1:], shapes, strict=True)]
+    assert len(np.unique(np.concatenate(alone))) > 5
+    assert np.array_equal(net.priors(w_z, shapes).scale, np.concatenate(alone))
 
 
 def test_a_damaged_file_or_another_model_is_refused(model_dir, tmp_path):

@@ -14,6 +14,7 @@ import torch
 
 from latcomp.entropy.scales import SIZE
 from latcomp.nn.hyperprior import PhotoHyperprior
+from latcomp.photo import hyper_network
 from latcomp.photo.hyper_network import ACT_BITS, FRACTION_BITS, ExactHyperSynthesis, weight_bits
 
 
@@ -91,7 +92,7 @@ def test_indices_equal_a_pure_python_integer_reference():
     for i in (0, 2):
         x = _reference_up(x, weights[f"hyper_synthesis.{i}.weight"], weights[f"hyper_synthesis.{i}.bias"])
     expected = np.array(_reference_last(x, weights["hyper_synthesis.4.weight"], weights["hyper_synthesis.4.bias"]))
-    got = ExactHyperSynthesis(weights).indices(w_z, 7, 10)
+    got = ExactHyperSynthesis(weights).indices(w_z[None], 7, 10)[0]
     assert len(np.unique(expected)) > 10
     assert np.array_equal(got, expected[:, :7, :10])
 
@@ -100,9 +101,24 @@ def test_indices_do_not_depend_on_the_band_size():
     weights = _weights(8, 16, 2)
     w_z = np.random.default_rng(3).normal(0, 1.0, (8, 5, 7))
     net = ExactHyperSynthesis(weights)
-    whole = net.indices(w_z, 18, 27)
+    whole = net.indices(w_z[None], 18, 27)
     for band in (1, 2, 5, 7):
-        assert np.array_equal(net.indices(w_z, 18, 27, band_rows=band), whole)
+        assert np.array_equal(net.indices(w_z[None], 18, 27, band_rows=band), whole)
+
+
+def test_the_indices_of_a_batch_are_those_of_each_image_alone(monkeypatch):
+    """h_s runs a batch of hyper-latents of one size through stacked products, in blocks of images: each image's
+    indices are those it gets alone, whatever the batch, block or band."""
+    net = ExactHyperSynthesis(_weights(8, 16, 9))
+    for rows, cols, count in ((1, 1, 37), (3, 5, 6), (7, 10, 4), (18, 27, 3)):
+        w_z = np.random.default_rng(rows).normal(0, 1.0, (count, 8, -(-rows // 4), -(-cols // 4)))
+        alone = np.stack([net.indices(w_z[i:i + 1], rows, cols)[0] for i in range(count)])
+        assert len(np.unique(alone)) > 5
+        assert np.array_equal(net.indices(w_z, rows, cols), alone)
+        assert np.array_equal(net.indices(w_z, rows, cols, band_rows=2), alone)
+    # blocks of two images of one band row each (the last block one image)
+    monkeypatch.setattr(hyper_network, "BLOCK_ELEMENTS", 2 * 9 * net.layers[2].c_in * 4 * w_z.shape[3])
+    assert np.array_equal(net.indices(w_z, rows, cols, band_rows=1), alone)
 
 
 _THREADS_SCRIPT = """
@@ -110,7 +126,7 @@ import hashlib, sys
 import numpy as np
 from latcomp.photo.hyper_network import ExactHyperSynthesis
 weights = dict(np.load(sys.argv[1]))
-j = ExactHyperSynthesis(weights).indices(weights.pop("w_z").astype(np.float64), 48, 64)
+j = ExactHyperSynthesis(weights).indices(weights.pop("w_z").astype(np.float64)[None], 48, 64)
 print(hashlib.sha256(j.tobytes()).hexdigest())
 """
 
@@ -119,7 +135,7 @@ def test_indices_do_not_depend_on_the_blas_thread_count(tmp_path):
     weights = _weights(64, 128, 4)
     w_z = np.random.default_rng(5).normal(0, 1.0, (64, 12, 16))
     np.savez(tmp_path / "w.npz", w_z=w_z, **weights)
-    digests = {hashlib.sha256(ExactHyperSynthesis(weights).indices(w_z, 48, 64).tobytes()).hexdigest()}
+    digests = {hashlib.sha256(ExactHyperSynthesis(weights).indices(w_z[None], 48, 64).tobytes()).hexdigest()}
     for threads in ("1", "2"):
         env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
         run = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, str(tmp_path / "w.npz")], env=env,
@@ -136,7 +152,8 @@ def test_indices_agree_with_the_float_network_of_training():
         model.get_parameter(name).copy_(torch.from_numpy(value))
     w_z = np.random.default_rng(8).normal(0, 1.0, (16, 6, 6))
     t = model.hyper_synthesis(torch.from_numpy(w_z).float()[None])[0, :, :22, :21].double().numpy()
-    j = ExactHyperSynthesis({k: v.detach().numpy() for k, v in model.state_dict().items()}).indices(w_z, 22, 21)
+    net = ExactHyperSynthesis({k: v.detach().numpy() for k, v in model.state_dict().items()})
+    j = net.indices(w_z[None], 22, 21)[0]
     inside = (t > 0.5) & (t < SIZE - 1.5)
     assert inside.mean() > 0.5
     differs = j != np.clip(np.rint(t), 0, SIZE - 1)

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from codec_fixtures import make_photo_model, small_model  # noqa: F401
+from conftest import REPO
 
-from latcomp.container import pack, unpack
+from latcomp.container import pack, relabeled, unpack
 from latcomp.errors import FormatError, InputError, LimitError, ModelMismatchError
 from latcomp.photo import codec as photo
-from latcomp.photo.network import NumpyPhotoFactorized, conv_down, conv_up
+from latcomp.photo import network
+from latcomp.photo.network import NumpyPhotoFactorized, conv_down, conv_up, gdn
 
 
 @pytest.fixture(scope="module", params=["z", "e8"])
@@ -37,16 +39,46 @@ def test_numpy_convolutions_match_torch(shape):
     from torch.nn import functional as F
 
     rng = np.random.default_rng(0)
-    x = rng.normal(size=shape).astype(np.float32)
+    x = rng.normal(size=(2, *shape)).astype(np.float32)
     w_down = rng.normal(size=(5, shape[0], 5, 5)).astype(np.float32)
     w_up = rng.normal(size=(shape[0], 6, 5, 5)).astype(np.float32)
     b5, b6 = rng.normal(size=5).astype(np.float32), rng.normal(size=6).astype(np.float32)
-    want_down = F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(w_down), torch.from_numpy(b5), 2, 2)[0]
-    want_up = F.conv_transpose2d(torch.from_numpy(x)[None], torch.from_numpy(w_up), torch.from_numpy(b6), 2, 2,
-                                 output_padding=1)[0]
+    want_down = F.conv2d(torch.from_numpy(x), torch.from_numpy(w_down), torch.from_numpy(b5), 2, 2)
+    want_up = F.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w_up), torch.from_numpy(b6), 2, 2,
+                                 output_padding=1)
     np.testing.assert_allclose(conv_down(x, w_down, b5), want_down.numpy(), atol=2e-4)
     np.testing.assert_allclose(conv_up(x, w_up, b6), want_up.numpy(), atol=2e-4)
-    assert conv_up(x, w_up, b6).shape == (6, 2 * shape[1], 2 * shape[2])
+    assert conv_up(x, w_up, b6).shape == (2, 6, 2 * shape[1], 2 * shape[2])
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 3), (2, 2), (3, 5)])
+@pytest.mark.parametrize("block", [network.BLOCK_ELEMENTS, 1200, 400])
+def test_every_layer_gives_each_image_of_a_batch_what_it_gives_alone(size, block, monkeypatch):
+    """A layer computes a batch (N, C, H, W) with stacked products, one BLAS call per image with the shapes of its
+    one-image call: each image's output is bit for bit its output alone (one column per product included, where
+    numpy calls gemv), also when the layer works in blocks of images and bands of rows (smaller ``block``)."""
+    monkeypatch.setattr(network, "BLOCK_ELEMENTS", block)
+    rng = np.random.default_rng(sum(size))
+    x = rng.normal(size=(5, 8, *size)).astype(np.float32)
+    w_down, w_phases, w_scatter = (rng.normal(size=s).astype(np.float32) for s in ((6, 8, 5, 5), (8, 8, 5, 5),
+                                                                                   (8, 3, 5, 5)))
+    bias = rng.normal(size=8).astype(np.float32)
+    beta, gamma = rng.uniform(0.5, 1, 8).astype(np.float32), rng.uniform(0, 0.2, (8, 8)).astype(np.float32)
+    layers = [lambda v: conv_down(v, w_down, bias[:6]), lambda v: conv_up(v, w_phases, bias),
+              lambda v: conv_up(v, w_scatter, bias[:3]), lambda v: gdn(v, beta, gamma, inverse=True),
+              lambda v: gdn(v, beta, gamma, inverse=False)]
+    for layer in layers:
+        batch = layer(x)
+        for i in range(len(x)):
+            assert np.array_equal(batch[i], layer(x[i:i + 1])[0])
+
+
+def test_images_are_batched_by_latent_size_within_windows_of_consecutive_images():
+    shapes = [(1, 1), (2, 1), (1, 1), (1, 1), (2, 1), (1, 1), (5, 1), (1, 2), (1, 1)]
+    assert network.image_windows(shapes, window_pixels=4 * 256) == [(0, 3), (3, 6), (6, 7), (7, 9)]
+    assert network.image_windows(shapes) == [(0, 9)] and network.image_windows([]) == []
+    assert network.image_batches(shapes, batch_pixels=3 * 256) == [[0, 2, 3], [5, 8], [1], [4], [6], [7]]
+    assert network.image_batches(shapes) == [[0, 2, 3, 5, 8], [1, 4], [6], [7]]
 
 
 def test_numpy_transforms_match_the_torch_model(photo_model):
@@ -106,6 +138,33 @@ def test_a_batch_of_mixed_sizes_decodes_to_what_each_image_alone_gives(photo_mod
     lh, lw = photo.latent_size(20, 30)
     first = photo.to_pixels(m.net.decode(m.latent.reconstruct(k[:lh * lw], u[:lh * lw]), lh, lw), 20, 30, 3)
     np.testing.assert_array_equal(batch[0], first)
+
+
+@pytest.mark.parametrize("name", ["photo-q5", "photo-hyper-q5"])
+def test_a_file_of_many_small_images_decodes_to_the_pixels_each_image_gives_alone(name, monkeypatch):
+    """Small images of one latent size are decoded in batches (g_s, and h_s of the hyperprior): the pixels are
+    bit for bit those of decoding the same file one image at a time (gray and colour images, several sizes
+    interleaved, images of one latent size but different pixel sizes in one batch)."""
+    from latcomp.photo import hyper_codec
+
+    model = REPO / "models" / name
+    if not (model / "config.json").is_file():
+        pytest.skip(f"no shipped model {name} in this checkout")
+    rng = np.random.default_rng(11)
+    sizes = [(1, 1), (1, 1), (5, 7), (16, 16), (17, 3), (17, 3), (1, 1), (20, 40), (20, 40), (33, 17), (2, 2)] * 3
+    gray = [i % 3 == 1 for i in range(len(sizes))]
+    images = [np.repeat(_image(rng, *size, gray=True)[..., None], 3, axis=-1) if g else _image(rng, *size)
+              for size, g in zip(sizes, gray, strict=True)]
+    data = relabeled(photo.compress(images, model, seed=9), gray=tuple(gray))
+    batched = photo.decompress(data, model)
+    assert max(map(len, network.image_batches([photo.latent_size(*size) for size in sizes]))) >= 8
+    for module in (photo, hyper_codec):  # each image in a window and a batch of its own
+        monkeypatch.setattr(module, "image_windows", lambda shapes: [(i, i + 1) for i in range(len(shapes))])
+        monkeypatch.setattr(module, "image_batches", lambda shapes: [[i] for i in range(len(shapes))])
+    alone = photo.decompress(data, model)
+    assert [im.shape for im in batched] == [size if g else (*size, 3) for size, g in zip(sizes, gray, strict=True)]
+    for a, b in zip(batched, alone, strict=True):
+        assert a.dtype == np.uint8 and np.array_equal(a, b)
 
 
 def test_reconstruction_improves_on_a_constant_guess_with_a_fine_lattice(tmp_path):

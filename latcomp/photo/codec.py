@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import importlib
 import zlib
+from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -35,7 +37,7 @@ from latcomp.modelfile import (
     shipped_model,
     shipped_photo_models,
 )
-from latcomp.photo.network import NumpyPhotoFactorized
+from latcomp.photo.network import NumpyPhotoFactorized, image_batches, image_windows
 from latcomp.runtime import coding
 from latcomp.runtime.model import LoadedModel, ModelLike, check_model, load_model
 
@@ -110,13 +112,21 @@ def to_pixels(x_hat: np.ndarray, height: int, width: int, channels: int) -> np.n
     return np.rint(values * 255.0).astype(np.uint8)
 
 
-def synthesize(net: NumpyPhotoFactorized, w: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
-    """The (height, width[, 3]) uint8 image of the latent ``w`` (rows of the padded image), band by band
-    (call it under :func:`one_blas_thread`)."""
-    out = np.empty((height, width) if channels == 1 else (height, width, 3), np.uint8)
-    for top, x_hat in net.decode_bands(w, *latent_size(height, width)):  # every band starts in the image
-        out[top:top + x_hat.shape[1]] = to_pixels(x_hat, height - top, width, channels)
-    return out
+def synthesize(net: NumpyPhotoFactorized, w: np.ndarray, sizes: Sequence[tuple[int, int]],
+               channels: Sequence[int]) -> list[np.ndarray]:
+    """The (height, width[, 3]) uint8 images of a batch of :func:`~latcomp.photo.network.image_batches` (``sizes``
+    of one latent size, ``channels`` 1 or 3 each) from their rows ``w`` of Z − U, image after image: one image
+    band by band, several through one batched g_s, each bit for bit as alone (call it under
+    :func:`one_blas_thread`)."""
+    shape = latent_size(*sizes[0])
+    if len(sizes) > 1:
+        return [to_pixels(x_hat, height, width, c)
+                for x_hat, (height, width), c in zip(net.decode_batch(w, *shape), sizes, channels, strict=True)]
+    (height, width), (c,) = sizes[0], channels
+    out = np.empty((height, width) if c == 1 else (height, width, 3), np.uint8)
+    for top, x_hat in net.decode_bands(w, *shape):  # every band starts in the image
+        out[top:top + x_hat.shape[1]] = to_pixels(x_hat, height - top, width, c)
+    return [out]
 
 
 def one_blas_thread() -> Any:
@@ -134,17 +144,27 @@ def synthesize_images(net: NumpyPhotoFactorized, k: np.ndarray, u: DitherRows, h
                       progress: coding.Progress | None) -> Any:
     """The images of a decoded file: each image's rows of Z − U (coordinates ``k``, dithers ``u``) through g_s,
     in the layout the header records (``progress`` called after each image); an image the header marks gray
-    (``header.gray``, in a file of gray and colour images) decodes as gray, exactly as in a gray file."""
-    images, start = [], 0
+    (``header.gray``, in a file of gray and colour images) decodes as gray, exactly as in a gray file.
+    Small images of one size are decoded in batches (:func:`~latcomp.photo.network.image_batches` of each
+    :func:`~latcomp.photo.network.image_windows`), to the pixels each gives alone."""
+    images: list[Any] = [None] * header.count
     channels = [1 if gray else 3 for gray in header.gray] if header.gray else [header.channels] * header.count
+    shapes = [latent_size(height, width) for height, width in header.sizes]
+    start, done = 0, 0
     with one_blas_thread():
-        for (height, width), image_channels in zip(header.sizes, channels, strict=True):
-            lh, lw = latent_size(height, width)
-            w = net.latent.reconstruct(k[start:start + lh * lw], u[start:start + lh * lw])
-            images.append(synthesize(net, w, height, width, image_channels))
-            start += lh * lw
-            if progress:
-                progress("decode", len(images), header.count)
+        for first, last in image_windows(shapes):
+            offsets = [0, *accumulate(rows * cols for rows, cols in shapes[first:last])]
+            w = net.latent.reconstruct(k[start:start + offsets[-1]], u[start:start + offsets[-1]])
+            for batch in image_batches(shapes[first:last]):
+                parts = [w[offsets[i]:offsets[i + 1]] for i in batch]
+                decoded = synthesize(net, np.concatenate(parts) if len(parts) > 1 else parts[0],
+                                     [header.sizes[first + i] for i in batch], [channels[first + i] for i in batch])
+                for i, image in zip(batch, decoded, strict=True):
+                    images[first + i] = image
+                    done += 1
+                    if progress:
+                        progress("decode", done, header.count)
+            start += offsets[-1]
     return images[0] if header.layout == "single" else images
 
 

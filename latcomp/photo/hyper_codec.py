@@ -18,13 +18,16 @@ rebuilds them bit for bit on any machine, BLAS, thread count or band size.
 
 from __future__ import annotations
 
+import math
 import zlib
+from itertools import accumulate
 from typing import Any, ClassVar
 
 import numpy as np
 
 from latcomp.container import PHOTO_VERSION, Header, pack, unpack
 from latcomp.entropy.conditional_code import LaplaceRows
+from latcomp.entropy.scales import table_scale
 from latcomp.errors import FormatError, ModelMismatchError
 from latcomp.families import ModelShapeError
 from latcomp.families.photo import latent_size
@@ -32,7 +35,7 @@ from latcomp.latent_codecs import ConditionalLatticeCodec, LatticeLatentCodec
 from latcomp.lattices.product import ProductLattice
 from latcomp.photo.codec import as_photos, check_sizes, checked_effort, padded, photo_crc, synthesize_images
 from latcomp.photo.hyper_network import ExactHyperSynthesis
-from latcomp.photo.network import NumpyPhotoFactorized, _layers, conv_down
+from latcomp.photo.network import NumpyPhotoFactorized, _layers, conv_down, image_batches, image_windows
 from latcomp.runtime.coding import (
     Progress,
     check_payload_claim,
@@ -62,13 +65,12 @@ def hyper_size(rows: int, cols: int) -> tuple[int, int]:
 
 
 def conv3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Conv2d(k=3, stride 1, padding 1): (C_in, H, W) → (C_out, H, W), one im2col product (float32)."""
-    c_in, h, w = x.shape
-    padded_x = np.pad(np.asarray(x, np.float32), ((0, 0), (1, 1), (1, 1)))
-    cols = np.stack([padded_x[:, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], axis=1)
-    kernel = np.asarray(weight, np.float32).reshape(weight.shape[0], c_in, 9)
-    return (kernel.reshape(weight.shape[0], -1) @ cols.reshape(c_in * 9, h * w)).reshape(-1, h, w) \
-        + bias[:, None, None]
+    """Conv2d(k=3, stride 1, padding 1): (N, C_in, H, W) → (N, C_out, H, W), one im2col product (float32)."""
+    n, c_in, h, w = x.shape
+    padded_x = np.pad(np.asarray(x, np.float32), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    cols = np.stack([padded_x[:, :, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], axis=2)
+    kernel = np.asarray(weight, np.float32).reshape(weight.shape[0], c_in * 9)
+    return (kernel @ cols.reshape(n, c_in * 9, h * w)).reshape(n, -1, h, w) + bias[:, None, None]
 
 
 class NumpyPhotoHyperprior(NumpyPhotoFactorized):
@@ -102,12 +104,13 @@ class NumpyPhotoHyperprior(NumpyPhotoFactorized):
         for a, b in spans(hz, max(1, BLOCK_ELEMENTS // per_row)):
             top = HYPER_DOWNSAMPLING * max(0, a - HYPER_HALO)
             band = magnitude[:, top:HYPER_DOWNSAMPLING * (b + HYPER_HALO)]
-            z = self._hyper_analysis(band)
+            z = self._hyper_analysis(band[None])[0]
             out.append(z[:, a - top // HYPER_DOWNSAMPLING:b - top // HYPER_DOWNSAMPLING])
         z = np.concatenate(out, axis=1)
         return z.reshape(z.shape[0], -1).T.astype(np.float64)
 
     def _hyper_analysis(self, x: np.ndarray) -> np.ndarray:
+        """h_a's layers (float32) on a batch |y| (N, M, H, W): z (N, C, ⌈H/4⌉, ⌈W/4⌉)."""
         (w0, b0), (w1, b1), (w2, b2) = self.hyper_analysis
         x = np.maximum(conv3(x, w0, b0), 0)
         x = np.maximum(conv_down(x, w1, b1), 0)
@@ -115,18 +118,29 @@ class NumpyPhotoHyperprior(NumpyPhotoFactorized):
 
     def prior(self, w_z: np.ndarray, rows: int, cols: int) -> LaplaceRows:
         """The main latent's priors of one image from its hyper-latent rows W_z = Z_z − U_z (exact table indices)."""
-        hz, wz = hyper_size(rows, cols)
-        j = self.hyper_synthesis.indices(np.asarray(w_z).T.reshape(-1, hz, wz), rows, cols)
-        return LaplaceRows.from_indices(j.reshape(j.shape[0], -1).T)
+        return self.priors(w_z, [(rows, cols)])
 
     def priors(self, w_z: np.ndarray, shapes: list[tuple[int, int]]) -> LaplaceRows:
-        """:meth:`prior` of every image (its latent ``shapes``) from the hyper-latent rows of all of them."""
-        parts, start = [], 0
-        for rows, cols in shapes:
-            count = int(np.prod(hyper_size(rows, cols)))
-            parts.append(self.prior(w_z[start:start + count], rows, cols).scale)
-            start += count
-        return LaplaceRows(np.concatenate(parts))
+        """:meth:`prior` of every image (its latent ``shapes``) from the hyper-latent rows of all of them, image
+        after image; small images of one size go through h_s in batches (:func:`image_batches` of each
+        :func:`image_windows`), to the same exact indices."""
+        scale = np.empty((sum(rows * cols for rows, cols in shapes), self.hyper_synthesis.layers[-1].c_out))
+        start, start_z = 0, 0
+        for first, last in image_windows(shapes):
+            window = shapes[first:last]
+            offsets = [0, *accumulate(rows * cols for rows, cols in window)]
+            offsets_z = [0, *accumulate(math.prod(hyper_size(*shape)) for shape in window)]
+            for batch in image_batches(window):
+                (rows, cols), n = window[batch[0]], len(batch)
+                hz, wz = hyper_size(rows, cols)
+                w = np.concatenate([w_z[start_z + offsets_z[i]:start_z + offsets_z[i + 1]] for i in batch])
+                j = self.hyper_synthesis.indices(w.reshape(n, hz * wz, -1).transpose(0, 2, 1).reshape(n, -1, hz, wz),
+                                                 rows, cols)
+                batch_scale = table_scale(j.reshape(n, j.shape[1], rows * cols).transpose(0, 2, 1))
+                for i, image_scale in zip(batch, batch_scale, strict=True):
+                    scale[start + offsets[i]:start + offsets[i + 1]] = image_scale
+            start, start_z = start + offsets[-1], start_z + offsets_z[-1]
+        return LaplaceRows(scale)
 
 
 def hyper_start(net: NumpyPhotoHyperprior, rows: int) -> int:

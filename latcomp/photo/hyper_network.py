@@ -21,9 +21,11 @@ must compute them bit for bit alike, whatever the machine, BLAS, thread count or
 
 Rows are computed in bands of output rows; each band reads the rows it needs from the layer
 below (zero outside the image, as the padding of the float network), so the indices do not
-depend on the band size. The float network of training sees the same input at float precision;
-its index round(t) differs from the exact one only where t lies within about 2^−F of a rounding
-boundary (measured on real latents in the model card).
+depend on the band size. A batch of hyper-latents of one size (N, C, h, w) goes through each
+product at once (a stacked product, one BLAS call per image); the sums are exact, so an image's
+indices do not depend on the batch either. The float network of training sees the same input at
+float precision; its index round(t) differs from the exact one only where t lies within about
+2^−F of a rounding boundary (measured on real latents in the model card).
 """
 
 from __future__ import annotations
@@ -115,25 +117,25 @@ class IntegerLayer:
         return max(start // 2 - 1, 0), min((stop - 1) // 2 + 2, height)
 
     def __call__(self, x: np.ndarray, first: int, height: int, start: int, stop: int) -> np.ndarray:
-        """Output rows [start, stop) from input rows ``first`` … of ``x`` (int64 (C_in, rows, W)) of a
-        ``height``-row input: int64 activations (C_out, stop − start, factor·W), or indices if ``last``."""
-        width = x.shape[2]
+        """Output rows [start, stop) from input rows ``first`` … of ``x`` (int64 (N, C_in, rows, W)) of images
+        of ``height`` input rows: int64 activations (N, C_out, stop − start, factor·W), or indices if ``last``."""
+        n, width = x.shape[0], x.shape[3]
         lo, hi = (start - 1, stop + 1) if self.factor == 1 else (start // 2 - 1, (stop - 1) // 2 + 2)
-        window = np.zeros((self.c_in, hi - lo, width + 2), np.float64)  # rows lo … hi − 1, one zero column each side
+        window = np.zeros((n, self.c_in, hi - lo, width + 2), np.float64)  # rows lo … hi − 1, a zero column each side
         a, b = max(lo, 0), min(hi, height)
-        window[:, a - lo:b - lo, 1:width + 1] = x[:, a - first:b - first]
-        out = np.empty((self.c_out, stop - start, self.factor * width), np.int64)
+        window[:, :, a - lo:b - lo, 1:width + 1] = x[:, :, a - first:b - first]
+        out = np.empty((n, self.c_out, stop - start, self.factor * width), np.int64)
         for phase in self.phases:
             m0 = -(-(start - phase.row_parity) // self.factor)
             m1 = -(-(stop - phase.row_parity) // self.factor)
             if m1 <= m0:
                 continue
-            cols = np.concatenate([window[:, m0 + dy - lo:m1 + dy - lo, 1 + dx:1 + dx + width]
-                                   for dy, dx in phase.offsets]).reshape(len(phase.offsets) * self.c_in, -1)
-            acc = (phase.kernel @ cols).astype(np.int64).reshape(self.c_out, m1 - m0, width)
+            cols = np.concatenate([window[:, :, m0 + dy - lo:m1 + dy - lo, 1 + dx:1 + dx + width]
+                                   for dy, dx in phase.offsets], axis=1).reshape(n, len(phase.offsets) * self.c_in, -1)
+            acc = (phase.kernel @ cols).astype(np.int64).reshape(n, self.c_out, m1 - m0, width)
             rows = slice(self.factor * m0 + phase.row_parity - start, self.factor * (m1 - 1) + phase.row_parity
                          - start + 1, self.factor)
-            out[:, rows, phase.col_parity::self.factor] = self._activation(acc)
+            out[:, :, rows, phase.col_parity::self.factor] = self._activation(acc)
         return out
 
     def _activation(self, acc: np.ndarray) -> np.ndarray:
@@ -161,16 +163,22 @@ class ExactHyperSynthesis:
                        IntegerLayer(get(4, "weight"), get(4, "bias"), 1, True)]
 
     def indices(self, w_z: np.ndarray, rows: int, cols: int, band_rows: int | None = None) -> np.ndarray:
-        """Table indices j (int64 (M, rows, cols)) of a main latent of ``rows`` × ``cols`` positions from
-        the hyper-latent W_z = Z_z − U_z (float64 (N, ⌈rows/4⌉, ⌈cols/4⌉)), in bands of ``band_rows`` rows."""
+        """Table indices j (int64 (N, M, rows, cols)) of N main latents of ``rows`` × ``cols`` positions from
+        their hyper-latents W_z = Z_z − U_z (float64 (N, C, ⌈rows/4⌉, ⌈cols/4⌉)), in bands of ``band_rows`` rows
+        and as many images at once as keep a band's patches within :data:`BLOCK_ELEMENTS` (one image is a batch
+        of one: its indices are the same in any batch, band or block)."""
         x = to_fixed(w_z)
-        heights = [x.shape[1], 2 * x.shape[1], 4 * x.shape[1]]
+        heights = [x.shape[2], 2 * x.shape[2], 4 * x.shape[2]]
+        per_row = 9 * self.layers[2].c_in * 4 * x.shape[3]
         if band_rows is None:
-            band_rows = max(1, BLOCK_ELEMENTS // (9 * self.layers[2].c_in * 4 * x.shape[2]))
-        out = np.empty((self.layers[2].c_out, rows, cols), np.int64)
-        for start in range(0, rows, band_rows):
-            stop = min(start + band_rows, rows)
-            out[:, start:stop] = self._band(x, heights, start, stop)[:, :, :cols]
+            band_rows = max(1, BLOCK_ELEMENTS // per_row)
+        step = max(1, BLOCK_ELEMENTS // (per_row * min(band_rows, rows)))
+        out = np.empty((len(x), self.layers[2].c_out, rows, cols), np.int64)
+        for first in range(0, len(x), step):
+            images = slice(first, first + step)
+            for start in range(0, rows, band_rows):
+                stop = min(start + band_rows, rows)
+                out[images, :, start:stop] = self._band(x[images], heights, start, stop)[..., :cols]
         return out
 
     def _band(self, x: np.ndarray, heights: list[int], start: int, stop: int) -> np.ndarray:
