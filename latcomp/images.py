@@ -51,7 +51,7 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".t
 Warn = Callable[[str], None]
 _IDX_NDIM = {0x0801: 1, 0x0803: 3}
 #: Largest image (width × height) read; larger ones are refused before they are decoded.
-MAX_IMAGE_PIXELS = 1 << 26
+MAX_IMAGE_PIXELS = 1 << 25
 
 
 def _intensities(arr: np.ndarray, source: str) -> np.ndarray:

@@ -80,7 +80,7 @@ def test_a_decompression_bomb_is_one_line_from_its_header(tmp_path, capsys, phot
 
 
 def test_over_the_pixel_limit_prints_no_pillow_warning(tmp_path, capsys, photo_model):
-    """10000² is over latcomp's limit (2^26) and Pillow's warning level: one error line, not Pillow's 2 lines."""
+    """10000² is over latcomp's limit (2^25) and Pillow's warning level: one error line, not Pillow's 2 lines."""
     src = _write(tmp_path / "big.png", blank_1bit_png(10000, 10000))
     for extra in ([], ["--model", str(photo_model)]):
         with warnings.catch_warnings():
@@ -107,7 +107,7 @@ def test_pillow_warnings_become_one_warning_line_each(tmp_path, capsys, photo_mo
 
 def test_a_one_bit_image_at_the_limit_is_read_in_a_byte_a_pixel():
     """The photo reader kept 1-bit (and 16-bit) images as float64 intensities and their rounded copy: 16 bytes a
-    pixel (2^26 pixels: 1 GiB of the 1.66 GB measured for an 8 KB PNG). Now uint8 all the way."""
+    pixel (2^26 pixels, then the limit: 1 GiB of the 1.66 GB measured for an 8 KB PNG). Now uint8 all the way."""
     side = 4096
     data = blank_1bit_png(side, side)
     tracemalloc.start()

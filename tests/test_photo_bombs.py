@@ -1,6 +1,6 @@
 """Photo files (container version 3) of many tiny images: work bounded by the latent rows, before any large work.
 
-Each image costs at least one latent row (a 16×16 block) and its own pass through g_s, so the limits count
+Each image costs at least one latent row (a 16×16 block) and its share of a pass through g_s, so the limits count
 rows (``MAX_PHOTO_ROWS``); a header's count beyond them is refused before its sizes are decoded, the dither
 is computed a row block at a time as the stream reaches it (a stream that ends early costs the rows it
 reached), and the synthesis's one-thread BLAS context is entered once per file, not once per image. The
@@ -53,7 +53,7 @@ def test_a_count_beyond_the_latent_rows_is_refused_before_the_sizes_are_decoded(
     data = _tiny(photo.compress(np.zeros((1, 1, 3), np.uint8), model_dir, seed=1), MAX_PHOTO_ROWS + 1, b"\x01")
     tracemalloc.start()
     try:
-        with pytest.raises(LimitError, match="at most 262144 latent rows"):
+        with pytest.raises(LimitError, match=f"at most {MAX_PHOTO_ROWS} latent rows"):
             photo.decompress(data, model_dir)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -63,9 +63,9 @@ def test_a_count_beyond_the_latent_rows_is_refused_before_the_sizes_are_decoded(
 
 def test_the_encoder_and_the_decoder_count_latent_rows_alike(model_dir, monkeypatch):
     """A 1×1 image costs a whole latent row; more rows than a file holds are refused on both sides."""
-    assert photo.check_sizes([(8192, 8192)]) == [(512, 512)]  # one image at the pixel limit: the most rows
+    assert photo.check_sizes([(4096, 8192)]) == [(256, 512)]  # one image at the pixel limit: the most rows
     with pytest.raises(LimitError, match="latent rows"):
-        photo.check_sizes([(8192, 8192), (1, 1)])
+        photo.check_sizes([(4096, 8192), (1, 1)])
     monkeypatch.setattr(photo, "MAX_PHOTO_ROWS", 4)
     images = [np.zeros((1, 1, 3), np.uint8)] * 5
     with pytest.raises(LimitError, match="5 images of 5 latent rows"):
@@ -107,3 +107,23 @@ def test_the_one_thread_blas_context_is_entered_once_per_file(model_dir, monkeyp
     out = photo.decompress(data, model_dir)
     assert len(entered) == 1
     assert all(np.array_equal(a.shape, b.shape) for a, b in zip(out, images, strict=True))
+
+
+def test_a_large_image_is_synthesized_from_its_bands_rows_not_the_whole_latent(model_dir, monkeypatch):
+    """Decoding holds Z − U and the dithers of one band of a large image at a time (what keeps a file at the row
+    limit within 500 MB), never all of its rows."""
+    from latcomp.latent_codecs.base import LatentCodec
+    from latcomp.photo.network import BAND_PIXELS, HALO
+
+    image = np.random.default_rng(4).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)   # 64 × 64 latent rows
+    data = photo.compress(image, model_dir, seed=2)
+    calls = []
+    for name in ("reconstruct", "seeded_dither"):
+        original = getattr(LatentCodec, name)
+        monkeypatch.setattr(LatentCodec, name, lambda self, *a, original=original, name=name:
+                            calls.append((name, len(a[0]) if name == "reconstruct" else a[1])) or original(self, *a))
+    assert photo.decompress(data, model_dir).shape == image.shape
+    band_rows = (BAND_PIXELS // (256 * 64) + 2 * HALO) * 64
+    synthesis = [n for name, n in calls if name == "reconstruct"]
+    assert len(synthesis) >= 2 and max(synthesis) <= band_rows < 64 * 64
+    assert max(n for name, n in calls if name == "seeded_dither") <= band_rows

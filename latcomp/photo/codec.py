@@ -41,11 +41,11 @@ from latcomp.photo.network import NumpyPhotoFactorized, image_batches, image_win
 from latcomp.runtime import coding
 from latcomp.runtime.model import LoadedModel, ModelLike, check_model, load_model
 
-#: Largest image (H·W) the photo codec takes: 8192 × 8192, or a 61-megapixel camera's 9504 × 6336. The
-#: transforms work in bands (:data:`latcomp.photo.network.BAND_PIXELS`), so what grows with the image is
-#: its buffers and the latent: about 20 bytes per pixel (docs/results/photo-sizes.md: 1.45 GB to encode,
-#: 1.30 GB to decode at this size).
-MAX_PHOTO_PIXELS = 1 << 26
+#: Largest image (H·W) the photo codec takes: 2^25 pixels (33.5 megapixels: 8192 × 4096, 8K UHD's 7680 × 4320, a
+#: 24-megapixel camera's 6000 × 4000), the pixels of a file's MAX_PHOTO_ROWS latent rows. The transforms work
+#: in bands (:data:`latcomp.photo.network.BAND_PIXELS`), so what grows with the image is its buffers and the
+#: latent (docs/results/photo-sizes.md); decoding any file stays within 500 MB (docs/results/hostile.md).
+MAX_PHOTO_PIXELS = MAX_PHOTO_ROWS * 256
 #: ITU-R 601-2 luma weights (Pillow's RGB → L).
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -92,7 +92,7 @@ def check_sizes(sizes: Any) -> list[tuple[int, int]]:
     rows = sum(lh * lw for lh, lw in shapes)
     if rows > MAX_PHOTO_ROWS:
         raise LimitError(f"{len(shapes)} images of {rows} latent rows of 16×16 pixels (sides rounded up) exceed the "
-                         f"photo codec's limits: a file holds {MAX_PHOTO_ROWS} rows (one 8192×8192 image); split them "
+                         f"photo codec's limits: a file holds {MAX_PHOTO_ROWS} rows (one 8192×4096 image); split them "
                          "into several files")
     return shapes
 
@@ -154,9 +154,11 @@ def synthesize_images(net: NumpyPhotoFactorized, k: np.ndarray, u: DitherRows, h
     with one_blas_thread():
         for first, last in image_windows(shapes):
             offsets = [0, *accumulate(rows * cols for rows, cols in shapes[first:last])]
-            w = net.latent.reconstruct(k[start:start + offsets[-1]], u[start:start + offsets[-1]])
+            w = LatentRows(net, k, u, start, offsets[-1])
+            if last - first > 1:
+                w = w[:]   # small images: their rows at once; a large image's bands read their own rows only
             for batch in image_batches(shapes[first:last]):
-                parts = [w[offsets[i]:offsets[i + 1]] for i in batch]
+                parts = [w[offsets[i]:offsets[i + 1]] for i in batch] if last - first > 1 else [w]
                 decoded = synthesize(net, np.concatenate(parts) if len(parts) > 1 else parts[0],
                                      [header.sizes[first + i] for i in batch], [channels[first + i] for i in batch])
                 for i, image in zip(batch, decoded, strict=True):
@@ -166,6 +168,19 @@ def synthesize_images(net: NumpyPhotoFactorized, k: np.ndarray, u: DitherRows, h
                         progress("decode", done, header.count)
             start += offsets[-1]
     return images[0] if header.layout == "single" else images
+
+
+class LatentRows:
+    """Rows ``start`` … ``start + count`` − 1 of a file's Z − U (coordinates ``k``, dithers ``u``), computed when
+    sliced: the bands of a large image hold their own rows only, not the image's."""
+
+    def __init__(self, net: NumpyPhotoFactorized, k: np.ndarray, u: DitherRows, start: int, count: int):
+        self.net, self.k, self.u, self.start, self.count = net, k, u, start, count
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        a, b, _ = rows.indices(self.count)
+        a, b = self.start + a, self.start + max(a, b)
+        return self.net.latent.reconstruct(self.k[a:b], self.u[a:b])
 
 
 def checked_effort(photos: list[np.ndarray], effort: Any) -> Any:
@@ -242,10 +257,10 @@ def decompress(data: bytes, model: ModelLike | None = None, progress: coding.Pro
     if m.family.codec:
         return importlib.import_module(m.family.codec).decompress(data, m, progress=progress)
     rows = _check_claims(header, m)
-    u = coding.lazy_dither(m.latent, header.seed, rows)
-    k = _pop(body, m, u)
+    k = _pop(body, m, coding.lazy_dither(m.latent, header.seed, rows))
     coding.require_content(photo_crc(k, header.channels, header.sizes) == header.content_crc)
-    return synthesize_images(m.net, k, u, header, progress)
+    # the dithers again, each row once as the synthesis reaches it: the pops' copy of every row is freed
+    return synthesize_images(m.net, k, coding.SeededDither(m.latent, header.seed, rows), header, progress)
 
 
 def _model_of(header: Header) -> Any:

@@ -38,6 +38,7 @@ from latcomp.photo.hyper_network import ExactHyperSynthesis
 from latcomp.photo.network import NumpyPhotoFactorized, _layers, conv_down, image_batches, image_windows
 from latcomp.runtime.coding import (
     Progress,
+    SeededDither,
     check_payload_claim,
     entropy_decoding,
     file_seed,
@@ -210,15 +211,17 @@ def decompress(data: bytes, model: ModelLike, progress: Progress | None = None) 
     net: NumpyPhotoHyperprior = m.net
     shapes, rows, rows_z = _check_claims(header, m)
     u_z = lazy_dither(net.hyper, header.seed, rows_z, hyper_start(net, rows))
-    u = lazy_dither(net.latent, header.seed, rows)
     with entropy_decoding(stream) as coder:
         k_z = pop_coordinates(coder, net.hyper, u_z)
-        k = pop_coordinates(coder, net.latent, u, net.priors(net.hyper.reconstruct(k_z, u_z[0:rows_z]), shapes))
+        priors = net.priors(net.hyper.reconstruct(k_z, u_z[0:rows_z]), shapes)
+        k = pop_coordinates(coder, net.latent, lazy_dither(net.latent, header.seed, rows), priors)
         empty = coder.is_empty()
+    del priors
     if not empty:
         raise FormatError("corrupt payload (data after the lattice coordinates)")
     require_content(_crc(k, k_z, header.channels, header.sizes) == header.content_crc)
-    return synthesize_images(net, k, u, header, progress)
+    # the dithers again, each row once as the synthesis reaches it: the pops' copy of every row is freed
+    return synthesize_images(net, k, SeededDither(net.latent, header.seed, rows), header, progress)
 
 
 def _check_claims(header: Header, m: LoadedModel) -> tuple[list[tuple[int, int]], int, int]:
