@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from latcomp.entropy import lattice_code
-from latcomp.entropy.conditional_code import LaplaceRows
+from latcomp.entropy.conditional_code import LaplaceRows, TableScales
 from latcomp.entropy.lattice_code import SYMBOL_CHUNK
 from latcomp.entropy.scales import OFFSET, SCALE_TABLE, SIZE, STEPS, scale_index, straight_through_scale, table_scale
 from latcomp.errors import FormatError
@@ -207,10 +207,11 @@ def test_a_stream_that_ends_early_is_refused_and_bad_priors_are_errors():
     codec.push(coder, k[:n], u[:n], prior.rows(slice(n)))
     with pytest.raises(FormatError, match="ends"):  # a header claiming 4n rows for the stream of n
         codec.pop(CheckedCoder(constriction.stream.stack.AnsCoder(coder.get_compressed())), Rows(u), prior)
-    for bad in (LaplaceRows(prior.scale.astype(np.float32)), LaplaceRows(prior.scale[:-1]),
-                LaplaceRows(np.where(np.arange(prior.scale.size).reshape(prior.scale.shape) == 7, 0.0, prior.scale)),
-                LaplaceRows(prior.scale, np.full_like(prior.scale, np.nan)),
-                LaplaceRows(prior.scale, np.full_like(prior.scale, 2.0**51))):
+    scale = np.asarray(prior.scale)
+    for bad in (LaplaceRows(scale.astype(np.float32)), LaplaceRows(scale[:-1]),
+                LaplaceRows(np.where(np.arange(scale.size).reshape(scale.shape) == 7, 0.0, scale)),
+                LaplaceRows(scale, np.full_like(scale, np.nan)),
+                LaplaceRows(scale, np.full_like(scale, 2.0**51)), LaplaceRows(TableScales(np.zeros((3, 2), int)))):
         with pytest.raises(ValueError):
             codec.push(constriction.stream.stack.AnsCoder(), k, u, bad)
     with pytest.raises(ValueError, match="needs the rows' prior"):
@@ -294,3 +295,25 @@ def test_both_latent_codecs_keep_the_contract():
     np.testing.assert_allclose(static.log_prior(eta), conditional.log_prior(eta, same), rtol=1e-12)
     with pytest.raises(ValueError, match="no per-row prior"):
         static.rate_nats(eta, same)
+
+
+def test_table_scales_hold_a_byte_a_coordinate_and_code_what_float_scales_code():
+    """A decoder keeps a large image's priors as table indices (one byte each): the same scales slice by slice,
+    the same bytes as the float64 scales, and indices outside the table are refused."""
+    rng = np.random.default_rng(9)
+    codec = _codec("e8*2", [0.7, 1.3])
+    index, prior = _random_prior(rng, 300, codec.dim)
+    assert isinstance(prior.scale, TableScales) and prior.scale.index.nbytes == index.size
+    np.testing.assert_array_equal(prior.scale[40:90], table_scale(index[40:90]))
+    u = codec.seeded_dither(2, 300)
+    k = codec.quantize(prior.mean + np.asarray(prior.scale) * rng.laplace(0, 1, index.shape), u)
+    words = []
+    for scales in (prior.scale, table_scale(index)):
+        coder = constriction.stream.stack.AnsCoder()
+        codec.push(coder, k, u, LaplaceRows(scales, prior.mean))
+        words.append(coder.get_compressed())
+    np.testing.assert_array_equal(*words)
+    np.testing.assert_array_equal(codec.pop(constriction.stream.stack.AnsCoder(words[0]), u, prior), k)
+    for bad in (np.full((2, 2), SIZE), np.full((2, 2), -1), np.zeros(4, int), np.zeros((2, 2))):
+        with pytest.raises(ValueError):
+            TableScales(bad)

@@ -61,7 +61,7 @@ from latcomp.entropy.lattice_code import (
     row_blocks,
     support_radius,
 )
-from latcomp.entropy.scales import table_scale
+from latcomp.entropy.scales import SIZE, table_scale
 from latcomp.errors import FormatError
 
 Array = Any  # numpy.ndarray or torch.Tensor
@@ -69,6 +69,32 @@ Array = Any  # numpy.ndarray or torch.Tensor
 #: Largest |μ/w| of a mean: keeps the centre ⌊m⌉ (below 2^51 with the known part) and k − ⌊m⌉ inside int64.
 MAX_MEAN = float(1 << 50)
 _LN2 = float(np.log(2.0))
+
+
+class TableScales:
+    """Laplace scales b = SCALE_TABLE[index] held as their table indices (N, dim), one byte each, looked up a
+    slice of rows at a time: what a decoder keeps for every row of a large image (an eighth of float64 scales)."""
+
+    def __init__(self, index: np.ndarray):
+        index = np.asarray(index)
+        if index.ndim != 2 or index.dtype.kind not in "iu":
+            raise ValueError(f"scale indices must be a 2-D integer array, got {index.dtype} {index.shape}")
+        if index.size and (index.min() < 0 or index.max() >= SIZE):
+            raise ValueError(f"scale table indices must lie in 0 … {SIZE - 1}")
+        self.index = index.astype(np.uint8 if SIZE <= 256 else np.int64, copy=False)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.index.shape
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return table_scale(self.index[rows])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(table_scale(self.index), dtype)
 
 
 @dataclass(frozen=True)
@@ -79,13 +105,14 @@ class LaplaceRows:
     (e.g. :func:`latcomp.entropy.scales.straight_through_scale` of a predicted log-scale index).
     """
 
-    scale: Array
+    scale: Array | TableScales
     mean: Array | None = None
 
     @classmethod
     def from_indices(cls, index: np.ndarray, mean: np.ndarray | None = None) -> LaplaceRows:
-        """Scales b = SCALE_TABLE[index] of integer table indices (N, dim); ``mean`` exact float64 or None."""
-        return cls(table_scale(index), None if mean is None else np.asarray(mean, np.float64))
+        """Scales b = SCALE_TABLE[index] of integer table indices (N, dim), kept as the indices
+        (:class:`TableScales`); ``mean`` exact float64 or None."""
+        return cls(TableScales(index), None if mean is None else np.asarray(mean, np.float64))
 
     def rows(self, rows: slice) -> LaplaceRows:
         """The parameters of ``rows``."""
@@ -160,7 +187,10 @@ class ConditionalLatticeCode(SequentialCode):
 
     def _check_prior(self, prior: LaplaceRows, n: int) -> None:
         """ValueError unless ``prior`` holds float64 (n, dim) arrays, b/w finite and positive, |μ/w| ≤ 2^50."""
-        arrays = [prior.scale] if prior.mean is None else [prior.scale, prior.mean]
+        if isinstance(prior.scale, TableScales) and prior.scale.shape == (n, self.dim):
+            arrays = [] if prior.mean is None else [prior.mean]   # table entries: finite and positive
+        else:
+            arrays = [prior.scale] if prior.mean is None else [prior.scale, prior.mean]
         for a in arrays:
             if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != (n, self.dim):
                 raise ValueError(f"a conditional prior for coding is float64 numpy arrays ({n}, {self.dim}), got "
@@ -175,7 +205,7 @@ class ConditionalLatticeCode(SequentialCode):
     def log2_prob(self, k: np.ndarray, u: np.ndarray, prior: LaplaceRows) -> np.ndarray:
         """log2 P(k_i | k_{j>i}, u) per coordinate under ``prior`` (the ideal code length is minus its sum)."""
         eta = self.scale * self.lattice.point(k) - np.asarray(u, np.float64)
-        return laplace_log_mass(prior.shifted(eta), self.width, prior.scale) / _LN2
+        return laplace_log_mass(prior.shifted(eta), self.width, np.asarray(prior.scale)) / _LN2
 
     def ideal_bits(self, k: np.ndarray, u: np.ndarray, prior: LaplaceRows) -> float:
         """Σ −log2 P(Ẑ|U) of coordinates ``k`` (N, dim) under ``prior``: the ideal length of the latent code."""

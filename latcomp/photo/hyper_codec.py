@@ -27,7 +27,6 @@ import numpy as np
 
 from latcomp.container import PHOTO_VERSION, Header, pack, unpack
 from latcomp.entropy.conditional_code import LaplaceRows
-from latcomp.entropy.scales import table_scale
 from latcomp.errors import FormatError, ModelMismatchError
 from latcomp.families import ModelShapeError
 from latcomp.families.photo import latent_size
@@ -125,7 +124,7 @@ class NumpyPhotoHyperprior(NumpyPhotoFactorized):
         """:meth:`prior` of every image (its latent ``shapes``) from the hyper-latent rows of all of them, image
         after image; small images of one size go through h_s in batches (:func:`image_batches` of each
         :func:`image_windows`), to the same exact indices."""
-        scale = np.empty((sum(rows * cols for rows, cols in shapes), self.hyper_synthesis.layers[-1].c_out))
+        index = np.empty((sum(rows * cols for rows, cols in shapes), self.hyper_synthesis.layers[-1].c_out), np.uint8)
         start, start_z = 0, 0
         for first, last in image_windows(shapes):
             window = shapes[first:last]
@@ -137,11 +136,10 @@ class NumpyPhotoHyperprior(NumpyPhotoFactorized):
                 w = np.concatenate([w_z[start_z + offsets_z[i]:start_z + offsets_z[i + 1]] for i in batch])
                 j = self.hyper_synthesis.indices(w.reshape(n, hz * wz, -1).transpose(0, 2, 1).reshape(n, -1, hz, wz),
                                                  rows, cols)
-                batch_scale = table_scale(j.reshape(n, j.shape[1], rows * cols).transpose(0, 2, 1))
-                for i, image_scale in zip(batch, batch_scale, strict=True):
-                    scale[start + offsets[i]:start + offsets[i + 1]] = image_scale
+                for i, image_index in zip(batch, j.reshape(n, j.shape[1], rows * cols).transpose(0, 2, 1), strict=True):
+                    index[start + offsets[i]:start + offsets[i + 1]] = image_index
             start, start_z = start + offsets[-1], start_z + offsets_z[-1]
-        return LaplaceRows(scale)
+        return LaplaceRows.from_indices(index)
 
 
 def hyper_start(net: NumpyPhotoHyperprior, rows: int) -> int:
