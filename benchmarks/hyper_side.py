@@ -1,4 +1,4 @@
-"""Side-information share of the hyperprior photo models on Kodak (issue 16).
+"""Side-information share of the hyperprior photo models on Kodak.
 
 Run ``python -m benchmarks.hyper_side [MODEL_DIR ...] --data-dir ../shared/data``. For every model
 (default: the shipped ``models/photo-hyper-q1`` … ``q5``) and every Kodak image it writes the real file

@@ -1,4 +1,4 @@
-"""Text coding with a text-lattice model against general-purpose compressors (issue 17).
+"""Text coding with a text-lattice model against general-purpose compressors.
 
 Run ``python -m benchmarks.text_codec MODEL_DIR --data-dir ../shared/data``. On the validation
 sentences as written (``valid.raw.txt``) it measures

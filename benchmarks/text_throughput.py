@@ -1,4 +1,4 @@
-"""Training speed of the text autoencoder against the machine's matmul rate (issue 17).
+"""Training speed of the text autoencoder against the machine's matmul rate.
 
 Run ``python -m benchmarks.text_throughput --data-dir ../shared/data``. For each network size of
 ``latcomp train --text-size`` and each thread count it times training steps on real corpus

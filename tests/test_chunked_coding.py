@@ -167,7 +167,7 @@ def test_cli_decode_of_a_lossy_batch_is_unchanged(capsys, tmp_path, small_model,
 
 @pytest.mark.parametrize("spec", ["leech+e8+z*2", "e8*2"])
 def test_the_dither_of_a_multi_level_lattice_is_computed_once_per_row(spec):
-    """Issue 18: every level's means read the dither of every row; read through the decoder's lazy dither, each
+    """Every level's means read the dither of every row; read through the decoder's lazy dither, each
     row must be computed once however many levels the lattice has (24 for Leech), and the bytes not change."""
     lattice = ProductLattice(spec)
     latent = LatticeLatentCodec(lattice, np.linspace(0.4, 1.2, lattice.num_blocks), np.geomspace(0.2, 5, lattice.dim))
@@ -199,7 +199,7 @@ def test_rows_once_are_slices_of_the_whole_computed_once_per_block():
 
 
 def test_decoding_a_leech_file_computes_its_dither_at_most_twice_per_row(monkeypatch):
-    """Issue 18's time bomb, end to end with the shipped Λ24 model: the decoder's dither rows are computed once
+    """The Λ24 time bomb, end to end with the shipped Λ24 model: the decoder's dither rows are computed once
     for the coordinates (not once per level: 24 times) and once more at most for Z − U."""
     model = REPO / "models" / "mnist-lattice-vae-leech24"
     x = (np.random.default_rng(6).random((300, 28, 28)) < 0.15).astype(np.uint8)

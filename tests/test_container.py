@@ -228,7 +228,7 @@ def _photo_header(sizes) -> Header:
 
 
 def test_a_photo_size_list_is_decoded_only_after_the_header_crc(monkeypatch):
-    """Issue 18: a version-3 header listing many sizes with a bad CRC is refused before one size is decoded
+    """A version-3 header listing many sizes with a bad CRC is refused before one size is decoded
     (the list is located by a bounded scan); with a good CRC the sizes come back, across the scan's chunks."""
     import latcomp.container as container
 

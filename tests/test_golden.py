@@ -53,7 +53,7 @@ def test_lossless_golden_files_return_the_input_exactly(data):
 
 
 def test_photo_pixels_are_the_same_for_every_thread_count():
-    """Issue 18 item 4: the photo synthesis does not depend on the BLAS thread count (this file decoded to
+    """The photo synthesis does not depend on the BLAS thread count (this file decoded to
     other pixels with OMP_NUM_THREADS=2 than with 1 before the synthesis was pinned to one thread)."""
     import os
     import subprocess

@@ -1,4 +1,4 @@
-"""Hostile and everyday images to encode (issue 18, items 2, 3 and 5): one line for every failure, no silent loss.
+"""Hostile and everyday images to encode: one line for every failure, no silent loss.
 
 Images are refused from their header before they are decoded (pixel limit, Pillow's bomb
 check, several frames); Pillow's warnings become one ``latcomp: warning:`` line each; a
@@ -57,7 +57,7 @@ def _mask() -> np.ndarray:
     return mask
 
 
-# --------------------------------------------------------------------------- item 2: bombs and Pillow's messages
+# --------------------------------------------------------------------------- bombs and Pillow's messages
 
 
 def test_a_decompression_bomb_is_one_line_from_its_header(tmp_path, capsys, photo_model):
@@ -118,7 +118,7 @@ def test_a_one_bit_image_at_the_limit_is_read_in_a_byte_a_pixel():
     assert peak < 2.2 * side * side, peak / side**2  # the result and one temporary of a byte a pixel
 
 
-# --------------------------------------------------------------------------- item 3: no silent loss
+# --------------------------------------------------------------------------- no silent loss
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "PNG", "TIFF"])
@@ -204,7 +204,7 @@ def test_a_gray_palette_photo_stays_gray():
     assert np.array_equal(read_photo(encoded(Image.fromarray(gray).convert("P"), "PNG"), "p.png"), gray)
 
 
-# --------------------------------------------------------------------------- item 5: routing, output ≠ input
+# --------------------------------------------------------------------------- routing, output ≠ input
 
 
 @pytest.mark.parametrize("name, image", [

@@ -1,4 +1,4 @@
-"""The README's numbers against the results files they come from (issue 18): a number changed in one place
+"""The README's numbers against the results files they come from: a number changed in one place
 and not the other fails here."""
 
 from __future__ import annotations
