@@ -309,7 +309,7 @@ def hostile_images() -> dict[str, tuple[str, bytes]]:
     gray = photo_pixels(28, 28)[..., 0]
     return {"50000×50000 1-bit PNG (a decompression bomb)": ("bomb.png", blank_1bit_png(50000, 50000)),
             "10000×10000 1-bit PNG (over the pixel limit)": ("big.png", blank_1bit_png(10000, 10000)),
-            "8192×8192 1-bit PNG (at the pixel limit)": ("limit.png", blank_1bit_png(8192, 8192)),
+            "8192×4096 1-bit PNG (at the pixel limit)": ("limit.png", blank_1bit_png(8192, 4096)),
             "animated GIF, 3 frames": ("anim.gif", frames_file("GIF")),
             "APNG, 3 frames": ("anim.png", frames_file("PNG")),
             "TIFF, 3 pages": ("pages.tif", frames_file("TIFF")),

@@ -117,6 +117,11 @@ def bombs(repo: Path, log: Callable[[str], None], want: Callable[[str], bool] = 
     least = _least_payload(rows, net.latent.min_bits_per_item() + net.hyper.min_bits_per_item())
     out[f"2^18 photos of 1×1 (the most a file holds), the least random payload ({least:,} bytes, hyper q1)"] = (
         "photo", q1, _tiny_photos(photo.compress(black, q1, seed=1), rows, random_payload(least)))
+    one_q1 = unpack(photo.compress(black, q1, seed=1))[0]
+    for height, width in ((8192, 8192), (4096, 8192)):
+        name = f"one {width}×{height} photo claimed, a random 1 MB payload (hyper q1)"
+        out[name] = ("photo", q1, pack(dataclasses.replace(one_q1, sizes=((height, width),)),
+                                       random_payload(1_000_000)))
     names = ("a genuine file of 20,000 photos of 1×1 (hyper q5)", "the same file, its content CRC wrong")
     if any(map(want, names)):
         log("20,000 photos of 1×1 (encoding them)")

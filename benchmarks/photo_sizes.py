@@ -35,7 +35,7 @@ from latcomp.photo.network import BAND_PIXELS
 
 REPO = Path(__file__).resolve().parents[1]
 #: (width, height): a Kodak image, 4K UHD, and the largest image the photo codec takes (2^26 pixels).
-SIZES = ((768, 512), (3840, 2160), (8192, 4096), (8192, 8192))
+SIZES = ((768, 512), (3840, 2160), (6000, 4000), (8192, 4096))
 
 
 def mosaic(tiles: list[np.ndarray], width: int, height: int) -> np.ndarray:
@@ -78,7 +78,7 @@ def to_markdown(res: dict[str, Any], command: str) -> str:
              f"Command: `{command}`  ",
              f"Code: {res['code_version']}; machine: {mach['cpu']}, {mach['cpu_count']} CPUs"
              + (f" ({res['note']})" if res["note"] else "") + f"; OMP_NUM_THREADS={res['threads']}  ",
-             f"Images: mosaics of the 24 Kodak images; model: the shipped `photo-q{res['quality']}`; bands of "
+             f"Images: mosaics of the 24 Kodak images; model: the shipped one of `-q {res['quality']}`; bands of "
              f"{res['band_pixels']} pixels; limit {res['max_photo_pixels']} pixels per image.", "",
              "Each command runs in a fresh interpreter: wall seconds include start-up and PNG reading/writing; "
              "peak memory is the process's VmHWM.", "",
