@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.hostile import random_payload
-from latcomp.container import pack, unpack
+from latcomp.container import MAX_PHOTO_ROWS, pack, unpack
 
 #: Decodes FILE with the model directory MODEL by the modality's ``decompress`` (``unpack`` for ``container``)
 #: and prints the outcome and VmHWM (kB): run by :func:`decode_process` in a fresh interpreter.
@@ -113,9 +113,10 @@ def bombs(repo: Path, log: Callable[[str], None], want: Callable[[str], bool] = 
     if want(name):
         out[name] = ("photo", q5, _tiny_photos(one, 1 << 24, random_payload(92_000_000 - 2 * (1 << 24))))
     net = load_model(q1).net
-    rows = 1 << 18
+    rows = MAX_PHOTO_ROWS
     least = _least_payload(rows, net.latent.min_bits_per_item() + net.hyper.min_bits_per_item())
-    out[f"2^18 photos of 1×1 (the most a file holds), the least random payload ({least:,} bytes, hyper q1)"] = (
+    out[f"2^{rows.bit_length() - 1} photos of 1×1 (the most a file holds), the least random payload "
+        f"({least:,} bytes, hyper q1)"] = (
         "photo", q1, _tiny_photos(photo.compress(black, q1, seed=1), rows, random_payload(least)))
     one_q1 = unpack(photo.compress(black, q1, seed=1))[0]
     for height, width in ((8192, 8192), (4096, 8192)):

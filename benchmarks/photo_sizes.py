@@ -34,7 +34,8 @@ from latcomp.photo.codec import MAX_PHOTO_PIXELS
 from latcomp.photo.network import BAND_PIXELS
 
 REPO = Path(__file__).resolve().parents[1]
-#: (width, height): a Kodak image, 4K UHD, and the largest image the photo codec takes (2^26 pixels).
+#: (width, height): a Kodak image, 4K UHD, a 24-megapixel camera and the largest image the photo codec takes
+#: (2^25 pixels).
 SIZES = ((768, 512), (3840, 2160), (6000, 4000), (8192, 4096))
 
 

@@ -77,8 +77,9 @@ MAX_COUNT = 1 << 24
 MAX_SIDE = 1 << 16
 #: Most latent rows of a photo file (version 3) in this implementation: Σ ⌈H_i/16⌉·⌈W_i/16⌉ ≤ 2^17, one image
 #: of 2^25 pixels (33.5 megapixels, e.g. 8K UHD's 7680 × 4320). Decoding holds about 3 KiB per row
-#: (coordinates, dither and priors, then the pixels), so a file of any claim stays within 500 MB; every image
-#: costs at least one row, so this also bounds a version-3 header's count before its sizes are decoded.
+#: (coordinates, dither and priors, then the pixels), so a file that lies is refused within 500 MB (a genuine
+#: photo at the limit takes about 600 MB: docs/photos.md); every image costs at least one row, so this also
+#: bounds a version-3 header's count before its sizes are decoded.
 MAX_PHOTO_ROWS = 1 << 17
 MAX_CHANNELS = 4
 #: Channels of a photo file: grayscale or RGB.

@@ -44,7 +44,7 @@ from latcomp.runtime.model import LoadedModel, ModelLike, check_model, load_mode
 #: Largest image (H·W) the photo codec takes: 2^25 pixels (33.5 megapixels: 8192 × 4096, 8K UHD's 7680 × 4320, a
 #: 24-megapixel camera's 6000 × 4000), the pixels of a file's MAX_PHOTO_ROWS latent rows. The transforms work
 #: in bands (:data:`latcomp.photo.network.BAND_PIXELS`), so what grows with the image is its buffers and the
-#: latent (docs/results/photo-sizes.md); decoding any file stays within 500 MB (docs/results/hostile.md).
+#: latent (docs/results/photo-sizes.md); a file that lies is refused within 500 MB (docs/results/hostile.md).
 MAX_PHOTO_PIXELS = MAX_PHOTO_ROWS * 256
 #: ITU-R 601-2 luma weights (Pillow's RGB → L).
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -154,13 +154,13 @@ def synthesize_images(net: NumpyPhotoFactorized, k: np.ndarray, u: DitherRows, h
     with one_blas_thread():
         for first, last in image_windows(shapes):
             offsets = [0, *accumulate(rows * cols for rows, cols in shapes[first:last])]
+            alone = last - first == 1   # perhaps a large image: its bands read their own rows of Z − U only
             w = LatentRows(net, k, u, start, offsets[-1])
-            if last - first > 1:
-                w = w[:]   # small images: their rows at once; a large image's bands read their own rows only
+            w = w if alone else w[:]      # small images: the window's rows at once
             for batch in image_batches(shapes[first:last]):
-                parts = [w[offsets[i]:offsets[i + 1]] for i in batch] if last - first > 1 else [w]
-                decoded = synthesize(net, np.concatenate(parts) if len(parts) > 1 else parts[0],
-                                     [header.sizes[first + i] for i in batch], [channels[first + i] for i in batch])
+                rows = w if alone else np.concatenate([w[offsets[i]:offsets[i + 1]] for i in batch])
+                decoded = synthesize(net, rows, [header.sizes[first + i] for i in batch],
+                                     [channels[first + i] for i in batch])
                 for i, image in zip(batch, decoded, strict=True):
                     images[first + i] = image
                     done += 1

@@ -47,7 +47,7 @@ GROUP = 32
 #: Lines the lossy decoder runs at once (its logits: this many rows of the vocabulary, float64).
 LOSSY_ROWS = 256
 #: Most lines a text file holds: decoding holds their lattice coordinates and dithers (2 · 8 · latent bytes a line,
-#: 200 MB for the shipped models' 96 dimensions), so a file stays within 500 MB whatever its header claims.
+#: 200 MB for the shipped models' 96 dimensions) whatever the header claims.
 MAX_LINES = 1 << 17
 
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
