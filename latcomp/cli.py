@@ -123,6 +123,9 @@ def cli() -> None:
               help="Photo model: hidden channels N of the convolutional transforms.")
 @click.option("--crop", type=click.IntRange(16, 4096), default=128, show_default=True,
               help="Photo model: side of the random training crops (a multiple of 16).")
+@click.option("--downscale", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Photo model: divide each training image's sides by this factor (box filter) before "
+                   "cropping, e.g. 2 for JPEG sources; validation images are not downscaled.")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=250, show_default=True,
               help="Photo model: batches of random crops per epoch (one checkpoint and validation each).")
 @click.option("--clip", type=click.FloatRange(min=0), default=0.0,

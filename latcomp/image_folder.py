@@ -5,7 +5,10 @@ PPM; sorted by path) as 8-bit RGB. The split: images under a sub-folder named ``
 (or, if there is none, ``val``/``valid``) validate and all others train — for BSDS500
 (``train/``, ``val/``, ``test/``) that is train+val for training and test for validation;
 a folder without such sub-folders validates on every 10th image. Training batches are
-random crops with random horizontal flips; validation uses fixed centre crops.
+random crops with random horizontal flips; validation uses fixed centre crops. The training images
+may be downscaled first (``downscale``: each side divided by that factor, box filter), which averages
+away the artifacts of JPEG sources, as is usual for training learned codecs; validation images stay
+as they are.
 """
 
 from __future__ import annotations
@@ -52,27 +55,44 @@ def split_paths(root: Path, paths: list[Path]) -> tuple[list[Path], list[Path]]:
     return [p for i, p in enumerate(paths) if i % 10 != 9], paths[9::10]
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """A training image as (H, W, 3) uint8 RGB (grayscale replicated, alpha dropped)."""
+def load_rgb(path: Path, downscale: int = 1) -> np.ndarray:
+    """A training image as (H, W, 3) uint8 RGB (grayscale replicated, alpha dropped), each side divided by
+    ``downscale`` (Pillow's ``reduce``: the mean of each ``downscale``² box, edges that do not fill a box
+    dropped)."""
     from PIL import Image
 
     with Image.open(path) as im:
         if im.width * im.height > MAX_IMAGE_PIXELS:
             raise ValueError(f"{path}: {im.width}×{im.height} is larger than {MAX_IMAGE_PIXELS} pixels")
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        rgb = im.convert("RGB")
+        if downscale > 1:
+            rgb = rgb.crop((0, 0, rgb.width - rgb.width % downscale, rgb.height - rgb.height % downscale))
+            rgb = rgb.reduce(downscale)
+        return np.asarray(rgb, dtype=np.uint8)
 
 
-def load_image_folder(root: str | Path, min_side: int = 0) -> ImageFolder:
-    """Decode the images of ``root`` and split them; images with a side below ``min_side`` are skipped."""
+def load_image_folder(root: str | Path, min_side: int = 0, downscale: int = 1,
+                      valid_min_side: int | None = None) -> ImageFolder:
+    """Decode the images of ``root`` and split them; the training images are downscaled by ``downscale``
+    (validation images are not), and images with a side below ``min_side`` (validation: ``valid_min_side``,
+    by default ``min_side``) are skipped."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such directory of training images")
+    if downscale < 1:
+        raise ValueError(f"downscale must be a positive integer, got {downscale}")
+    valid_side = min_side if valid_min_side is None else valid_min_side
     train, valid = split_paths(root, image_paths(root))
-    load = lambda ps: [im for im in (load_rgb(p) for p in ps) if min(im.shape[:2]) >= min_side]  # noqa: E731
-    folder = ImageFolder(load(train), load(valid))
+
+    def load(paths: list[Path], side: int, factor: int) -> list[np.ndarray]:
+        return [im for im in (load_rgb(p, factor) for p in paths) if min(im.shape[:2]) >= side]
+
+    folder = ImageFolder(load(train, min_side, downscale), load(valid, valid_side, 1))
     if not folder.train or not folder.valid:
-        raise ValueError(f"{root}: needs training and validation images of at least {min_side}×{min_side} "
-                         f"pixels, found {len(folder.train)} and {len(folder.valid)}")
+        raise ValueError(f"{root}: needs training images of at least {min_side}×{min_side} pixels"
+                         f"{f' after downscaling by {downscale}' if downscale > 1 else ''} and validation images "
+                         f"of at least {valid_side}×{valid_side}, found {len(folder.train)} and "
+                         f"{len(folder.valid)}")
     return folder
 
 

@@ -87,6 +87,7 @@ class TrainConfig:
     lattice: str = "z"  # lattice spec of the lattice VAE (latcomp.lattices.product)
     channels: int = 64  # N, hidden channels of the photo model
     crop: int = 128  # side of the random training crops (photos)
+    downscale: int = 1  # photos: each training image's sides divided by this before cropping (box filter)
     steps_per_epoch: int = 250  # photos: an epoch is this many batches of random crops
     clip: float = 0.0  # gradient-norm clipping (0: none)
     init: str | None = None  # start from this model directory's weights (fine-tuning), not from random ones
@@ -325,7 +326,8 @@ class PhotoData:
             if not cfg.data_dir:
                 raise TrainingError("photo models train on a folder of images: pass --data-dir DIR")
             try:
-                folder = load_image_folder(cfg.data_dir, min_side=max(cfg.crop, VALID_CROP))
+                folder = load_image_folder(cfg.data_dir, min_side=cfg.crop, downscale=cfg.downscale,
+                                           valid_min_side=VALID_CROP)
             except (OSError, ValueError) as exc:
                 raise TrainingError(str(exc)) from None
             data = (folder.train, folder.valid)
