@@ -1,10 +1,15 @@
-"""Photo benchmark, the same-budget CompressAI peer: bmshj2018-factorized trained like latcomp's photo model.
+"""Photo benchmark, the same-budget CompressAI peers: bmshj2018-factorized and -hyperprior trained like latcomp's.
 
 CompressAI's ``FactorizedPrior(N=64, M=128)`` (Ballé et al. 2018, factorized prior: the same
 g_a/g_s as latcomp's ``photo-factorized``, uniform noise + EntropyBottleneck instead of the
 dithered lattice with a Laplace prior) is trained on exactly the crops latcomp's run sees, with
-latcomp's batch, steps per epoch, learning rate, clipping, seed and λ, and evaluated on the 24
-Kodak images with real bitstreams. Three subcommands, run from the repository root with the
+latcomp's batch, steps per epoch, learning rate (and its drop), clipping, seed and λ, and evaluated
+on the 24 Kodak images with real bitstreams. ``train --peer hyperprior`` trains CompressAI's
+``ScaleHyperprior(N=64, M=128)`` instead (Ballé et al. 2018, scale hyperprior, "bmshj2018-hyperprior"),
+the peer of latcomp's ``photo-hyperprior``: the same g_a/g_s, h_a/h_s of the same shapes (h_a on
+|y|; CompressAI's h_s ends in a ReLU and gives Gaussian scales, latcomp's gives Laplace scale indices),
+the hyper-latent z with CompressAI's EntropyBottleneck, y with a GaussianConditional, where latcomp
+has a dithered lattice at both levels. Three subcommands, run from the repository root with the
 peer's own virtual environment (never the main one)::
 
     OMP_NUM_THREADS=1 $VENV/bin/python -m benchmarks.compressai_peer train [--resume]
@@ -44,17 +49,55 @@ its base)::
     $VENV/bin/python -m benchmarks.compressai_peer train --latcomp-run models/photo-z-q1 \
         --init models/compressai-peer-q4/checkpoint.safetensors --out models/compressai-peer-ft-q1 --max-epochs 4
 
-**eval**: ``model.update(force=True)``; per Kodak image, padded (zeros, centred) to a multiple
-of 64 as CompressAI's ``eval_model`` does (Kodak's 768×512 needs none) and cropped back; the
-file is a 4-byte header (image height and width, two big-endian uint16, from which the decoder
-derives the latent shape) followed by ``model.compress(x)["strings"]`` (one string), so
-bpp = 8·(4 + len(string))/(H·W); the file is parsed and decoded by ``model.decompress`` to
-uint8 (round(255·clamp(x̂, 0, 1))) and PSNR-RGB and MS-SSIM are latcomp.measure.photo_metrics' against
-the original PNG; encode (pad, g_a, entropy coding, header) and decode (parse, entropy decoding,
-g_s, crop, to uint8) seconds on one thread. Every ``--checkpoint`` (repeatable) is one point of
-the peer's curve; ``--against REPORT`` (repeatable) adds the BD-rates of every curve of a photo
-report JSON (``latcomp bench --photo --json``) against it. Writes
-``docs/results/compressai-peer.json``/``.md``.
+The latcomp run's ``lr_drop`` (its ``--lr-drop E``) is applied as there: from epoch E on Adam's
+learning rate is a tenth (``latcomp.train.epoch_lr``; each epoch's ``lr`` is in the log). The
+factorized runs above mirrored latcomp runs without one.
+
+``--peer`` (``factorized``, the default, or ``hyperprior``; without it a fine-tune takes its
+``--init`` checkpoint's) is recorded in ``config.json`` and the checkpoint's settings, from which
+``--resume`` and ``eval`` rebuild the class (a run recorded without it is factorized). An ``--init``
+checkpoint of the other class is a warm start: every top-level module whose tensors all match in
+name and shape is copied, the others keep their fresh initialization, and the run prints and
+records (``init.copied``, ``init.fresh``) which: a FactorizedPrior into a ScaleHyperprior copies g_a
+and g_s (the two classes share them in CompressAI 1.2.8) and leaves h_a, h_s, entropy_bottleneck (y's
+in the factorized, M channels; z's here, N channels) and gaussian_conditional fresh, where latcomp's
+``photo-hyperprior`` warm start from its factorized ``photo-q3`` also sets h_s's last bias to the
+factorized prior's scales and scales up h_a's last layer (``latcomp.nn.hyperprior.warm_start``); the
+peer keeps CompressAI's own initialization of those. The recorded steps of an
+``--init`` count the whole chain before it. ScaleHyperprior's ``aux_loss()`` is its
+EntropyBottleneck's (of z), handled as the factorized one's. The hyperprior chain mirrors latcomp's
+(``models/photo-hyper-*``): the base from the factorized peer at λ 0.0067 (the counterpart of
+``photo-q3``), then the rate points from it, each ``--max-epochs`` that of its latcomp run (a
+stage whose directory already holds a run continues with ``--resume``)::
+
+    T="$VENV/bin/python -m benchmarks.compressai_peer train --peer hyperprior"
+    P=models/compressai-hyper-peer C=checkpoint.safetensors
+    $T --latcomp-run models/photo-hyper-base --init models/compressai-peer-ft-q2/$C --out $P-base --max-epochs 39
+    $T --latcomp-run models/photo-hyper-q3 --init $P-base/$C --out $P-q3 --max-epochs 6
+    $T --latcomp-run models/photo-hyper-q4 --init $P-base/$C --out $P-q4 --max-epochs 10
+    $T --latcomp-run models/photo-hyper-q2 --init $P-q3/$C --out $P-q2 --max-epochs 10
+    $T --latcomp-run models/photo-hyper-q5 --init $P-q4/$C --out $P-q5 --max-epochs 10
+    $T --latcomp-run models/photo-hyper-q1 --init $P-q2/$C --out $P-q1 --max-epochs 10
+
+**eval**: ``model.update(force=True)`` (the CDFs; the hyperprior's GaussianConditional gets
+CompressAI's default scale table, ``get_scale_table()``, as ``update(scale_table=None)``); per
+Kodak image, padded (zeros, centred) to a multiple of 64 as CompressAI's ``eval_model`` does
+(Kodak's 768×512 needs none) and cropped back; the factorized file is a 4-byte header (image height
+and width, two big-endian uint16, from which the decoder derives the latent shape) followed by
+``model.compress(x)["strings"]`` (one string), so bpp = 8·(4 + len(string))/(H·W); the hyperprior
+file is the same header, the 4-byte length of z's string (big-endian uint32), z's string
+(``strings[1][0]``) and y's (``strings[0][0]``), so bpp = 8·(8 + len(z) + len(y))/(H·W); the file
+is parsed and decoded by ``model.decompress`` (the latent shape it takes: y's at 1/16 of the padded
+image, resp. z's at 1/64) to uint8 (round(255·clamp(x̂, 0, 1))) and PSNR-RGB and MS-SSIM are
+latcomp.measure.photo_metrics' against the original PNG; encode (pad, g_a, entropy coding, header)
+and decode (parse, entropy decoding, g_s, crop, to uint8) seconds on one thread. Every
+``--checkpoint`` (repeatable) is one point of the peer's curve; ``--against REPORT`` (repeatable)
+adds the BD-rates of every curve of a photo report JSON (``latcomp bench --photo --json``) against
+it. The checkpoints of one ``eval`` are of one peer. Writes ``docs/results/NAME.json``/``.md``,
+``--name`` NAME (default ``compressai-peer``; the hyperprior's: ``compressai-peer-hyperprior``)::
+
+    $VENV/bin/python -m benchmarks.compressai_peer eval --name compressai-peer-hyperprior \\
+        --checkpoint $P-q1/$C --checkpoint $P-q2/$C ... --checkpoint $P-q5/$C --against REPORT
 
 **Environment** (what worked here, x86_64, Python 3.11.7, November 2026)::
 
@@ -92,7 +135,7 @@ import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import fields, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, NamedTuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -100,7 +143,7 @@ import torch  # noqa: E402
 from latcomp.fileio import atomic_write, atomic_write_text  # noqa: E402
 from latcomp.measure.peers import package_versions  # noqa: E402
 from latcomp.measure.results import RESULTS_DIR, machine_info, timed  # noqa: E402
-from latcomp.train import TrainConfig, default_config, epoch_generator  # noqa: E402
+from latcomp.train import TrainConfig, default_config, epoch_generator, epoch_lr  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "compressai-peer"
@@ -111,9 +154,24 @@ N_CHANNELS, M_CHANNELS = 64, 128
 AUX_LR = 1e-3
 PAD_MULTIPLE = 64  # CompressAI's eval_model: compute_padding(h, w, min_div=2**6)
 HEADER = struct.Struct(">HH")  # image height, width
+LENGTH = struct.Struct(">I")  # byte length of the hyper-latent's string, before it
 THREADS = 1
 VERSION_DISTS = ("compressai", "torch", "torchvision", "numpy", "pytorch-msssim", "safetensors", "constriction",
                  "pillow")
+
+
+class Peer(NamedTuple):
+    """A CompressAI model the peer can be: its class in compressai.models, its zoo name, the latents of its
+    ``compress`` strings (in their order)."""
+
+    cls: str
+    zoo: str
+    latents: tuple[str, ...]
+
+
+PEERS = {"factorized": Peer("FactorizedPrior", "bmshj2018-factorized", ("y",)),
+         "hyperprior": Peer("ScaleHyperprior", "bmshj2018-hyperprior", ("y", "z"))}
+DEFAULT_PEER = "factorized"  # what a run without "peer" in its settings is (those made before --peer)
 
 
 def _threads() -> None:
@@ -185,10 +243,37 @@ def global_noise_seed(seed: int, epoch: int) -> int:
 # --------------------------------------------------------------------------- model, optimizers, checkpoint
 
 
-def build_peer() -> Any:
-    from compressai.models import FactorizedPrior
+def model_name(peer: str) -> str:
+    return f"compressai.models.{PEERS[peer].cls}(N={N_CHANNELS}, M={M_CHANNELS})"
 
-    return FactorizedPrior(N=N_CHANNELS, M=M_CHANNELS)
+
+def build_peer(peer: str = DEFAULT_PEER) -> Any:
+    import compressai.models
+
+    return getattr(compressai.models, PEERS[peer].cls)(N=N_CHANNELS, M=M_CHANNELS)
+
+
+def peer_of(meta: dict[str, Any]) -> str:
+    """The peer (key of :data:`PEERS`) of a checkpoint's metadata."""
+    return meta["settings"].get("peer", DEFAULT_PEER)
+
+
+def load_modules(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    """Copies into ``model`` each of its top-level modules all of whose tensors are in ``state`` under the same
+    names and with the same shapes, the others keep their initialization: the modules copied and those kept.
+
+    A FactorizedPrior's state into a ScaleHyperprior copies g_a and g_s (the same transforms); its
+    entropy_bottleneck (of y, M channels; the hyperprior's is of z, N channels) and the hyperprior's h_a,
+    h_s and gaussian_conditional stay fresh.
+    """
+    own = model.state_dict()
+    modules: dict[str, list[str]] = {}
+    for key in own:
+        modules.setdefault(key.split(".")[0], []).append(key)
+    copied = sorted(m for m, keys in modules.items()
+                    if all(k in state and state[k].shape == own[k].shape for k in keys))
+    model.load_state_dict({**own, **{k: state[k] for m in copied for k in modules[m]}})
+    return copied, sorted(set(modules) - set(copied))
 
 
 def configure_optimizers(net: torch.nn.Module, lr: float, aux_lr: float = AUX_LR
@@ -240,7 +325,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, dict
 def load_peer(path: Path) -> tuple[Any, dict[str, Any]]:
     """The model of checkpoint ``path`` (CompressAI's load_state_dict resizes the CDF buffers) and its metadata."""
     model_sd, _, meta = load_checkpoint(path)
-    model = build_peer()
+    model = build_peer(peer_of(meta))
     model.load_state_dict(model_sd)
     return model, meta
 
@@ -281,31 +366,41 @@ def train(args: argparse.Namespace) -> None:
         if args.data_dir:
             cfg = replace(cfg, data_dir=args.data_dir)
         state, log = meta["state"], read_log(out)[:meta["state"]["epoch"]]
-        init_sd, init = None, meta["settings"].get("init")
+        init_sd, init, peer = None, meta["settings"].get("init"), peer_of(meta)
+        latcomp_run = meta["settings"]["latcomp_run"]
+        if args.peer not in (None, peer):
+            raise SystemExit(f"{out} holds a {peer} run, not a {args.peer} one")
     else:
         cfg = latcomp_settings(args.latcomp_run, args.data_dir)
         model_sd, opt_sds, state, log = None, None, {"epoch": 0, "seconds": 0.0}, []
         init_sd, init = fine_tune_start(args.init)
+        peer = args.peer or (init["peer"] if init else DEFAULT_PEER)
+        latcomp_run = os.path.relpath(Path(args.latcomp_run).resolve(), REPO)
     images, valid = load_data(cfg)
     noise_model = latcomp_noise_model(cfg)
     torch.manual_seed(cfg.seed)
-    model = build_peer()
+    model = build_peer(peer)
     opt, aux_opt = configure_optimizers(model, cfg.lr)
     if model_sd is not None:
         model.load_state_dict(model_sd)
         opt.load_state_dict(opt_sds["optim"])
         aux_opt.load_state_dict(opt_sds["aux_optim"])
-    elif init_sd is not None:  # a fine-tune, as latcomp's --init: the weights, fresh optimizers
+    elif init_sd is not None and init["peer"] == peer:  # a fine-tune, as latcomp's --init: weights, fresh optimizers
         model.load_state_dict(init_sd)
+    elif init_sd is not None:  # a warm start from the other class: the modules both have, the others fresh
+        init["copied"], init["fresh"] = load_modules(model, init_sd)
+    if init and "copied" in init:
+        print(f"--init {init['checkpoint']} ({init['peer']}): copied {', '.join(init['copied'])}; "
+              f"fresh {', '.join(init['fresh'])}", flush=True)
     criterion = RateDistortionLoss(lmbda=cfg.lam)
-    settings = {"model": f"compressai.models.FactorizedPrior(N={N_CHANNELS}, M={M_CHANNELS})",
+    settings = {"peer": peer, "model": model_name(peer),
                 "loss": "compressai.losses.RateDistortionLoss: lam*255^2*MSE + bpp", "lam": cfg.lam,
                 "batch_size": cfg.batch_size, "crop": cfg.crop, "steps_per_epoch": cfg.steps_per_epoch,
-                "lr": cfg.lr, "aux_lr": AUX_LR, "clip": cfg.clip, "seed": cfg.seed, "data_dir": cfg.data_dir,
-                "training_images": len(images), "validation": f"{len(valid)} centre crops of {valid.shape[-1]}^2",
+                "lr": cfg.lr, "lr_drop": cfg.lr_drop, "aux_lr": AUX_LR, "clip": cfg.clip, "seed": cfg.seed,
+                "data_dir": cfg.data_dir, "training_images": len(images),
+                "validation": f"{len(valid)} centre crops of {valid.shape[-1]}^2",
                 "crops": "latcomp's: epoch_generator(seed, epoch), _epoch_batches, dither draws discarded",
-                "latcomp_run": os.path.relpath(Path(args.latcomp_run).resolve(), REPO),
-                "init": init, "versions": versions()}
+                "latcomp_run": latcomp_run, "init": init, "versions": versions()}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CONFIG, json.dumps(settings, indent=2) + "\n")
     model.train()
@@ -315,6 +410,8 @@ def train(args: argparse.Namespace) -> None:
         epoch = state["epoch"] + 1
         start = time.perf_counter()
         torch.manual_seed(global_noise_seed(cfg.seed, epoch))
+        for group in opt.param_groups:  # latcomp's step decay (--lr-drop), none for runs without it
+            group["lr"] = epoch_lr(cfg, epoch)
         totals = np.zeros(4)
         for step, x in enumerate(epoch_crops(cfg, images, epoch, noise_model)):
             opt.zero_grad()
@@ -341,7 +438,8 @@ def train(args: argparse.Namespace) -> None:
         m = totals / steps
         va = validate(model, valid, cfg.lam)
         seconds = time.perf_counter() - start
-        record = {"epoch": epoch, "steps": epoch * steps, "train_loss": m[0], "train_bpp": m[1],
+        record = {"epoch": epoch, "steps": epoch * steps, "lr": opt.param_groups[0]["lr"],
+                  "train_loss": m[0], "train_bpp": m[1],
                   "train_mse": m[2], "train_psnr": 10 * math.log10(1 / m[2]), "aux_loss": m[3], **va,
                   "seconds": seconds, "seconds_per_step": train_s / steps}
         state = {"epoch": epoch, "seconds": state["seconds"] + seconds}
@@ -353,14 +451,16 @@ def train(args: argparse.Namespace) -> None:
 
 
 def fine_tune_start(checkpoint: str | None) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any] | None]:
-    """The weights ``--init CHECKPOINT`` starts from and what the run records of them (the checkpoint and its
-    steps); (None, None) for a model trained from random weights."""
+    """The weights ``--init CHECKPOINT`` starts from and what the run records of them (the checkpoint, its
+    peer and its steps, those of its own ``--init`` included); (None, None) for a model trained from random
+    weights."""
     if not checkpoint:
         return None, None
     path = Path(checkpoint)
     model_sd, _, meta = load_checkpoint(path)
-    return model_sd, {"checkpoint": os.path.relpath(path.resolve(), REPO),
-                      "steps": meta["state"]["epoch"] * meta["settings"]["steps_per_epoch"]}
+    before = meta["settings"].get("init")
+    steps = meta["state"]["epoch"] * meta["settings"]["steps_per_epoch"] + (before["steps"] if before else 0)
+    return model_sd, {"checkpoint": os.path.relpath(path.resolve(), REPO), "peer": peer_of(meta), "steps": steps}
 
 
 def read_log(out: Path) -> list[dict[str, Any]]:
@@ -427,26 +527,49 @@ def _to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
 
 
-def make_codec(model: Any) -> tuple[Any, Any]:
-    """``encode(img uint8 HxWx3) -> bytes`` and ``decode(bytes) -> uint8 HxWx3`` of an updated model."""
+def bitstream(peer: str) -> str:
+    """The file format of ``peer``'s files, in words."""
+    if PEERS[peer].latents == ("y",):
+        return (f"{HEADER.size}-byte header (height, width as big-endian uint16) + "
+                "model.compress(x)['strings'][0][0]; bpp = 8*bytes/(H*W)")
+    return (f"{HEADER.size}-byte header (height, width as big-endian uint16) + {LENGTH.size}-byte length of z's "
+            "string (big-endian uint32) + z's string model.compress(x)['strings'][1][0] + y's string "
+            "['strings'][0][0]; bpp = 8*bytes/(H*W), all of them")
+
+
+def make_codec(model: Any, peer: str) -> tuple[Any, Any]:
+    """``encode(img uint8 HxWx3) -> bytes`` and ``decode(bytes) -> uint8 HxWx3`` of an updated ``peer`` model.
+
+    The file: :data:`HEADER`, then the strings of ``model.compress``, last latent first (the hyperprior's z,
+    then y), each but the last (y's) preceded by its length (:data:`LENGTH`).
+    """
     import torch.nn.functional as F
     from compressai.ops import compute_padding
+
+    n_strings = len(PEERS[peer].latents)
 
     def encode(img: np.ndarray) -> bytes:
         h, w = img.shape[:2]
         pad, _ = compute_padding(h, w, min_div=PAD_MULTIPLE)
         with torch.no_grad():
             out = model.compress(F.pad(_to_tensor(img), pad, mode="constant", value=0))
-        strings = out["strings"]
-        assert len(strings) == 1 and len(strings[0]) == 1
-        return HEADER.pack(h, w) + strings[0][0]
+        assert all(len(s) == 1 for s in out["strings"])
+        *sides, last = [s[0] for s in reversed(out["strings"])]
+        return HEADER.pack(h, w) + b"".join(LENGTH.pack(len(s)) + s for s in sides) + last
 
     def decode(data: bytes) -> np.ndarray:
         h, w = HEADER.unpack_from(data)
         pad, unpad = compute_padding(h, w, min_div=PAD_MULTIPLE)
-        shape = ((h + pad[2] + pad[3]) // 16, (w + pad[0] + pad[1]) // 16)
+        f = model.downsampling_factor  # decompress takes its last latent's shape: y at 1/16, the hyperprior's z at 1/64
+        shape = ((h + pad[2] + pad[3]) // f, (w + pad[0] + pad[1]) // f)
+        strings, pos = [], HEADER.size
+        for _ in range(n_strings - 1):
+            (n,) = LENGTH.unpack_from(data, pos)
+            strings.append([data[pos + LENGTH.size:pos + LENGTH.size + n]])
+            pos += LENGTH.size + n
+        strings.append([data[pos:]])
         with torch.no_grad():
-            x_hat = model.decompress([[data[HEADER.size:]]], shape)["x_hat"]
+            x_hat = model.decompress(strings[::-1], shape)["x_hat"]
         x_hat = F.pad(x_hat, unpad).clamp(0, 1)[0]
         return (x_hat.permute(1, 2, 0).mul(255.0).round().to(torch.uint8).numpy())
 
@@ -459,16 +582,16 @@ def evaluate_checkpoint(ckpt: Path, images: list[tuple[str, np.ndarray]], repeat
 
     model, meta = load_peer(ckpt)
     model.eval()
-    model.update(force=True)
-    encode, decode = make_codec(model)
+    model.update(force=True)  # the CDFs; the hyperprior's GaussianConditional gets CompressAI's default scale table
+    encode, decode = make_codec(model, peer_of(meta))
     per_image = []
     for name, img in images:
         blob, enc_s = timed(lambda img=img: encode(img), repeats)
         rec, dec_s = timed(lambda blob=blob: decode(blob), repeats)
         if rec.shape != img.shape:
             raise SystemExit(f"{name}: decoded {rec.shape}, expected {img.shape}")
-        with torch.no_grad():  # the model's own estimate for comparison: −log2 likelihood of the rounded latent
-            est = model(_to_tensor(img))["likelihoods"]["y"].log2().sum().neg().item()
+        with torch.no_grad():  # the model's own estimate for comparison: −log2 likelihood of the rounded latents
+            est = sum(lik.log2().sum().neg().item() for lik in model(_to_tensor(img))["likelihoods"].values())
         h, w = img.shape[:2]
         r = {"image": name, "bytes": len(blob), "bpp": 8 * len(blob) / (h * w), "bpp_likelihood": est / (h * w),
              "psnr": psnr_rgb(img, rec), "ms_ssim": ms_ssim(img, rec), "enc_s": enc_s, "dec_s": dec_s}
@@ -482,7 +605,8 @@ def evaluate_checkpoint(ckpt: Path, images: list[tuple[str, np.ndarray]], repeat
     init = settings.get("init")
     steps = state["epoch"] * settings["steps_per_epoch"]
     log = read_log(ckpt.parent)[:state["epoch"]]
-    return {"checkpoint": os.path.relpath(ckpt.resolve(), REPO), "lam": settings["lam"], "epochs": state["epoch"],
+    return {"checkpoint": os.path.relpath(ckpt.resolve(), REPO), "peer": peer_of(meta), "lam": settings["lam"],
+            "epochs": state["epoch"],
             "steps": steps + (init["steps"] if init else 0), "init": init, "training_seconds": state["seconds"],
             "settings": settings, "train_losses": [r["train_loss"] for r in log],
             "s_per_step": float(np.mean([r["seconds_per_step"] for r in log])) if log else None,
@@ -490,7 +614,7 @@ def evaluate_checkpoint(ckpt: Path, images: list[tuple[str, np.ndarray]], repeat
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    """Kodak points of the checkpoints (one RD curve) into ``--out-dir``/compressai-peer.{json,md}."""
+    """Kodak points of the checkpoints (one RD curve, of one peer) into ``--out-dir``/``--name``.{json,md}."""
     from latcomp.measure.kodak import load_kodak
 
     _threads()
@@ -498,11 +622,14 @@ def evaluate(args: argparse.Namespace) -> None:
     images, data = load_kodak(args.data_dir, args.limit)
     points = sorted((evaluate_checkpoint(Path(c), images, args.repeats) for c in args.checkpoint or [OUT / CHECKPOINT]),
                     key=lambda p: p["lam"])
+    peers = sorted({p["peer"] for p in points})
+    if len(peers) > 1:
+        raise SystemExit(f"the checkpoints are of several peers ({', '.join(peers)}): one eval per peer")
+    peer = peers[0]
     argv = sys.argv[1:] if args.argv is None else args.argv
-    res = {"name": f"CompressAI bmshj2018-factorized (N={N_CHANNELS}, M={M_CHANNELS}), same budget as latcomp's",
-           "points": points, "data": data, "repeats": args.repeats, "threads": THREADS,
-           "bitstream": f"{HEADER.size}-byte header (height, width as big-endian uint16) + "
-                        "model.compress(x)['strings'][0][0]; bpp = 8*bytes/(H*W)",
+    res = {"name": f"CompressAI {PEERS[peer].zoo} (N={N_CHANNELS}, M={M_CHANNELS}), same budget as latcomp's",
+           "peer": peer, "points": points, "data": data, "repeats": args.repeats, "threads": THREADS,
+           "bitstream": bitstream(peer),
            "padding": f"zeros, centred, to a multiple of {PAD_MULTIPLE} (compressai.ops.compute_padding), "
                       "cropped back after decoding",
            "versions": versions(), "machine": machine_info(), "note": args.note,
@@ -514,9 +641,9 @@ def evaluate(args: argparse.Namespace) -> None:
     res["bd_rates"] = bd_against(res, args.against or [])
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    js, md = out_dir / f"{NAME}.json", out_dir / f"{NAME}.md"
+    js, md = out_dir / f"{args.name}.json", out_dir / f"{args.name}.md"
     atomic_write_text(js, json.dumps(res, indent=2, default=float) + "\n")
-    atomic_write_text(md, to_markdown(res))
+    atomic_write_text(md, to_markdown(res, js.name))
     print(md.read_text())
     print(f"wrote {js}, {md}", file=sys.stderr)
 
@@ -541,10 +668,12 @@ def _bd_lines(bd: dict[str, Any]) -> list[str]:
             f"The other curves are those of {sources} (measured on the same Kodak images). {BD_EXPLAINED}", ""]
 
 
-def to_markdown(res: dict[str, Any]) -> str:
+def to_markdown(res: dict[str, Any], json_name: str = f"{NAME}.json") -> str:
     mach, v, s = res["machine"], res["versions"], res["points"][0]["settings"]
+    peer = res.get("peer", DEFAULT_PEER)
     lines = [
-        "# Photo benchmark: the same-budget CompressAI peer on Kodak", "",
+        "# Photo benchmark: the same-budget CompressAI peer on Kodak"
+        + ("" if peer == DEFAULT_PEER else f" ({PEERS[peer].zoo})"), "",
         f"Command: `{res['command']}`  ",
         f"Date: {res['date']}; whole run {res['wall_s'] / 60:.1f} min  ",
         f"Machine: {mach['cpu']}, {mach['cpu_count']} CPUs" + (f" ({res['note']})" if res["note"] else "") + ", "
@@ -558,6 +687,7 @@ def to_markdown(res: dict[str, Any]) -> str:
         f"on the EntropyBottleneck quantiles), clip {s['clip']}, seed {s['seed']} ({s['loss']}). Each point "
         "mirrors one latcomp run (`latcomp run` below: its λ, epochs and crops); a fine-tune starts from the "
         "weights of the checkpoint it names, with fresh optimizers, as latcomp's `--init`.", "",
+        *_start_lines(res["points"]),
         f"Bitstream: {res['bitstream']}. Padding: {res['padding']}. `model.update(force=True)` before coding. "
         "PSNR-RGB and MS-SSIM: `latcomp.measure.photo_metrics` on the decoded uint8 image against the PNG. Seconds: "
         f"median of {res['repeats']} run(s) per image, one thread, encode = pad + g_a + entropy coding + header, "
@@ -574,11 +704,29 @@ def to_markdown(res: dict[str, Any]) -> str:
         lines.append(f"| `{p['checkpoint']}` | {p['lam']} | `{p['settings']['latcomp_run']}` | {p['steps']}{start} | "
                      f"{m['bpp']:.4f} | {m['bpp_likelihood']:.4f} | {m['psnr']:.3f} | {m['ms_ssim']:.5f} | "
                      f"{m['ms_ssim_db']:.3f} | {m['enc_s']:.3f} | {m['dec_s']:.3f} | {per_step} |")
+    latents = " and ".join(PEERS[peer].latents)
     lines += ["", f"Means over the {res['data']['images']} images. *bpp (likelihood)*: the model's own estimate, "
-              "−log2 of the rounded latent's likelihoods, for comparison with the file.", "",
+              + ("−log2 of the rounded latent's likelihoods" if latents == "y" else
+                 f"−log2 of the likelihoods of the rounded latents {latents}")
+              + ", for comparison with the file.", "",
               *_progress_lines(res["points"]), *_bd_lines(res["bd_rates"]),
-              f"Per-image numbers: `{NAME}.json` beside this file.", ""]
+              f"Per-image numbers: `{json_name}` beside this file.", ""]
     return "\n".join(lines)
+
+
+def _start_lines(points: list[dict[str, Any]]) -> list[str]:
+    """How the points' runs started and annealed, where that differs from a plain fine-tune of a constant rate:
+    warm starts from the other peer (the modules copied) and latcomp's learning-rate drops."""
+    warm = [f"`{p['checkpoint']}` from `{p['init']['checkpoint']}` ({p['init']['peer']}: "
+            f"{', '.join(p['init']['copied'])} copied, {', '.join(p['init']['fresh'])} fresh)"
+            for p in points if p["init"] and "copied" in p["init"]]
+    drops = [f"`{p['checkpoint']}` from epoch {p['settings']['lr_drop']}" for p in points
+             if p["settings"].get("lr_drop") and p["settings"]["lr_drop"] <= p["epochs"]]
+    lines = [f"Warm start from the other model class: {'; '.join(warm)}.", ""] if warm else []
+    if drops:
+        lines += [f"A tenth of the learning rate from an epoch on, as the latcomp run's `--lr-drop`: "
+                  f"{'; '.join(drops)}.", ""]
+    return lines
 
 
 def _progress_lines(points: list[dict[str, Any]]) -> list[str]:
@@ -602,7 +750,9 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs (default: never)")
     tr.add_argument("--init", default=None, help="fine-tune: start from this peer checkpoint's weights "
                     "(with --latcomp-run the latcomp fine-tune to mirror: its λ, epochs and crops)")
-    ev = sub.add_parser("eval", help="Kodak points of checkpoints into docs/results/compressai-peer.{json,md}")
+    tr.add_argument("--peer", choices=sorted(PEERS), default=None, help="the CompressAI model: FactorizedPrior "
+                    f"or ScaleHyperprior (default: --init's, else {DEFAULT_PEER}; --resume: the run's)")
+    ev = sub.add_parser("eval", help="Kodak points of checkpoints into docs/results/NAME.{json,md}")
     ev.add_argument("--checkpoint", action="append", help="a checkpoint to code (repeatable: the points of the "
                     "curve; default: the base run's)")
     ev.add_argument("--limit", type=int, default=None, help="only the first N Kodak images")
@@ -611,6 +761,7 @@ def main(argv: list[str] | None = None) -> None:
     ev.add_argument("--against", action="append", help="a photo report JSON whose curves get BD-rates against "
                     "this peer's (repeatable)")
     ev.add_argument("--out-dir", default=str(RESULTS_DIR))
+    ev.add_argument("--name", default=NAME, help=f"the report's file name, without suffix (default {NAME})")
     ck = sub.add_parser("check-crops", help="compare the replayed crops with latcomp's training loop")
     ck.add_argument("--steps", type=int, default=4, help="steps of epochs 1 and 2 to compare")
     for p in (tr, ev, ck):
