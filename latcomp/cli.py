@@ -622,7 +622,7 @@ _TEXT_ONLY = ("sentences",)
 @click.option("--extra-curve", "extra_curves", multiple=True, metavar="FILE",
               type=click.Path(dir_okay=False, path_type=Path),
               help="--photo: add the curves of another report (a photo bench or photo-peers JSON, or the "
-                   "CompressAI peer's); repeatable.")
+                   "CompressAI peer's; its peer codecs that this report has already are left out); repeatable.")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, metavar="N",
               help="--photo: timed runs per image and setting (the median is reported).")
 @click.option("--cold-runs", type=click.IntRange(min=0), default=3, show_default=True, metavar="N",
@@ -740,7 +740,7 @@ def _run_photo_bench(model_dirs: tuple[Path, ...], data_dir: Path | None, images
         raise click.ClickException("BD-rates need the bjontegaard package: pip install 'latcomp[bench]'")
     models = list(model_dirs) or photo_bench.default_models()
     if not models:
-        raise click.UsageError("no shipped photo models (models/photo-hyper-q*) here; name MODEL_DIR...")
+        raise click.UsageError("no shipped photo models (models/photo-hyper2-q*) here; name MODEL_DIR...")
     for directory in models:  # before reading the images
         photo_bench.model_info(directory)
     kodak, data = load_kodak(data_dir, images)

@@ -81,7 +81,7 @@ class PhotoBench:
 
 
 def default_models() -> list[Path]:
-    """The default shipped photo models (``models/photo-hyper-q1`` …, :data:`latcomp.modelfile.PHOTO_MODEL_NAMES`)
+    """The default shipped photo models (``models/photo-hyper2-q1`` …, :data:`latcomp.modelfile.PHOTO_MODEL_NAMES`)
     that exist here, low to high rate."""
     from latcomp.modelfile import PHOTO_QUALITIES
     from latcomp.photo.codec import photo_model
@@ -245,11 +245,14 @@ def peer_curves_from(path: str | os.PathLike, names: Sequence[str] | None = None
 
 
 def extra_curves_from(paths: Sequence[str | os.PathLike], taken: Sequence[str]) -> list[Curve]:
-    """The curves of report files, each marked with its file; a name already in ``taken`` (or in an earlier
-    file) gets the file's name in brackets."""
+    """The curves of report files, each marked with its file. A peer codec's curve (:data:`CODECS`) that is
+    already in ``taken`` is left out (the report has its own); any other name already in ``taken`` (or in an
+    earlier file) gets the file's name in brackets."""
     taken, out = set(taken), []
     for path in map(Path, paths):
         for c in load_curves(path):
+            if c.name in CODECS and c.name in taken:
+                continue
             if c.name in taken:
                 c.name = f"{c.name} [{path.name}]"
             c.info = {**c.info, "source": str(path)}
