@@ -60,10 +60,11 @@ DEFAULT_TEXT_MODEL = shipped_model("text-e8")
 #: unless ``-q`` says otherwise.
 PHOTO_QUALITIES = (1, 2, 3, 4, 5)
 DEFAULT_PHOTO_QUALITY = 3
-#: The shipped photo models of a quality level, by name pattern: the hyperprior models
-#: (``models/photo-hyper-q1`` …), which ``latcomp encode -q N`` writes, then the factorized-prior models of
-#: earlier releases (``models/photo-q1`` …), kept so that their files keep decoding.
-PHOTO_MODEL_NAMES = ("photo-hyper-q{}", "photo-q{}")
+#: The shipped photo models of a quality level, by name pattern: the hyperprior models trained on 256² crops
+#: (``models/photo-hyper2-q1`` …), which ``latcomp encode -q N`` writes, then the models of earlier releases,
+#: kept so that their files keep decoding: the hyperprior models trained on 128² crops (``models/photo-hyper-q1``
+#: …) and the factorized-prior models (``models/photo-q1`` …).
+PHOTO_MODEL_NAMES = ("photo-hyper2-q{}", "photo-hyper-q{}", "photo-q{}")
 
 
 def shipped_photo_models() -> list[Path]:
@@ -93,9 +94,14 @@ def _weights_digest(path: Path, mtime_ns: int, size: int) -> bytes:
 
 
 def shipped_label(directory: Path) -> str:
-    """How a message names a shipped model: ``models/NAME``, and a photo model's quality level (``-q``)."""
-    qualities = [q for q in PHOTO_QUALITIES for name in PHOTO_MODEL_NAMES if directory.name == name.format(q)]
-    return f"models/{directory.name}" + (f", photo quality {qualities[0]}" if qualities else "")
+    """How a message names a shipped model: ``models/NAME``, and a photo model's quality level (``-q``), of an
+    earlier release unless it is the one ``-q`` writes now."""
+    levels = [(q, i) for q in PHOTO_QUALITIES for i, name in enumerate(PHOTO_MODEL_NAMES)
+              if directory.name == name.format(q)]
+    if not levels:
+        return f"models/{directory.name}"
+    quality, release = levels[0]
+    return f"models/{directory.name}, photo quality {quality}" + (" of an earlier release" if release else "")
 
 
 def shipped_models() -> list[Path]:

@@ -327,6 +327,6 @@ def test_a_file_of_another_shipped_model_names_it():
     from latcomp.photo.codec import photo_model
 
     blob = compress_photo(np.zeros((20, 30, 3), np.uint8), quality=3, seed=1)
-    with pytest.raises(ModelMismatchError, match=r"encoded with model [0-9a-f]{16} \(models/photo-hyper-q3, "
+    with pytest.raises(ModelMismatchError, match=r"encoded with model [0-9a-f]{16} \(models/photo-hyper2-q3, "
                                                  r"photo quality 3\), but"):
         decompress_photo(blob, photo_model(1))
