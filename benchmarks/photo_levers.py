@@ -87,7 +87,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def to_markdown(rows: list[dict[str, Any]], origin: str, command: str, data: dict[str, Any],
-                machine: dict[str, Any]) -> str:
+                machine: dict[str, Any], plot_name: str) -> str:
     lines = ["# Photo training levers at equal steps", "", f"Command: `{command}`  ",
              f"Machine: {machine['cpu']}, {machine['cpu_count']} CPUs, load average {machine['load_average']}  ",
              data_line(data), "",
@@ -101,7 +101,7 @@ def to_markdown(rows: list[dict[str, Any]], origin: str, command: str, data: dic
                      f"| {c['downscale']} | {c['lr_drop'] or '—'} | {Path(c['init']).name if c['init'] else '—'} "
                      f"| {r['start_step']:,}–{r['end_step']:,} | {r['best_valid_loss']:.4f} ({r['best_epoch']}) "
                      f"| {k['bpp']:.4f} | {k['psnr']:.3f} | {k['ms_ssim']:.5f} | {k['loss']:.4f} |")
-    return "\n".join(lines + ["", "![validation curves](photo-levers.png)", ""])
+    return "\n".join(lines + ["", f"![validation curves]({plot_name})", ""])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,8 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     machine = machine_info()
     plot(rows, RESULTS_DIR / f"{args.name}.png")
     write_results(args.name, {"origin": args.origin, "rows": rows, "data": data, "machine": machine},
-                  to_markdown(rows, args.origin, command, data, machine).replace("photo-levers.png",
-                                                                                f"{args.name}.png"), command)
+                  to_markdown(rows, args.origin, command, data, machine, f"{args.name}.png"), command)
 
 
 if __name__ == "__main__":
