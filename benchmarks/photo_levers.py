@@ -14,7 +14,6 @@ against those steps. Writes ``docs/results/NAME.{json,md,png}`` (``--name``, def
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -24,13 +23,10 @@ from latcomp.measure.kodak import data_line, load_kodak
 from latcomp.measure.photo_bench import latcomp_curves
 from latcomp.measure.results import RESULTS_DIR, machine_info, pyplot, write_results
 from latcomp.modelfile import read_config
+from latcomp.train import TrainConfig, read_train_log
 
 #: The recipe fields a run reports (``training.config`` of its ``config.json``), in this order.
 RECIPE = ("architecture", "lam", "crop", "batch_size", "downscale", "lr", "lr_drop", "init")
-
-
-def read_log(run: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run / "train-log.jsonl").read_text().splitlines() if line.strip()]
 
 
 def steps_before(run: Path, origin: Path) -> int:
@@ -39,7 +35,7 @@ def steps_before(run: Path, origin: Path) -> int:
     steps, here = 0, read_config(run)["training"]["config"].get("init")
     while here is not None and Path(here).resolve() != origin.resolve():
         cfg = read_config(here)["training"]["config"]
-        steps += len(read_log(Path(here))) * cfg["steps_per_epoch"]
+        steps += len(read_train_log(here)) * cfg["steps_per_epoch"]
         here = cfg.get("init")
     if here is None:
         raise ValueError(f"{run} does not start from {origin} (its chain of --init models ends without it)")
@@ -48,10 +44,10 @@ def steps_before(run: Path, origin: Path) -> int:
 
 def run_summary(run: Path, origin: Path) -> dict[str, Any]:
     cfg = read_config(run)["training"]["config"]
-    log = read_log(run)
+    log = read_train_log(run)
     start = steps_before(run, origin)
     best = min(log, key=lambda r: r["valid_loss"])
-    return {"run": str(run), "recipe": {k: cfg.get(k, 1 if k == "downscale" else None) for k in RECIPE},
+    return {"run": str(run), "recipe": {k: cfg.get(k, getattr(TrainConfig, k)) for k in RECIPE},
             "start_step": start, "end_step": start + len(log) * cfg["steps_per_epoch"],
             "best_valid_loss": best["valid_loss"], "best_epoch": best["epoch"],
             "curve": [[start + r["epoch"] * cfg["steps_per_epoch"], r["valid_loss"]] for r in log]}
